@@ -1,0 +1,182 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/store"
+)
+
+// Config configures the API. The zero value of every field but Store is a
+// valid choice.
+type Config struct {
+	// Store holds the channels. Required.
+	Store store.Store
+	// Logger receives request ends and failures. Nil means discard.
+	Logger *slog.Logger
+	// Registerer receives the API's metrics. Nil means none are registered.
+	Registerer prometheus.Registerer
+	// Shutdown, when done, ends every open long-poll (with its keepalive)
+	// and SSE stream (with a shutdown event). Nil means never.
+	Shutdown context.Context
+
+	// DefaultWait is how long a long-poll waits when the request gives no
+	// wait. Zero means 25s.
+	DefaultWait time.Duration
+	// MaxWait is the longest wait a request may ask for. Zero means 2m.
+	MaxWait time.Duration
+	// DefaultLimit is how many messages one read returns when the request
+	// gives no limit. Zero means 100.
+	DefaultLimit int
+	// MaxLimit is the largest limit a request may ask for. Zero means 1000.
+	MaxLimit int
+	// MaxBodyBytes bounds a published message. Zero means 1 MiB.
+	MaxBodyBytes int64
+	// SSEHeartbeat is how often an idle SSE stream gets a comment line.
+	// Zero means 15s.
+	SSEHeartbeat time.Duration
+	// SSERetry is the reconnection delay sent to EventSource clients.
+	// Zero means 2s.
+	SSERetry time.Duration
+	// ProbeWait bounds how long conn.Watch waits for a peer's answer to a
+	// probe. Zero means conn's default.
+	ProbeWait time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("tether: httpapi: Config.Store is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&c.DefaultWait, 25*time.Second)
+	setDefault(&c.MaxWait, 2*time.Minute)
+	setDefault(&c.DefaultLimit, 100)
+	setDefault(&c.MaxLimit, 1000)
+	setDefault(&c.MaxBodyBytes, 1<<20)
+	setDefault(&c.SSEHeartbeat, 15*time.Second)
+	setDefault(&c.SSERetry, 2*time.Second)
+	switch {
+	case c.DefaultWait < 0 || c.MaxWait < 0 || c.SSEHeartbeat < 0 || c.SSERetry < 0 || c.ProbeWait < 0:
+		return errors.New("tether: httpapi: durations must not be negative")
+	case c.DefaultWait > c.MaxWait:
+		return errors.New("tether: httpapi: DefaultWait exceeds MaxWait")
+	case c.DefaultLimit < 1 || c.MaxLimit < c.DefaultLimit:
+		return errors.New("tether: httpapi: need 1 <= DefaultLimit <= MaxLimit")
+	case c.MaxBodyBytes < 1:
+		return errors.New("tether: httpapi: MaxBodyBytes must be positive")
+	}
+	return nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// API is tether's HTTP API v1 (docs/api.md) as an http.Handler. Serve it
+// with a listener from conn.Listen and http.Server.ConnContext set to
+// conn.ConnContext, so departures are told apart; on any other listener it
+// still works, with less precise end reasons.
+type API struct {
+	store        store.Store
+	log          *slog.Logger
+	limits       limits
+	maxBody      int64
+	sseHeartbeat time.Duration
+	sseRetry     time.Duration
+	metrics      *metrics
+	handler      http.Handler
+}
+
+// New returns the API for cfg.
+func New(cfg Config) (*API, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	a := &API{
+		store:        cfg.Store,
+		log:          cfg.Logger,
+		maxBody:      cfg.MaxBodyBytes,
+		sseHeartbeat: cfg.SSEHeartbeat,
+		sseRetry:     cfg.SSERetry,
+		limits: limits{
+			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,
+			defaultLimit: cfg.DefaultLimit, maxLimit: cfg.MaxLimit,
+		},
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	mux := http.NewServeMux()
+	watch := func(route string, h http.HandlerFunc) http.Handler {
+		return conn.Watch(h, conn.WatchConfig{
+			Shutdown:  cfg.Shutdown,
+			ProbeWait: cfg.ProbeWait,
+			OnEnd:     func(r *http.Request, e conn.End) { a.ended(route, r, e) },
+		})
+	}
+	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
+	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.poll))
+	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.events))
+	mux.HandleFunc("GET /healthz", a.healthz)
+	for _, path := range []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"} {
+		mux.HandleFunc(path, methodNotAllowed)
+	}
+	mux.HandleFunc("/", notFound)
+	a.handler = mux
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no route for "+r.Method+" "+r.URL.Path))
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
+}
+
+// ended logs and counts how a watched request ended. Departures are logged
+// at Info: they are what an operator asks about. Ordinary ends go to Debug.
+func (a *API) ended(route string, r *http.Request, e conn.End) {
+	a.metrics.ended(route, e)
+	level := slog.LevelDebug
+	if e.Reason != conn.ReasonCompleted {
+		level = slog.LevelInfo
+	}
+	if !a.log.Enabled(r.Context(), level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("route", route),
+		slog.String("channel", r.PathValue("channel")),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("reason", string(e.Reason)),
+		slog.Bool("half_closed", e.HalfClosed),
+	}
+	if e.Noticed > 0 {
+		attrs = append(attrs, slog.Duration("noticed", e.Noticed))
+	}
+	if e.Err != nil {
+		attrs = append(attrs, slog.String("err", e.Err.Error()))
+	}
+	a.log.LogAttrs(context.WithoutCancel(r.Context()), level, "request ended", attrs...)
+}

@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tether-run/tether/store"
+)
+
+// readParams are a long-poll or SSE request's parameters after decoding.
+type readParams struct {
+	channel string
+	// after is the cursor to read after; fromLatest means the client gave
+	// none and wants only messages newer than the request.
+	after      store.Cursor
+	fromLatest bool
+	wait       time.Duration
+	limit      int
+}
+
+// limits bound what a read request may ask for.
+type limits struct {
+	defaultWait, maxWait time.Duration
+	defaultLimit         int
+	maxLimit             int
+}
+
+func decodeChannel(name string) *apiError {
+	if !store.ValidChannel(name) {
+		return errorf(http.StatusBadRequest, CodeBadChannel,
+			"channel names are 1-128 bytes of letters, digits, '-', '_', '.', ':' and start with a letter or digit")
+	}
+	return nil
+}
+
+// decodeCursor checks the shape every cursor has on the wire. Whether the
+// engine minted it is for the engine to say.
+func decodeCursor(s string) (store.Cursor, *apiError) {
+	if s == "" || len(s) > 256 {
+		return "", errorf(http.StatusBadRequest, CodeBadCursor, "cursor must be 1-256 bytes")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return "", errorf(http.StatusBadRequest, CodeBadCursor, "cursor must be printable ASCII")
+		}
+	}
+	return store.Cursor(s), nil
+}
+
+// decodeRead decodes the query of a long-poll or SSE request. lastEventID,
+// when not empty, wins over ?after= (an EventSource reconnecting sends it).
+func decodeRead(channel string, q url.Values, lastEventID string, l limits) (readParams, *apiError) {
+	p := readParams{channel: channel, wait: l.defaultWait, limit: l.defaultLimit}
+	if e := decodeChannel(channel); e != nil {
+		return p, e
+	}
+	switch {
+	case lastEventID != "":
+		c, e := decodeCursor(lastEventID)
+		if e != nil {
+			return p, e
+		}
+		p.after = c
+	case q.Has("after"):
+		c, e := decodeCursor(q.Get("after"))
+		if e != nil {
+			return p, e
+		}
+		p.after = c
+	default:
+		p.fromLatest = true
+	}
+	if q.Has("wait") {
+		d, ok := parseWait(q.Get("wait"))
+		if !ok || d < 0 || d > l.maxWait {
+			return p, errorf(http.StatusBadRequest, CodeBadWait,
+				"wait must be a duration such as 30s (or a number of seconds) from 0 to "+l.maxWait.String())
+		}
+		p.wait = d
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > l.maxLimit {
+			return p, errorf(http.StatusBadRequest, CodeBadLimit,
+				"limit must be an integer from 1 to "+strconv.Itoa(l.maxLimit))
+		}
+		p.limit = n
+	}
+	return p, nil
+}
+
+// parseWait accepts a Go duration ("30s", "1m30s") or a bare number of
+// seconds ("30", "0.5").
+func parseWait(s string) (time.Duration, bool) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != f || f < 0 || f > float64(1<<62)/float64(time.Second) {
+		return 0, false
+	}
+	return time.Duration(f * float64(time.Second)), true
+}
+
+// MaxIdempotencyKeyLen is the longest Idempotency-Key accepted, in bytes.
+const MaxIdempotencyKeyLen = 255
+
+func decodeIdempotencyKey(k string) *apiError {
+	if len(k) > MaxIdempotencyKeyLen {
+		return errorf(http.StatusBadRequest, CodeBadIdempotencyKey, "Idempotency-Key is longer than 255 bytes")
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < ' ' || k[i] > '~' {
+			return errorf(http.StatusBadRequest, CodeBadIdempotencyKey, "Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// decodeMessage validates a publish body and returns it compacted. Compact
+// JSON has no raw newlines, so it fits an SSE data: line as it is.
+func decodeMessage(body []byte) ([]byte, *apiError) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON value; it is empty")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(body))
+	if err := json.Compact(&buf, body); err != nil {
+		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return buf.Bytes(), nil
+}

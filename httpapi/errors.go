@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error codes are part of the API contract (docs/api.md): clients switch on
+// them, so they never change meaning.
+const (
+	CodeBadChannel        = "bad_channel"
+	CodeBadCursor         = "bad_cursor"
+	CodeCursorAhead       = "cursor_ahead"
+	CodeBodyTooLarge      = "body_too_large"
+	CodeInvalidJSON       = "invalid_json"
+	CodeBadWait           = "bad_wait"
+	CodeBadLimit          = "bad_limit"
+	CodeBadIdempotencyKey = "bad_idempotency_key"
+	CodeNotFound          = "not_found"
+	CodeMethodNotAllowed  = "method_not_allowed"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
+)
+
+// apiError is an error answer: an HTTP status, a stable code and a message
+// for humans.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(status int, code, msg string) *apiError {
+	return &apiError{Status: status, Code: code, Message: msg}
+}
+
+// writeError answers with {"error": {"code": ..., "message": ...}}.
+func writeError(w http.ResponseWriter, e *apiError) {
+	writeJSON(w, e.Status, struct {
+		Error *apiError `json:"error"`
+	}{e})
+}
+
+// writeJSON answers with v as a JSON body. Encoding errors can only come
+// from a broken connection at this point, and there is no one to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/store"
+)
+
+// wireMessage is a message as clients see it.
+type wireMessage struct {
+	ID   store.Cursor    `json:"id"`
+	Data json.RawMessage `json:"data"`
+	Time time.Time       `json:"time"`
+}
+
+// pollResponse is the long-poll answer. An answer with no messages and the
+// same next is the keepalive: "nothing yet, poll again".
+type pollResponse struct {
+	Messages []wireMessage `json:"messages"`
+	Next     store.Cursor  `json:"next"`
+	Gap      bool          `json:"gap,omitempty"`
+	Earliest store.Cursor  `json:"earliest,omitempty"`
+}
+
+// poll serves GET /v1/channels/{channel}/messages: a long-poll read after a
+// cursor. It answers at once when there is something to say (messages or a
+// gap) and otherwise waits up to wait for the next message.
+//
+// The request's context is conn.Watch's: it ends only when the client is
+// really gone (closed or reset, not half-closed) or the server is stopping.
+// Reading never consumes, so a client that vanished before this answer
+// reached it gets the same messages again with the same cursor.
+func (a *API) poll(w http.ResponseWriter, r *http.Request) {
+	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), "", a.limits)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	ctx := r.Context()
+	if p.fromLatest {
+		if e := a.startAtLatest(ctx, &p); e != nil {
+			writeError(w, e)
+			return
+		}
+	}
+	res, err := a.store.Read(ctx, p.channel, p.after, p.limit)
+	if err != nil {
+		a.writeStoreError(w, r, err)
+		return
+	}
+	if len(res.Messages) == 0 && !res.Gap && p.wait > 0 {
+		res, err = a.waitAndRead(ctx, p)
+		if err != nil {
+			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), conn.ErrShutdown) {
+				return // the client is gone; Watch logs why
+			}
+			if ctx.Err() == nil {
+				a.writeStoreError(w, r, err)
+				return
+			}
+			// Shutting down: answer the keepalive so the client polls
+			// again, on this server's successor.
+			res = store.ReadResult{Next: p.after}
+		}
+	}
+	writeJSON(w, http.StatusOK, a.pollAnswer(ctx, p, res))
+}
+
+// waitAndRead waits up to p.wait for a message after p.after and reads
+// what arrived. A wait that runs out is not an error: it yields an empty
+// result whose Next is p.after, the keepalive.
+func (a *API) waitAndRead(ctx context.Context, p readParams) (store.ReadResult, error) {
+	wctx, cancel := context.WithTimeout(ctx, p.wait)
+	g := a.metrics.waiting.WithLabelValues("poll")
+	g.Inc()
+	err := a.store.Wait(wctx, p.channel, p.after)
+	g.Dec()
+	cancel()
+	switch {
+	case err == nil:
+		return a.store.Read(ctx, p.channel, p.after, p.limit)
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return store.ReadResult{Next: p.after}, nil
+	default:
+		return store.ReadResult{}, err
+	}
+}
+
+// startAtLatest points p at the channel's latest cursor: a client that gives
+// no cursor gets only what is published after its request.
+func (a *API) startAtLatest(ctx context.Context, p *readParams) *apiError {
+	b, err := a.store.Bounds(ctx, p.channel)
+	if err != nil {
+		return a.storeError(err)
+	}
+	p.after = b.Latest
+	return nil
+}
+
+func (a *API) pollAnswer(ctx context.Context, p readParams, res store.ReadResult) pollResponse {
+	out := pollResponse{Messages: make([]wireMessage, len(res.Messages)), Next: res.Next, Gap: res.Gap}
+	for i, m := range res.Messages {
+		out.Messages[i] = wireMessage{ID: m.ID, Data: m.Data, Time: m.Time.UTC()}
+	}
+	if out.Next == "" {
+		out.Next = p.after
+	}
+	if res.Gap {
+		out.Earliest = res.Earliest
+		if len(res.Messages) == 0 {
+			// Everything after the cursor was trimmed: move the client
+			// past the hole, or it would be told of it forever.
+			if b, err := a.store.Bounds(ctx, p.channel); err == nil {
+				out.Next = b.Latest
+			}
+		}
+	}
+	return out
+}
+
+// storeError maps the seam's errors to API errors.
+func (a *API) storeError(err error) *apiError {
+	switch {
+	case errors.Is(err, store.ErrBadCursor):
+		return errorf(http.StatusBadRequest, CodeBadCursor, "the cursor was not issued by this server")
+	case errors.Is(err, store.ErrCursorAhead):
+		return errorf(http.StatusBadRequest, CodeCursorAhead,
+			"the cursor is ahead of the channel: it was issued for other data; resume with after=0")
+	case errors.Is(err, store.ErrBadChannel):
+		return errorf(http.StatusBadRequest, CodeBadChannel, "bad channel name")
+	case errors.Is(err, store.ErrClosed):
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping")
+	default:
+		return errorf(http.StatusInternalServerError, CodeInternal, "storage failed")
+	}
+}
+
+// writeStoreError answers a storage error, or nothing when the error is only
+// the request's context ending because its client left.
+func (a *API) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	if ctx := r.Context(); ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
+			writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+		}
+		return
+	}
+	e := a.storeError(err)
+	if e.Code == CodeInternal {
+		a.log.ErrorContext(r.Context(), "storage failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, e)
+}

@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/tether-run/tether/store"
+)
+
+// publishResponse answers a publish: where the message sits in the log.
+type publishResponse struct {
+	Channel string       `json:"channel"`
+	ID      store.Cursor `json:"id"`
+}
+
+// publish serves POST /v1/channels/{channel}/messages. It answers 201 only
+// once the store says the message is durable. With an Idempotency-Key, a
+// retry within the store's dedup window answers the original cursor, marked
+// with the header Idempotent-Replayed: true, and appends nothing.
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	channel := r.PathValue("channel")
+	if e := decodeChannel(channel); e != nil {
+		writeError(w, e)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if e := decodeIdempotencyKey(key); e != nil {
+		writeError(w, e)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				"the body is larger than "+strconv.FormatInt(a.maxBody, 10)+" bytes"))
+		}
+		return // otherwise the client went away mid-body
+	}
+	data, e := decodeMessage(body)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	res, err := a.store.Append(r.Context(), channel, data, store.AppendOptions{IdempotencyKey: key})
+	if err != nil {
+		a.writeStoreError(w, r, err)
+		return
+	}
+	a.published(res.Duplicate)
+	if res.Duplicate {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, publishResponse{Channel: channel, ID: res.ID})
+}
