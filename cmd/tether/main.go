@@ -1,0 +1,148 @@
+// Command tether runs a tether server: durable channels over long-poll and
+// Server-Sent Events that notice when a client is really gone.
+//
+//	tether serve [flags]
+//
+// Every flag has an environment variable: --addr is TETHER_ADDR, --data is
+// TETHER_DATA, and so on (upper case, dashes as underscores, prefix TETHER_).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tether-run/tether/server"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tether:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: tether serve [flags]
+
+Commands:
+  serve   run the server (tether serve -h lists its flags)
+`
+
+func run(args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		return nil
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func serve(args []string, stderr io.Writer) error {
+	cfg, opts, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = newLogger(stderr, opts.logFormat, opts.logLevel)
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := srv.Start(context.Background()); err != nil {
+		return err
+	}
+	sig := <-sigs
+	cfg.Logger.Info("signal received; stopping (a second signal forces exit)", "signal", sig.String(), "grace", opts.grace)
+	ctx, cancel := context.WithTimeout(context.Background(), opts.grace)
+	defer cancel()
+	go func() {
+		<-sigs
+		cfg.Logger.Warn("second signal: exiting now")
+		os.Exit(2)
+	}()
+	if err := srv.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serveOptions are the flags that are not server configuration.
+type serveOptions struct {
+	logFormat, logLevel string
+	grace               time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptions, error) {
+	var cfg server.Config
+	var opts serveOptions
+	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`address` to listen on")
+	fs.StringVar(&cfg.DataDir, "data", "tether-data", "`directory` for the embedded store")
+	fs.DurationVar(&cfg.Retention.MaxAge, "retention-max-age", 0, "drop messages older than this (0 keeps them)")
+	fs.IntVar(&cfg.Retention.MaxMessages, "retention-max-messages", 0, "keep at most this many messages per channel (0: no limit)")
+	fs.DurationVar(&cfg.DedupWindow, "dedup-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
+	fs.DurationVar(&cfg.HTTP.DefaultWait, "wait-default", 25*time.Second, "long-poll wait when the request gives none")
+	fs.DurationVar(&cfg.HTTP.MaxWait, "wait-max", 2*time.Minute, "longest long-poll wait a request may ask for")
+	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", 1<<20, "largest published message, in `bytes`")
+	fs.DurationVar(&cfg.HTTP.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
+	fs.DurationVar(&cfg.KeepAlive.Idle, "tcp-keepalive-idle", 0, "idle time before TCP keepalive probes (0: default 4s)")
+	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", 0, "interval between TCP keepalive probes (0: default 1s)")
+	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", 0, "unanswered probes before the peer is dead (0: default 4)")
+	fs.DurationVar(&cfg.KeepAlive.UserTimeout, "tcp-user-timeout", 0, "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged (0: default 8s, negative: off)")
+	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&opts.grace, "shutdown-grace", 30*time.Second, "how long a stop waits for requests in flight")
+	if err := applyEnv(fs); err != nil {
+		return cfg, opts, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, opts, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return cfg, opts, nil
+}
+
+// applyEnv sets every flag from its TETHER_ variable, if set. Flags given on
+// the command line are parsed afterwards and win.
+func applyEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "TETHER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && err == nil {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,250 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether/store"
+)
+
+func TestPublishThenPoll(t *testing.T) {
+	n := startNode(t, nil)
+	id1 := n.publish("news", `{"n": 1}`)
+	id2 := n.publish("news", `"two"`)
+	a := n.poll("news", "after=0&wait=0")
+	if got, want := strings.Join(a.datas(), ","), `{"n":1},"two"`; got != want {
+		t.Fatalf("messages %s, want %s", got, want)
+	}
+	if a.Messages[0].ID != id1 || a.Messages[1].ID != id2 || a.Next != id2 {
+		t.Fatalf("ids %s %s next %s, want %s %s next %s", a.Messages[0].ID, a.Messages[1].ID, a.Next, id1, id2, id2)
+	}
+	if a.Messages[0].Time.IsZero() {
+		t.Fatal("message has no time")
+	}
+	// Reading never consumes: the same poll gets the same answer.
+	if b := n.poll("news", "after=0&wait=0"); strings.Join(b.datas(), ",") != strings.Join(a.datas(), ",") || b.Next != a.Next {
+		t.Fatalf("second read %+v differs from first %+v", b, a)
+	}
+	if b := n.poll("news", "after="+id1+"&wait=0&limit=1"); len(b.Messages) != 1 || b.Messages[0].ID != id2 {
+		t.Fatalf("after %s: %+v, want only %s", id1, b, id2)
+	}
+}
+
+func TestPollWakesOnPublish(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("wake", `0`)
+	type result struct {
+		a   pollAnswer
+		at  time.Time
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get(n.base + "/v1/channels/wake/messages?wait=20s&after=" + after)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var a pollAnswer
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		got <- result{a, time.Now(), err}
+	}()
+	n.waitingPolls(1)
+	published := time.Now()
+	id := n.publish("wake", `"hello"`)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.a.Messages) != 1 || r.a.Messages[0].ID != id || r.a.Next != id {
+		t.Fatalf("woke with %+v, want message %s", r.a, id)
+	}
+	// From the publish request starting to the poller holding the message.
+	if lat := r.at.Sub(published); lat > 50*time.Millisecond {
+		t.Fatalf("woke %v after the publish, want < 50ms", lat)
+	}
+}
+
+func TestPollKeepaliveWhenWaitRunsOut(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("quiet", `1`)
+	start := time.Now()
+	a := n.poll("quiet", "wait=300ms&after="+after)
+	if el := time.Since(start); el < 300*time.Millisecond {
+		t.Fatalf("answered after %v, before wait ran out", el)
+	}
+	if len(a.Messages) != 0 || a.Next != after || a.Gap {
+		t.Fatalf("keepalive %+v, want no messages and next %s", a, after)
+	}
+	// No cursor: only messages newer than the request, next is the latest.
+	if a := n.poll("quiet", "wait=0"); len(a.Messages) != 0 || a.Next != after {
+		t.Fatalf("poll without cursor: %+v, want empty with next %s", a, after)
+	}
+	if a := n.poll("empty", "wait=0"); len(a.Messages) != 0 || a.Next != string(store.Start) {
+		t.Fatalf("empty channel: %+v, want next %q", a, store.Start)
+	}
+}
+
+// A client that resets while its long-poll waits must not lose the message
+// published meanwhile: the next poll with the same cursor gets it.
+func TestPollResetThenRetryGetsMessage(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("reset", `"before"`)
+	c := rawGET(t, n.addr(), "/v1/channels/reset/messages?wait=30s&after="+after)
+	n.waitingPolls(1)
+	c.SetLinger(0)
+	c.Close()
+	id := n.publish("reset", `"during"`)
+	eventually(t, 5*time.Second, "the reset is noticed", func() bool { return n.ends("poll", "reset") == 1 })
+	a := n.poll("reset", "wait=5s&after="+after)
+	if len(a.Messages) != 1 || a.Messages[0].ID != id || string(a.Messages[0].Data) != `"during"` {
+		t.Fatalf("retry got %+v, want the message %s", a, id)
+	}
+}
+
+// A client may send its request, half-close, and wait for the answer: it
+// must get the whole response when a message arrives later.
+func TestPollHalfClosedClientGetsResponse(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("half", `0`)
+	c := rawGET(t, n.addr(), "/v1/channels/half/messages?wait=30s&after="+after)
+	defer c.Close()
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	n.waitingPolls(1)
+	// The server sees the FIN and probes with an informational response;
+	// the client reading it proves the probe happened before the message.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	probe, err := http.ReadResponse(br, nil)
+	if err != nil || probe.StatusCode != http.StatusProcessing {
+		t.Fatalf("first response: %v, %v; want the 102 probe", probe, err)
+	}
+	id := n.publish("half", `{"late":true}`)
+	resp := readFinal(t, br)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v (got %q)", err, body)
+	}
+	var a pollAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	if resp.StatusCode != 200 || len(a.Messages) != 1 || a.Messages[0].ID != id {
+		t.Fatalf("status %d body %s, want the message %s", resp.StatusCode, body, id)
+	}
+	eventually(t, 5*time.Second, "end counted as half-closed", func() bool { return n.ends("poll", "half-closed") == 1 })
+}
+
+// A client that fully closes or resets mid-wait is noticed long before its
+// wait ends, with the right reason.
+func TestPollDepartureNoticedBeforeWaitEnds(t *testing.T) {
+	for _, tc := range []struct {
+		how, reason string
+	}{{"close", "closed"}, {"reset", "reset"}} {
+		t.Run(tc.how, func(t *testing.T) {
+			n := startNode(t, nil)
+			c := rawGET(t, n.addr(), "/v1/channels/gone/messages?wait=60s")
+			n.waitingPolls(1)
+			start := time.Now()
+			if tc.how == "reset" {
+				c.SetLinger(0)
+			}
+			c.Close()
+			eventually(t, 10*time.Second, "departure noticed", func() bool { return n.ends("poll", tc.reason) == 1 })
+			if el := time.Since(start); el > 2*time.Second {
+				t.Fatalf("noticed after %v; the wait was 60s and the truth is about a millisecond", el)
+			}
+			n.waitingPolls(0)
+		})
+	}
+}
+
+// 1,000 clients that leave mid-wait leave no goroutine behind.
+func TestPollAbortsLeakNothing(t *testing.T) {
+	n := startNode(t, nil)
+	n.poll("warm", "wait=0") // the server's own goroutines exist before the snapshot
+	http.DefaultClient.CloseIdleConnections()
+	eventually(t, 5*time.Second, "idle server", func() bool { return n.metric("tether_http_waiting_requests", nil) == 0 })
+	ignore := goleak.IgnoreCurrent()
+	const total, batch = 1000, 50
+	for i := 0; i < total; i += batch {
+		conns := make([]*net.TCPConn, batch)
+		for j := range conns {
+			conns[j] = rawGET(t, n.addr(), fmt.Sprintf("/v1/channels/abort-%d/messages?wait=60s", j))
+		}
+		// Abort only once all of the batch is parked, so each abort hits a
+		// waiting request rather than one still being read.
+		n.waitingPolls(batch)
+		for j, c := range conns {
+			if j%2 == 0 {
+				c.SetLinger(0)
+			}
+			c.Close()
+		}
+		eventually(t, 10*time.Second, "batch noticed", func() bool {
+			return n.ends("poll", "closed")+n.ends("poll", "reset") == float64(i+batch)
+		})
+	}
+	if c, r := n.ends("poll", "closed"), n.ends("poll", "reset"); c != total/2 || r != total/2 {
+		t.Fatalf("ends closed=%v reset=%v, want %d each", c, r, total/2)
+	}
+	goleak.VerifyNone(t, ignore)
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	n := startNode(t, nil)
+	post := func(body string) (*http.Response, publishAnswer) {
+		req, _ := http.NewRequest("POST", n.base+"/v1/channels/orders/messages", strings.NewReader(body))
+		req.Header.Set("Idempotency-Key", "order-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a publishAnswer
+		decodeStatus(t, resp, http.StatusCreated, &a)
+		return resp, a
+	}
+	r1, a1 := post(`{"order":42}`)
+	r2, a2 := post(`{"order":42}`)
+	if a1.ID != a2.ID {
+		t.Fatalf("retry got id %s, want the original %s", a2.ID, a1.ID)
+	}
+	if r1.Header.Get("Idempotent-Replayed") != "" || r2.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("Idempotent-Replayed: first %q second %q", r1.Header.Get("Idempotent-Replayed"), r2.Header.Get("Idempotent-Replayed"))
+	}
+	if a := n.poll("orders", "after=0&wait=0"); len(a.Messages) != 1 {
+		t.Fatalf("channel holds %d messages, want 1", len(a.Messages))
+	}
+}
+
+func TestGapAfterRetention(t *testing.T) {
+	n := startNode(t, func(c *server.Config) { c.Retention.MaxMessages = 3 })
+	var ids []string
+	for i := 0; i < 10; i++ {
+		ids = append(ids, n.publish("trim", fmt.Sprint(i)))
+	}
+	a := n.poll("trim", "wait=0&after="+ids[0])
+	if !a.Gap || a.Earliest != ids[7] || strings.Join(a.datas(), ",") != "7,8,9" {
+		t.Fatalf("behind retention: %+v, want gap with earliest %s and 7,8,9", a, ids[7])
+	}
+	if a := n.poll("trim", "wait=0&after=0"); a.Gap || strings.Join(a.datas(), ",") != "7,8,9" {
+		t.Fatalf("after=0: %+v, want 7,8,9 without gap", a)
+	}
+	if a := n.poll("trim", "wait=0&after="+ids[6]); a.Gap {
+		t.Fatalf("after %s (just before earliest): %+v, want no gap", ids[6], a)
+	}
+}

@@ -1,0 +1,181 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/server"
+)
+
+type sseEvent struct{ id, event, data string }
+
+// sseReader parses a text/event-stream as an EventSource would, keeping
+// comment lines apart so tests can see heartbeats.
+type sseReader struct {
+	br       *bufio.Reader
+	comments int
+}
+
+func (r *sseReader) next(t *testing.T) sseEvent {
+	t.Helper()
+	var ev sseEvent
+	var data []string
+	for {
+		line, err := r.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read event: %v", err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		switch {
+		case line == "":
+			if data != nil || ev.event != "" {
+				ev.data = strings.Join(data, "\n")
+				return ev
+			}
+		case strings.HasPrefix(line, ":"):
+			r.comments++
+		case strings.HasPrefix(line, "id: "):
+			ev.id = strings.TrimPrefix(line, "id: ")
+		case strings.HasPrefix(line, "event: "):
+			ev.event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			data = append(data, strings.TrimPrefix(line, "data: "))
+		case strings.HasPrefix(line, "retry: "):
+		default:
+			t.Fatalf("unexpected SSE line %q", line)
+		}
+	}
+}
+
+// openSSE opens the event stream of channel with optional headers.
+func (n *node) openSSE(ctx context.Context, channel, query string, header map[string]string) *sseReader {
+	n.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/v1/channels/"+channel+"/events?"+query, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		n.t.Fatalf("SSE answer %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return &sseReader{br: bufio.NewReader(resp.Body)}
+}
+
+func TestSSEResumeWithLastEventID(t *testing.T) {
+	n := startNode(t, nil)
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		ids = append(ids, n.publish("feed", fmt.Sprint(i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := n.openSSE(ctx, "feed", "after=0", map[string]string{"Last-Event-ID": ids[0]})
+	for i, want := range []string{"2", "3"} {
+		if ev := s.next(t); ev.id != ids[i+1] || ev.data != want || ev.event != "" {
+			t.Fatalf("event %+v, want id %s data %s", ev, ids[i+1], want)
+		}
+	}
+	id4 := n.publish("feed", `{"four":4}`)
+	if ev := s.next(t); ev.id != id4 || ev.data != `{"four":4}` {
+		t.Fatalf("live event %+v, want id %s", ev, id4)
+	}
+	// ?after= works too when no Last-Event-ID is sent.
+	s2 := n.openSSE(ctx, "feed", "after="+ids[1], nil)
+	if ev := s2.next(t); ev.id != ids[2] {
+		t.Fatalf("after=%s: first event %+v, want %s", ids[1], ev, ids[2])
+	}
+}
+
+func TestSSEHeartbeatAndGap(t *testing.T) {
+	n := startNode(t, func(c *server.Config) {
+		c.Retention.MaxMessages = 2
+		c.HTTP.SSEHeartbeat = 50 * time.Millisecond
+	})
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, n.publish("hb", fmt.Sprint(i)))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := n.openSSE(ctx, "hb", "after="+ids[0], nil)
+	if ev := s.next(t); ev.event != "gap" || !strings.Contains(ev.data, `"earliest":"`+ids[3]+`"`) || ev.id != "" {
+		t.Fatalf("first event %+v, want a gap naming earliest %s", ev, ids[3])
+	}
+	for _, want := range []string{"3", "4"} {
+		if ev := s.next(t); ev.data != want {
+			t.Fatalf("event %+v, want data %s", ev, want)
+		}
+	}
+	comments := s.comments
+	id := n.publishAfterHeartbeats(s, t, 2)
+	if ev := s.next(t); ev.id != id {
+		t.Fatalf("event %+v, want %s", ev, id)
+	}
+	if s.comments-comments < 2 {
+		t.Fatalf("saw %d heartbeats, want at least 2", s.comments-comments)
+	}
+}
+
+// publishAfterHeartbeats reads until k heartbeat comments have arrived on s
+// (they come with no event, so reading a byte at a time is enough), then
+// publishes and returns the cursor.
+func (n *node) publishAfterHeartbeats(s *sseReader, t *testing.T, k int) string {
+	seen := 0
+	for seen < k {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, ":") {
+			seen++
+			s.comments++
+		}
+	}
+	return n.publish("hb", `"after-heartbeats"`)
+}
+
+func TestShutdownAnswersWaitingClients(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("bye", `1`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := n.openSSE(ctx, "bye", "", nil)
+	got := make(chan pollAnswer, 1)
+	go func() {
+		resp, err := http.Get(n.base + "/v1/channels/bye/messages?wait=60s&after=" + after)
+		if err != nil {
+			t.Error(err)
+			close(got)
+			return
+		}
+		defer resp.Body.Close()
+		var a pollAnswer
+		decodeStatus(t, resp, 200, &a)
+		got <- a
+	}()
+	n.waitingPolls(1)
+	eventually(t, 5*time.Second, "SSE waiting", func() bool {
+		return n.metric("tether_http_waiting_requests", map[string]string{"route": "events"}) == 1
+	})
+	start := time.Now()
+	n.stop()
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("stop took %v with two waiting clients", el)
+	}
+	a, ok := <-got
+	if !ok || len(a.Messages) != 0 || a.Next != after {
+		t.Fatalf("long-poll at shutdown got %+v, want the keepalive with next %s", a, after)
+	}
+	if ev := s.next(t); ev.event != "shutdown" {
+		t.Fatalf("SSE at shutdown got %+v, want a shutdown event", ev)
+	}
+}
