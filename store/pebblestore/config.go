@@ -1,0 +1,85 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tether-run/tether/store"
+)
+
+// Config configures a Store. The zero value of every field but Dir is a
+// valid choice.
+type Config struct {
+	// Dir is the directory the store keeps its data in. It is created if
+	// missing. Required. Only one Store may have a Dir open at a time.
+	Dir string
+
+	// Retention bounds every channel's history. MaxMessages is enforced as
+	// part of the append that exceeds it; MaxAge by a background trim every
+	// TrimInterval, and by reads at once. Zero fields mean no bound.
+	Retention store.Retention
+
+	// DedupWindow is how long an idempotency key is remembered after the
+	// append that used it. Zero means 10 minutes.
+	DedupWindow time.Duration
+
+	// TrimInterval is how often expired messages and idempotency keys are
+	// deleted from disk. Zero means MaxAge/4 capped at 1s, or 1s without a
+	// MaxAge; anything below 10ms is raised to 10ms.
+	TrimInterval time.Duration
+
+	// Now is the clock that stamps messages and ages them out. Nil means
+	// time.Now. Stamps never go backwards: a clock that does is held at
+	// the latest stamp until it catches up.
+	Now func() time.Time
+
+	// Logger receives the store's and Pebble's own log messages. Nil means
+	// they are discarded.
+	Logger *slog.Logger
+
+	// fs replaces the operating system's filesystem when set. Tests use it
+	// to simulate crashes.
+	fs vfs.FS
+}
+
+const (
+	defaultDedupWindow = 10 * time.Minute
+	maxTrimInterval    = time.Second
+	minTrimInterval    = 10 * time.Millisecond
+)
+
+// withDefaults validates c and fills in the defaults.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Dir == "":
+		return c, errors.New("tether: pebblestore: Config.Dir is required")
+	case c.Retention.MaxAge < 0:
+		return c, fmt.Errorf("tether: pebblestore: negative Retention.MaxAge %v", c.Retention.MaxAge)
+	case c.Retention.MaxMessages < 0:
+		return c, fmt.Errorf("tether: pebblestore: negative Retention.MaxMessages %d", c.Retention.MaxMessages)
+	case c.DedupWindow < 0:
+		return c, fmt.Errorf("tether: pebblestore: negative DedupWindow %v", c.DedupWindow)
+	case c.TrimInterval < 0:
+		return c, fmt.Errorf("tether: pebblestore: negative TrimInterval %v", c.TrimInterval)
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = defaultDedupWindow
+	}
+	if c.TrimInterval == 0 {
+		c.TrimInterval = maxTrimInterval
+		if c.Retention.MaxAge > 0 {
+			c.TrimInterval = min(c.Retention.MaxAge/4, maxTrimInterval)
+		}
+	}
+	c.TrimInterval = max(c.TrimInterval, minTrimInterval)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}

@@ -1,0 +1,53 @@
+// Package pebblestore is tether's embedded storage engine: a [store.Store]
+// kept in a Pebble database in one local directory.
+//
+//	s, err := pebblestore.Open(pebblestore.Config{
+//		Dir:       "/var/lib/tether",
+//		Retention: store.Retention{MaxAge: 24 * time.Hour},
+//		Logger:    logger,
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//	res, err := s.Append(ctx, "orders", payload, store.AppendOptions{IdempotencyKey: id})
+//
+// # Writes: group commit
+//
+// One committer goroutine owns every write. Append queues its request and
+// waits; the committer takes everything queued (up to 1024 appends or 4 MiB),
+// assigns each channel's next sequence numbers, resolves idempotency keys
+// against disk and against the rest of the group, applies MaxMessages, and
+// writes messages, channel meta and idempotency keys in one Pebble batch
+// committed with one fsync. Only then does it publish the channels' new last
+// sequence numbers, wake their waiters and reply. Concurrent appends thus
+// share an fsync, and a reader never sees a message that is not durable,
+// nor message n+1 before n.
+//
+// An idempotency key is remembered for Config.DedupWindow, across restarts;
+// a duplicate names the original message even if retention has since
+// removed it.
+//
+// The committer also runs retention every Config.TrimInterval: it deletes
+// messages older than MaxAge and idempotency keys past the dedup window.
+// Reads do not wait for it: they hide expired messages themselves.
+//
+// # Cursors
+//
+// A cursor is the message's sequence number in its channel, in decimal: "1"
+// is the first message a channel ever had, and store.Start ("0") is before
+// it. Sequence numbers are never reused, even when retention has removed
+// every message, because a channel's meta outlives its messages.
+//
+// # Concurrency
+//
+// All methods of Store are safe for concurrent use. Append blocks while the
+// queue of 4096 pending appends is full, until there is room or its ctx
+// ends. Read and Bounds read a consistent snapshot. Wait registers on an
+// in-memory per-channel broadcast channel that the committer closes and
+// replaces on each append; a Wait that returns, for whatever reason, leaves
+// nothing registered. Close stops new calls, lets the committer finish what
+// is queued, wakes blocked Waits with store.ErrClosed, waits for the
+// committer goroutine to exit and closes the database: after Close returns,
+// the store has no goroutine left.
+package pebblestore

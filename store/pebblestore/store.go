@@ -1,0 +1,217 @@
+package pebblestore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/tether-run/tether/store"
+)
+
+// Store is a store.Store kept in a Pebble database. Create one with Open.
+type Store struct {
+	cfg      Config
+	db       *pebble.DB
+	fsCloser io.Closer // stops the disk-health checker; after db.Close
+
+	// life orders Close after every call that uses db: Read and Bounds hold
+	// it read-locked while they touch db, Append while it enqueues, and
+	// Close write-locks it to set closed. Lock order: life, then mu.
+	life    sync.RWMutex
+	closed  bool           // guarded by life
+	senders sync.WaitGroup // Appends between the closed check and the queue
+
+	// closing is closed when Close starts; it wakes blocked Waits.
+	closing chan struct{}
+	// queue carries appends to the committer goroutine. It is closed by
+	// Close once no sender can use it, which makes the committer drain it
+	// and exit.
+	queue         chan *appendReq
+	committerDone chan struct{}
+
+	mu    sync.RWMutex
+	chans map[string]*channel // guarded by mu
+
+	// lastNanos is the latest accept time handed out, so that stamps never
+	// go backwards. Owned by the committer goroutine (and Open before it).
+	lastNanos int64
+
+	stats stats
+}
+
+// stats count the committer's work, for benchmarks and tests.
+type stats struct {
+	syncs   atomic.Int64 // batches committed with an fsync
+	appends atomic.Int64 // messages written (duplicates excluded)
+}
+
+// channel is the in-memory state of one channel. The committer writes first
+// and last under mu after the batch that moved them is durable, so a reader
+// never sees a seq before it is on disk, nor seq n+1 before n.
+type channel struct {
+	first uint64 // guarded by mu; first retained seq, > last when none
+	last  uint64 // guarded by mu; last appended seq, 0 when none
+
+	// notify is closed and cleared when last moves; nil while nobody
+	// waits. waiters counts Waits holding this channel. Both guarded by mu.
+	notify  chan struct{}
+	waiters int
+
+	// firstNanos is the accept time of message first, 0 when not known.
+	// Owned by the committer goroutine; used to skip channels with nothing
+	// to age out.
+	firstNanos int64
+}
+
+const (
+	// queueLen bounds Appends waiting for the committer. When it is full,
+	// Append blocks until there is room or its ctx ends.
+	queueLen = 4096
+	// maxBatch and maxBatchBytes bound one group commit.
+	maxBatch      = 1024
+	maxBatchBytes = 4 << 20
+)
+
+// Open opens or creates the store in cfg.Dir and starts its committer
+// goroutine, which Close stops.
+func Open(cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opts, fsCloser := pebbleOptions(cfg)
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("tether: pebblestore: open %s: %w", cfg.Dir, err), fsCloser.Close())
+	}
+	s := &Store{
+		cfg:           cfg,
+		db:            db,
+		fsCloser:      fsCloser,
+		closing:       make(chan struct{}),
+		queue:         make(chan *appendReq, queueLen),
+		committerDone: make(chan struct{}),
+		chans:         map[string]*channel{},
+	}
+	if err := s.load(); err != nil {
+		return nil, errors.Join(err, db.Close(), fsCloser.Close())
+	}
+	go s.runCommitter()
+	return s, nil
+}
+
+// pebbleOptions returns the options to open cfg.Dir with, and the closer of
+// the disk-health-checking filesystem in them. Pebble would build that
+// filesystem itself, but leaks its goroutine when Open fails (pebble
+// v2.1.7), so the store owns it and closes it after the database.
+func pebbleOptions(cfg Config) (*pebble.Options, io.Closer) {
+	logger := cfg.Logger.With("component", "pebble")
+	inner := vfs.Default
+	if cfg.fs != nil {
+		inner = cfg.fs
+	}
+	fs, fsCloser := vfs.WithDiskHealthChecks(inner, slowDisk, nil, func(info vfs.DiskSlowInfo) {
+		logger.Warn("slow disk operation", "path", info.Path, "op", fmt.Sprint(info.OpType), "duration", info.Duration)
+	})
+	opts := &pebble.Options{
+		FS:                 fs,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{logger},
+	}
+	// Idempotency keys are looked up one by one and are mostly absent:
+	// bloom filters answer those misses without reading blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return opts, fsCloser
+}
+
+// slowDisk is how long a disk operation may take before it is logged.
+const slowDisk = 5 * time.Second
+
+// load checks the format version and loads every channel's meta.
+func (s *Store) load() error {
+	if err := s.checkVersion(); err != nil {
+		return err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{kindMeta},
+		UpperBound: []byte{kindMeta + 1},
+	})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		m, err := decodeMeta(it.Value())
+		if err != nil {
+			return fmt.Errorf("%w: meta of %q", err, it.Key()[1:])
+		}
+		s.chans[string(it.Key()[1:])] = &channel{first: m.first, last: m.last}
+		s.lastNanos = max(s.lastNanos, m.lastNanos)
+	}
+	return it.Error()
+}
+
+func (s *Store) checkVersion() error {
+	v, closer, err := s.db.Get(versionKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return s.db.Set(versionKey, []byte{formatVersion}, pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != formatVersion {
+		return fmt.Errorf("tether: pebblestore: %s holds format %x, want %d", s.cfg.Dir, v, formatVersion)
+	}
+	return nil
+}
+
+// Close stops accepting calls, lets the committer finish what is queued,
+// wakes blocked Waits with store.ErrClosed and closes the database. It
+// returns store.ErrClosed when called again.
+func (s *Store) Close() error {
+	s.life.Lock() // waits for Reads and Bounds in progress
+	if s.closed {
+		s.life.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	close(s.closing)
+	s.life.Unlock()
+
+	s.senders.Wait() // no Append can reach the queue from here on
+	close(s.queue)
+	<-s.committerDone
+	return errors.Join(s.db.Close(), s.fsCloser.Close())
+}
+
+// use read-locks life for a call that touches db; the caller must call the
+// returned func when done.
+func (s *Store) use() (done func(), err error) {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return nil, store.ErrClosed
+	}
+	return s.life.RUnlock, nil
+}
+
+// visible returns the published first and last seq of a channel.
+func (s *Store) visible(name string) (first, last uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c := s.chans[name]; c != nil {
+		return c.first, c.last
+	}
+	return 1, 0
+}
+
+var _ store.Store = (*Store)(nil)
