@@ -1,0 +1,84 @@
+//go:build linux
+
+package conn
+
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// haveTCPInfo says Watch can tell how a peer left.
+const haveTCPInfo = true
+
+// readSockInfo reads TCP_INFO (tcp(7)). It never blocks and never changes
+// the socket, so it is safe while net/http reads and writes. It fails once
+// net/http has closed the connection.
+func readSockInfo(rc syscall.RawConn) (sockInfo, error) {
+	var ti *unix.TCPInfo
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return sockInfo{}, err
+	}
+	return sockInfo{
+		State:   tcpState(ti.State),
+		Unacked: ti.Unacked,
+		NotSent: ti.Notsent_bytes,
+		SegsOut: ti.Data_segs_out,
+		Acked:   ti.Bytes_acked,
+		RTT:     time.Duration(ti.Rtt) * time.Microsecond,
+	}, nil
+}
+
+// readSockErr reads and clears SO_ERROR. Only called once the socket is in
+// TCP_CLOSE, when nobody else needs the pending error: Linux leaves EPIPE
+// there for an RST received after the peer's FIN, ECONNRESET for an RST on
+// an open connection and ETIMEDOUT when keepalive or TCP_USER_TIMEOUT gave
+// up (tcp_reset, tcp_write_err in net/ipv4/tcp_input.c, tcp_timer.c).
+func readSockErr(rc syscall.RawConn) error {
+	var v int
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		v, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil || v == 0 {
+		return nil
+	}
+	return syscall.Errno(v)
+}
+
+// setUserTimeout sets TCP_USER_TIMEOUT (RFC 5482; tcp(7)): the kernel
+// aborts the connection with ETIMEDOUT once data stays unacknowledged, or
+// keepalive probes stay unanswered, for longer than d. Linux copies it from
+// a listening socket to the sockets it accepts (inet_csk_clone_lock copies
+// icsk_user_timeout); TestListenSocketOptions checks that.
+func setUserTimeout(fd uintptr, d time.Duration) error {
+	ms := d.Milliseconds()
+	if ms > int64(^uint32(0)>>1) {
+		return errors.New("tether: user timeout too large")
+	}
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(ms))
+}
+
+// sockIntOpt reads an integer socket option; tests use it to check what
+// accepted sockets inherited.
+func sockIntOpt(rc syscall.RawConn, level, opt int) (int, error) {
+	var v int
+	var serr error
+	err := rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), level, opt) })
+	if err == nil {
+		err = serr
+	}
+	return v, err
+}
