@@ -68,7 +68,7 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 			res = store.ReadResult{Next: p.after}
 		}
 	}
-	writeJSON(w, http.StatusOK, a.pollAnswer(ctx, p, res))
+	writeJSON(w, http.StatusOK, pollAnswer(p, res))
 }
 
 // waitAndRead waits up to p.wait for a message after p.after and reads
@@ -102,7 +102,7 @@ func (a *API) startAtLatest(ctx context.Context, p *readParams) *apiError {
 	return nil
 }
 
-func (a *API) pollAnswer(ctx context.Context, p readParams, res store.ReadResult) pollResponse {
+func pollAnswer(p readParams, res store.ReadResult) pollResponse {
 	out := pollResponse{Messages: make([]wireMessage, len(res.Messages)), Next: res.Next, Gap: res.Gap}
 	for i, m := range res.Messages {
 		out.Messages[i] = wireMessage{ID: m.ID, Data: m.Data, Time: m.Time.UTC()}
@@ -111,14 +111,9 @@ func (a *API) pollAnswer(ctx context.Context, p readParams, res store.ReadResult
 		out.Next = p.after
 	}
 	if res.Gap {
+		// When nothing remains after the cursor, Next is already past the
+		// hole (the store's contract), so the gap is reported once.
 		out.Earliest = res.Earliest
-		if len(res.Messages) == 0 {
-			// Everything after the cursor was trimmed: move the client
-			// past the hole, or it would be told of it forever.
-			if b, err := a.store.Bounds(ctx, p.channel); err == nil {
-				out.Next = b.Latest
-			}
-		}
 	}
 	return out
 }

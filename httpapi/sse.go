@@ -63,13 +63,6 @@ func (a *API) stream(ctx context.Context, s *sseStream, p readParams, res store.
 		if err := s.writeBatch(p.after, res); err != nil {
 			return err
 		}
-		if res.Gap && len(res.Messages) == 0 {
-			b, err := a.store.Bounds(ctx, p.channel)
-			if err != nil {
-				return err
-			}
-			res.Next = b.Latest
-		}
 		if res.Next != "" {
 			p.after = res.Next
 		}
