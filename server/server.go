@@ -142,7 +142,7 @@ func (s *Server) openStore() (store.Store, bool, error) {
 		Dir:         s.cfg.DataDir,
 		Retention:   s.cfg.Retention,
 		DedupWindow: s.cfg.DedupWindow,
-		Logger:      s.log.With("component", "pebble"),
+		Logger:      s.log,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("tether: open data dir %s: %w", s.cfg.DataDir, err)

@@ -17,7 +17,8 @@ func (p pebbleLogger) logf(level slog.Level, format string, args []any) {
 	}
 }
 
-func (p pebbleLogger) Infof(format string, args ...any) { p.logf(slog.LevelInfo, format, args) }
+// Infof goes to Debug: Pebble narrates every WAL, flush and compaction.
+func (p pebbleLogger) Infof(format string, args ...any) { p.logf(slog.LevelDebug, format, args) }
 
 func (p pebbleLogger) Errorf(format string, args ...any) { p.logf(slog.LevelError, format, args) }
 
