@@ -52,6 +52,17 @@
 //		}
 //	}
 //
+// # The lifecycle layer
+//
+// Every connection, whatever its transport (long-poll, SSE, WebSocket,
+// TCP), is Opened in a Registry: it gets an id, a State, and exactly one
+// end Reason, which reaches the application (RegistryConfig.OnDisconnect),
+// the log and the metrics. The Registry lists live connections, closes one
+// with a CloseMode (graceful, reset or discard, see CloseConn), admits a
+// connection that presents a session key only after its predecessor's
+// cleanup has returned, and shuts everything down over a snapshot of the
+// live set (Registry.Shutdown).
+//
 // # Concurrency contract
 //
 // Watch is safe for concurrent use by any number of requests. Per request

@@ -37,6 +37,25 @@ const (
 	// cancellation came from the server side (BaseContext,
 	// http.Server.ReadTimeout) while the peer was still connected.
 	ReasonCanceled Reason = "canceled"
+
+	// The reasons below end connections of the bidirectional transports
+	// (WebSocket, TCP) or come from the server's own decisions.
+
+	// ReasonIdleTimeout: no application data either way for the configured
+	// idle time.
+	ReasonIdleTimeout Reason = "idle-timeout"
+	// ReasonHeartbeatTimeout: nothing (pong or any frame) arrived within
+	// the heartbeat timeout.
+	ReasonHeartbeatTimeout Reason = "heartbeat-timeout"
+	// ReasonSlowConsumer: the client fell further behind its channels than
+	// the configured lag; it resumes from its last delivered cursor.
+	ReasonSlowConsumer Reason = "slow-consumer"
+	// ReasonKicked: an operator or the application closed the connection
+	// (Registry.Close, POST /v1/connections/{id}/close).
+	ReasonKicked Reason = "kicked"
+	// ReasonProtocolError: the client broke the framed protocol (oversized
+	// or malformed frame, too many requests in flight).
+	ReasonProtocolError Reason = "protocol-error"
 )
 
 // Sentinel errors. A GoneError matches the one for its Reason under
@@ -47,6 +66,15 @@ var (
 	ErrTimeout     = errors.New("tether: client stopped answering")
 	ErrShutdown    = errors.New("tether: server is shutting down")
 	ErrWriteFailed = errors.New("tether: write to client failed")
+
+	// Sentinels for the ends the server decides on connections of the
+	// bidirectional transports; they let ReasonOf classify a context that
+	// a transport cancelled with one of them.
+	ErrIdleTimeout      = errors.New("tether: connection idle too long")
+	ErrHeartbeatTimeout = errors.New("tether: client missed its heartbeat")
+	ErrSlowConsumer     = errors.New("tether: client fell too far behind")
+	ErrKicked           = errors.New("tether: connection closed by the server")
+	ErrProtocolError    = errors.New("tether: client broke the protocol")
 )
 
 var sentinels = map[Reason]error{
@@ -55,6 +83,12 @@ var sentinels = map[Reason]error{
 	ReasonTimeout:     ErrTimeout,
 	ReasonShutdown:    ErrShutdown,
 	ReasonWriteFailed: ErrWriteFailed,
+
+	ReasonIdleTimeout:      ErrIdleTimeout,
+	ReasonHeartbeatTimeout: ErrHeartbeatTimeout,
+	ReasonSlowConsumer:     ErrSlowConsumer,
+	ReasonKicked:           ErrKicked,
+	ReasonProtocolError:    ErrProtocolError,
 }
 
 // GoneError is the context cause Watch sets when the client is gone.

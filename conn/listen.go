@@ -193,6 +193,7 @@ type connKey struct{}
 // connInfo is what ConnContext stores for Watch: a handle for getsockopt
 // and, for connections from Listen, the recorded errors.
 type connInfo struct {
+	c   net.Conn
 	rc  syscall.RawConn
 	rec *tcpConn // nil for a plain *net.TCPConn
 }
@@ -214,7 +215,7 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if !haveTCPInfo {
 		return ctx
 	}
-	ci := &connInfo{}
+	ci := &connInfo{c: c}
 	switch c := c.(type) {
 	case *tcpConn:
 		ci.rc, ci.rec = c.rc, c
@@ -228,6 +229,17 @@ func ConnContext(ctx context.Context, c net.Conn) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, connKey{}, ci)
+}
+
+// NetConn returns the connection ConnContext stored in ctx (any request
+// context derived from it), or nil. Transports use it to close a request's
+// connection with a CloseMode. Don't read from or write to it: net/http
+// owns it.
+func NetConn(ctx context.Context) net.Conn {
+	if ci := connInfoFrom(ctx); ci != nil {
+		return ci.c
+	}
+	return nil
 }
 
 func connInfoFrom(ctx context.Context) *connInfo {

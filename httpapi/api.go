@@ -25,6 +25,10 @@ type Config struct {
 	// Shutdown, when done, ends every open long-poll (with its keepalive)
 	// and SSE stream (with a shutdown event). Nil means never.
 	Shutdown context.Context
+	// Registry, when set, tracks every long-poll and SSE request as a
+	// connection: listed, closable, told of shutdown (Registry.Shutdown),
+	// ended with one reason. Nil means requests are not tracked.
+	Registry *conn.Registry
 
 	// DefaultWait is how long a long-poll waits when the request gives no
 	// wait. Zero means 25s.
@@ -95,6 +99,7 @@ type API struct {
 	sseHeartbeat time.Duration
 	sseRetry     time.Duration
 	metrics      *metrics
+	reg          *conn.Registry
 	handler      http.Handler
 }
 
@@ -109,6 +114,7 @@ func New(cfg Config) (*API, error) {
 		maxBody:      cfg.MaxBodyBytes,
 		sseHeartbeat: cfg.SSEHeartbeat,
 		sseRetry:     cfg.SSERetry,
+		reg:          cfg.Registry,
 		limits: limits{
 			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,
 			defaultLimit: cfg.DefaultLimit, maxLimit: cfg.MaxLimit,
@@ -120,16 +126,25 @@ func New(cfg Config) (*API, error) {
 	}
 	a.metrics = m
 	mux := http.NewServeMux()
+	// Publishes are not ended by a shutdown: the server waits for them,
+	// so that what it acknowledges is what it stored.
 	watch := func(route string, h http.HandlerFunc) http.Handler {
-		return conn.Watch(h, conn.WatchConfig{
-			Shutdown:  cfg.Shutdown,
+		shutdown := cfg.Shutdown
+		if route == "publish" {
+			shutdown = nil
+		}
+		return withSlot(conn.Watch(h, conn.WatchConfig{
+			Shutdown:  shutdown,
 			ProbeWait: cfg.ProbeWait,
-			OnEnd:     func(r *http.Request, e conn.End) { a.ended(route, r, e) },
-		})
+			OnEnd: func(r *http.Request, e conn.End) {
+				endTracked(r, e)
+				a.ended(route, r, e)
+			},
+		}))
 	}
 	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
-	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.poll))
-	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.events))
+	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(conn.TransportLongPoll, a.poll)))
+	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.track(conn.TransportSSE, a.events)))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	for _, path := range []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"} {
 		mux.HandleFunc(path, methodNotAllowed)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/store"
 )
 
@@ -25,6 +24,9 @@ type pollResponse struct {
 	Next     store.Cursor  `json:"next"`
 	Gap      bool          `json:"gap,omitempty"`
 	Earliest store.Cursor  `json:"earliest,omitempty"`
+	// ReconnectAfterMS is set when the server is going away: poll again
+	// after this long, to spread the reconnects.
+	ReconnectAfterMS int64 `json:"reconnect_after_ms,omitempty"`
 }
 
 // poll serves GET /v1/channels/{channel}/messages: a long-poll read after a
@@ -36,36 +38,32 @@ type pollResponse struct {
 // Reading never consumes, so a client that vanished before this answer
 // reached it gets the same messages again with the same cursor.
 func (a *API) poll(w http.ResponseWriter, r *http.Request) {
-	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), "", a.limits)
-	if e != nil {
-		writeError(w, e)
+	p, res, ok := a.firstRead(w, r, "")
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	if p.fromLatest {
-		if e := a.startAtLatest(ctx, &p); e != nil {
-			writeError(w, e)
-			return
-		}
-	}
-	res, err := a.store.Read(ctx, p.channel, p.after, p.limit)
-	if err != nil {
-		a.writeStoreError(w, r, err)
-		return
-	}
 	if len(res.Messages) == 0 && !res.Gap && p.wait > 0 {
+		var err error
 		res, err = a.waitAndRead(ctx, p)
 		if err != nil {
-			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), conn.ErrShutdown) {
+			if ctx.Err() != nil && !serverEnded(ctx) {
 				return // the client is gone; Watch logs why
 			}
 			if ctx.Err() == nil {
 				a.writeStoreError(w, r, err)
 				return
 			}
-			// Shutting down: answer the keepalive so the client polls
-			// again, on this server's successor.
-			res = store.ReadResult{Next: p.after}
+			// The server ends the request (shutdown, or an operator's
+			// graceful close): answer the keepalive so the client polls
+			// again, here or on this server's successor.
+			if errors.Is(context.Cause(ctx), errAnswerAndClose) {
+				w.Header().Set("Connection", "close")
+			}
+			ans := pollAnswer(p, store.ReadResult{Next: p.after})
+			ans.ReconnectAfterMS = reconnectHint(ctx).Milliseconds()
+			writeJSON(w, http.StatusOK, ans)
+			return
 		}
 	}
 	writeJSON(w, http.StatusOK, pollAnswer(p, res))
@@ -91,15 +89,31 @@ func (a *API) waitAndRead(ctx context.Context, p readParams) (store.ReadResult, 
 	}
 }
 
-// startAtLatest points p at the channel's latest cursor: a client that gives
-// no cursor gets only what is published after its request.
-func (a *API) startAtLatest(ctx context.Context, p *readParams) *apiError {
-	b, err := a.store.Bounds(ctx, p.channel)
-	if err != nil {
-		return a.storeError(err)
+// firstRead decodes a long-poll or SSE request and reads what is already
+// there after its cursor. It answers the error itself (before anything was
+// committed, so bad input is a clean 4xx) and then reports false.
+func (a *API) firstRead(w http.ResponseWriter, r *http.Request, lastEventID string) (readParams, store.ReadResult, bool) {
+	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), lastEventID, a.limits)
+	if e != nil {
+		writeError(w, e)
+		return p, store.ReadResult{}, false
 	}
-	p.after = b.Latest
-	return nil
+	ctx := r.Context()
+	if p.fromLatest {
+		// No cursor: only what is published after this request.
+		b, err := a.store.Bounds(ctx, p.channel)
+		if err != nil {
+			a.writeStoreError(w, r, err)
+			return p, store.ReadResult{}, false
+		}
+		p.after = b.Latest
+	}
+	res, err := a.store.Read(ctx, p.channel, p.after, p.limit)
+	if err != nil {
+		a.writeStoreError(w, r, err)
+		return p, store.ReadResult{}, false
+	}
+	return p, res, true
 }
 
 func pollAnswer(p readParams, res store.ReadResult) pollResponse {
@@ -139,7 +153,7 @@ func (a *API) storeError(err error) *apiError {
 // the request's context ending because its client left.
 func (a *API) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	if ctx := r.Context(); ctx.Err() != nil {
-		if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
+		if serverEnded(ctx) {
 			writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 		}
 		return

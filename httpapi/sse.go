@@ -23,24 +23,11 @@ var sseFiller = []byte(":\n")
 // reconnects sends Last-Event-ID and resumes exactly where it stopped.
 // Trimmed history is announced in-band with "event: gap".
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
-	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), r.Header.Get("Last-Event-ID"), a.limits)
-	if e != nil {
-		writeError(w, e)
+	p, res, ok := a.firstRead(w, r, r.Header.Get("Last-Event-ID"))
+	if !ok {
 		return
 	}
 	ctx := r.Context()
-	if p.fromLatest {
-		if e := a.startAtLatest(ctx, &p); e != nil {
-			writeError(w, e)
-			return
-		}
-	}
-	// Read before committing the 200 so a bad cursor is a clean 400.
-	res, err := a.store.Read(ctx, p.channel, p.after, p.limit)
-	if err != nil {
-		a.writeStoreError(w, r, err)
-		return
-	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -149,7 +136,9 @@ func (s *sseStream) flush() error {
 // so the client reconnects (to a successor) at once, with its cursor.
 func (s *sseStream) end(ctx context.Context, err error) error {
 	if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
-		s.bw.WriteString("event: shutdown\ndata: {}\n\n")
+		s.bw.WriteString(`event: shutdown` + "\n" + `data: {"reconnect_after_ms":`)
+		s.bw.WriteString(strconv.FormatInt(reconnectHint(ctx).Milliseconds(), 10))
+		s.bw.WriteString("}\n\n")
 		return s.flush()
 	}
 	return err

@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -57,6 +58,14 @@ type Config struct {
 	// Registry receives metrics and is served at /metrics. Nil means a new
 	// registry with the Go and process collectors.
 	Registry *prometheus.Registry
+	// Lifecycle carries the application's connection hooks (OnConnect,
+	// OnDisconnect with the end reason) and the session admission bound.
+	// Its Logger and Registerer are set by the Server.
+	Lifecycle conn.RegistryConfig
+	// ShutdownSpread is the window over which Stop spreads the reconnect
+	// hints it gives clients, so they do not all come back at once. Zero
+	// means 5s; it is capped by Stop's deadline.
+	ShutdownSpread time.Duration
 }
 
 // Server is one tether node.
@@ -69,6 +78,7 @@ type Server struct {
 	stopped  bool
 	ln       net.Listener
 	http     *http.Server
+	conns    *conn.Registry
 	store    store.Store
 	ownStore bool
 	stop     context.CancelCauseFunc
@@ -91,7 +101,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Registry.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	if cfg.Retention.MaxAge < 0 || cfg.Retention.MaxMessages < 0 || cfg.DedupWindow < 0 {
+	if cfg.ShutdownSpread == 0 {
+		cfg.ShutdownSpread = 5 * time.Second
+	}
+	if cfg.Retention.MaxAge < 0 || cfg.Retention.MaxMessages < 0 || cfg.DedupWindow < 0 || cfg.ShutdownSpread < 0 {
 		return nil, errors.New("tether: retention and dedup window must not be negative")
 	}
 	return &Server{cfg: cfg, log: cfg.Logger}, nil
@@ -109,7 +122,14 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, shutdown, err := s.handler(st)
+	lc := s.cfg.Lifecycle
+	lc.Logger, lc.Registerer = s.log, s.cfg.Registry
+	conns, err := conn.NewRegistry(lc)
+	if err != nil {
+		closeOwned(st, own)
+		return err
+	}
+	h, shutdown, err := s.handler(st, conns)
 	if err != nil {
 		closeOwned(st, own)
 		return err
@@ -119,7 +139,7 @@ func (s *Server) Start(ctx context.Context) error {
 		closeOwned(st, own)
 		return fmt.Errorf("tether: listen: %w", err)
 	}
-	s.started, s.ln, s.store, s.ownStore, s.stop = true, ln, st, own, shutdown
+	s.started, s.ln, s.conns, s.store, s.ownStore, s.stop = true, ln, conns, st, own, shutdown
 	s.http = &http.Server{
 		Handler:           h,
 		ConnContext:       conn.ConnContext,
@@ -152,10 +172,10 @@ func (s *Server) openStore() (store.Store, bool, error) {
 
 // handler builds the routes: the API, /metrics, and the context whose
 // cancellation tells every open request that the server is stopping.
-func (s *Server) handler(st store.Store) (http.Handler, context.CancelCauseFunc, error) {
+func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, context.CancelCauseFunc, error) {
 	shutdownCtx, shutdown := context.WithCancelCause(context.Background())
 	hc := s.cfg.HTTP
-	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown = st, s.log, s.cfg.Registry, shutdownCtx
+	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry = st, s.log, s.cfg.Registry, shutdownCtx, conns
 	api, err := httpapi.New(hc)
 	if err != nil {
 		shutdown(nil)
@@ -163,6 +183,9 @@ func (s *Server) handler(st store.Store) (http.Handler, context.CancelCauseFunc,
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	admin := httpapi.ConnectionsHandler(conns)
+	mux.Handle("/v1/connections", admin)
+	mux.Handle("/v1/connections/", admin)
 	mux.Handle("/", api)
 	return mux, shutdown, nil
 }
@@ -187,11 +210,21 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Stop stops the server gracefully: it stops accepting, answers every open
-// long-poll with its keepalive and ends every SSE stream with a shutdown
-// event, waits for requests in flight (publishes included, so nothing
-// acknowledged is lost) until ctx ends, then closes what is left and the
-// store. It returns ctx.Err() when the deadline won.
+// Registry returns the server's connection registry (nil before Start):
+// list connections, close one, or read its Info.
+func (s *Server) Registry() *conn.Registry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Stop stops the server gracefully. It stops accepting; tells every client
+// over its own transport that the server is going away (a long-poll gets
+// its keepalive answer, an SSE stream a shutdown event), with reconnect
+// hints spread over ShutdownSpread; waits for them to leave until ctx ends,
+// closing stragglers (graceful, then reset); lets publishes in flight
+// finish, so nothing acknowledged is lost; then closes the store. It
+// returns ctx.Err() when the deadline won.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.started || s.stopped {
@@ -201,13 +234,15 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Unlock()
 
-	s.log.Info("stopping")
-	s.stop(conn.ErrShutdown)
-	err := s.http.Shutdown(ctx)
-	if err != nil {
+	s.log.Info("stopping", "connections", len(s.conns.List()))
+	s.ln.Close() // stop accepting; requests in flight go on
+	err := s.conns.Shutdown(ctx, s.spread(ctx))
+	s.stop(conn.ErrShutdown) // anything the registry does not track
+	if herr := s.http.Shutdown(ctx); herr != nil {
 		s.http.Close()
+		err = cmp.Or(err, herr)
 	}
-	if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+	if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
 		s.log.Error("serve", "err", serr)
 	}
 	if s.ownStore {
@@ -217,6 +252,16 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.log.Info("stopped", "err", err)
 	return err
+}
+
+// spread is the reconnect window: ShutdownSpread, but no more than half
+// of what is left of ctx, so that clients can act on their hints.
+func (s *Server) spread(ctx context.Context) time.Duration {
+	d := s.cfg.ShutdownSpread
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return max(d, 0)
 }
 
 func closeOwned(st store.Store, own bool) {

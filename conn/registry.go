@@ -1,0 +1,385 @@
+package conn
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors of the Registry.
+var (
+	// ErrAdmitTimeout: the previous connection with the same session key
+	// did not finish its cleanup within RegistryConfig.AdmitTimeout.
+	ErrAdmitTimeout = errors.New("tether: previous connection of the session still ending")
+	// ErrRegistryClosed: the Registry is shutting down and admits no one.
+	ErrRegistryClosed = errors.New("tether: registry is shutting down")
+	// ErrNoConnection: no live connection has that id.
+	ErrNoConnection = errors.New("tether: no such connection")
+	// ErrBadCloseMode: the CloseMode is none of CloseGraceful, CloseReset,
+	// CloseDiscard.
+	ErrBadCloseMode = errors.New("tether: unknown close mode")
+)
+
+// RegistryConfig configures a Registry. The zero value is valid.
+type RegistryConfig struct {
+	// Logger receives a line per connection end (Info) and per admission
+	// (Debug). Nil means discard.
+	Logger *slog.Logger
+	// Registerer receives the connection metrics. Nil means they are kept
+	// but not exported. Registering on a Registerer that already has them
+	// (a second Registry in the same process) shares the existing series.
+	Registerer prometheus.Registerer
+	// OnConnect, if set, is called after a connection was admitted, before
+	// Open returns, on Open's goroutine.
+	OnConnect func(Info)
+	// OnDisconnect, if set, is the application's cleanup. It runs
+	// synchronously inside Handle.End, on the caller's goroutine, with no
+	// registry lock held; a new connection with the same session key is
+	// admitted only after it has returned. It may call any Registry method
+	// except ones that wait for this connection (Shutdown).
+	OnDisconnect func(Info, Reason)
+	// AdmitTimeout bounds how long Open waits for the previous connection
+	// with the same session key to end and finish its cleanup. Zero means
+	// 5s; negative is an error.
+	AdmitTimeout time.Duration
+	// Now is the clock for Started, LastActivity and Age. Nil means
+	// time.Now. Waits (AdmitTimeout, Shutdown) use real timers.
+	Now func() time.Time
+}
+
+func (c *RegistryConfig) setDefaults() error {
+	if c.AdmitTimeout < 0 {
+		return errors.New("tether: RegistryConfig.AdmitTimeout must not be negative")
+	}
+	if c.AdmitTimeout == 0 {
+		c.AdmitTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Registry is the lifecycle layer every transport shares (long-poll, SSE,
+// WebSocket, TCP): it admits connections, in session order, gives each an
+// id, a State and exactly one end Reason, reports ends to the hooks, the
+// log and the metrics, lists the live set, ends one on request (Close),
+// and shuts them all down (Shutdown).
+//
+// A transport calls Open when a connection starts, passing a Peer through
+// which the Registry can act on it; Count and SetChannels while it runs;
+// and End, once, when it is over, whatever ended it (its own detection, or
+// a Peer.Close the Registry asked for).
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. The Registry starts no
+// goroutine: Open and Shutdown wait on their caller's goroutine, hooks run
+// on the goroutine of Open (OnConnect) and End (OnDisconnect).
+//
+// Lock order: Registry.mu and Handle.mu are never held together, and
+// neither is held while a Peer method, a hook, the logger or a metric is
+// called. Methods that act on many connections (List, Shutdown) copy the
+// handles under Registry.mu and work on the copy, never on the live map.
+type Registry struct {
+	cfg     RegistryConfig
+	metrics *regMetrics
+	closing chan struct{} // closed by the first Shutdown
+
+	mu       sync.Mutex
+	closed   bool               // guarded by mu: Shutdown began; Open refuses
+	conns    map[string]*Handle // guarded by mu: admitted, End not yet completed
+	sessions map[string]*Handle // guarded by mu: holder of each session key
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	m, err := newRegMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{
+		cfg:      cfg,
+		metrics:  m,
+		closing:  make(chan struct{}),
+		conns:    make(map[string]*Handle),
+		sessions: make(map[string]*Handle),
+	}, nil
+}
+
+// Handle is a transport's grip on its admitted connection. Its methods are
+// safe for concurrent use.
+type Handle struct {
+	r         *Registry
+	id        string
+	oi        OpenInfo
+	peer      Peer
+	started   time.Time
+	connected chan struct{} // closed when OnConnect has returned
+	done      chan struct{} // closed when End has completed
+
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
+	last     atomic.Int64 // LastActivity, Unix nanoseconds
+
+	mu       sync.Mutex
+	state    State    // guarded by mu
+	channels []string // guarded by mu
+}
+
+// Open admits a connection. With a session key it first waits (bounded by
+// AdmitTimeout and ctx) until the previous connection with that key has
+// ended and its OnDisconnect returned: application state is never torn
+// down after its successor started. Several waiters for one key are
+// admitted one at a time, each after its predecessor ended. Errors:
+// ErrAdmitTimeout, ErrRegistryClosed, ctx's error.
+func (r *Registry) Open(ctx context.Context, oi OpenInfo, p Peer) (*Handle, error) {
+	if p == nil {
+		return nil, errors.New("tether: Registry.Open needs a Peer")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h := &Handle{
+		r: r, id: newID(), oi: oi, peer: p, state: StateOpen,
+		connected: make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := r.admit(ctx, h); err != nil {
+		return nil, err
+	}
+	r.metrics.open.WithLabelValues(string(oi.Transport)).Inc()
+	func() {
+		defer close(h.connected) // even if OnConnect panics, End must not hang
+		if r.cfg.OnConnect != nil {
+			r.cfg.OnConnect(h.Info())
+		}
+	}()
+	r.cfg.Logger.Debug("connection opened", "id", h.id, "transport", oi.Transport,
+		"remote", oi.Remote, "session", oi.SessionKey)
+	return h, nil
+}
+
+// admit waits for h's session key to be free, then registers h.
+func (r *Registry) admit(ctx context.Context, h *Handle) error {
+	var timer *time.Timer
+	for {
+		prev, err := r.tryAdmit(h, r.cfg.Now())
+		if err != nil || prev == nil {
+			return err
+		}
+		if timer == nil {
+			timer = time.NewTimer(r.cfg.AdmitTimeout)
+			defer timer.Stop()
+		}
+		select {
+		case <-prev.done: // its key is released; try again
+		case <-timer.C:
+			return ErrAdmitTimeout
+		case <-r.closing:
+			return ErrRegistryClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// tryAdmit registers h, started now, or returns the connection holding its
+// session key.
+func (r *Registry) tryAdmit(h *Handle, now time.Time) (holder *Handle, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrRegistryClosed
+	}
+	if key := h.oi.SessionKey; key != "" {
+		if prev := r.sessions[key]; prev != nil {
+			return prev, nil
+		}
+		r.sessions[key] = h
+	}
+	h.started = now // written once, before h is published under mu
+	h.last.Store(now.UnixNano())
+	r.conns[h.id] = h
+	return nil, nil
+}
+
+// newID returns a random connection id: 16 hex digits, unique in practice
+// across restarts, so logs of two runs are not confused.
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go >= 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+// ID returns the connection's id.
+func (h *Handle) ID() string { return h.id }
+
+// Count adds application bytes received (in) and sent (out), and moves
+// LastActivity to now when either is positive. It uses atomics only, so
+// transports call it per frame.
+func (h *Handle) Count(in, out int) {
+	if in > 0 {
+		h.bytesIn.Add(int64(in))
+	}
+	if out > 0 {
+		h.bytesOut.Add(int64(out))
+	}
+	if in > 0 || out > 0 {
+		h.last.Store(h.r.cfg.Now().UnixNano())
+	}
+}
+
+// SetChannels replaces the channels the connection is subscribed to, as
+// listed in its Info. The Handle keeps a copy.
+func (h *Handle) SetChannels(channels []string) {
+	c := slices.Clone(channels)
+	h.mu.Lock()
+	h.channels = c
+	h.mu.Unlock()
+}
+
+// Done returns a channel closed when End has completed: OnDisconnect
+// returned and the connection left the Registry.
+func (h *Handle) Done() <-chan struct{} { return h.done }
+
+// Info describes the connection now.
+func (h *Handle) Info() Info {
+	now := h.r.cfg.Now()
+	h.mu.Lock()
+	state, channels := h.state, slices.Clone(h.channels)
+	h.mu.Unlock()
+	if channels == nil {
+		channels = []string{}
+	}
+	return Info{
+		ID: h.id, Transport: h.oi.Transport, Remote: h.oi.Remote,
+		SessionKey: h.oi.SessionKey, State: state, Channels: channels,
+		Started: h.started, Age: now.Sub(h.started),
+		BytesIn: h.bytesIn.Load(), BytesOut: h.bytesOut.Load(),
+		LastActivity: time.Unix(0, h.last.Load()),
+	}
+}
+
+// End records the connection's one end reason (the first call wins; later
+// and concurrent calls return at once, see Done), runs OnDisconnect, logs,
+// counts, removes the connection from the Registry and only then releases
+// its session key. noticed is the time from the first sign of the end to
+// the decision, zero if not applicable. End must not be called from
+// OnConnect's goroutine before Open returned: it waits for OnConnect, so
+// that hooks run in order.
+func (h *Handle) End(reason Reason, noticed time.Duration) {
+	h.mu.Lock()
+	if h.state != StateOpen {
+		h.mu.Unlock()
+		return
+	}
+	h.state = StateClosing
+	h.mu.Unlock()
+
+	<-h.connected
+	info := h.Info()
+	// The rest runs even if OnDisconnect panics, so that the Registry stays
+	// consistent for a caller that recovers.
+	defer h.release(info, reason, noticed)
+	if cb := h.r.cfg.OnDisconnect; cb != nil {
+		cb(info, reason)
+	}
+}
+
+// release logs and counts the end, removes h from the Registry and frees
+// its session key in the same critical section, then marks it closed.
+func (h *Handle) release(info Info, reason Reason, noticed time.Duration) {
+	r := h.r
+	r.metrics.ended(info.Transport, reason, noticed)
+	r.cfg.Logger.Info("connection ended", "id", info.ID, "transport", info.Transport,
+		"remote", info.Remote, "reason", reason, "noticed", noticed, "age", info.Age,
+		"bytes_in", info.BytesIn, "bytes_out", info.BytesOut)
+	r.mu.Lock()
+	delete(r.conns, h.id)
+	if key := h.oi.SessionKey; key != "" && r.sessions[key] == h {
+		delete(r.sessions, key)
+	}
+	r.mu.Unlock()
+	h.mu.Lock()
+	h.state = StateClosed
+	h.mu.Unlock()
+	close(h.done)
+}
+
+// Get describes connection id, if it is live (open or closing).
+func (r *Registry) Get(id string) (Info, bool) {
+	h := r.handle(id)
+	if h == nil {
+		return Info{}, false
+	}
+	return h.Info(), true
+}
+
+func (r *Registry) handle(id string) *Handle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.conns[id]
+}
+
+// List describes every live connection, oldest first. It is a snapshot:
+// connections may end or arrive while it is read.
+func (r *Registry) List() []Info {
+	hs := r.snapshot()
+	infos := make([]Info, len(hs))
+	for i, h := range hs {
+		infos[i] = h.Info()
+	}
+	return infos
+}
+
+// snapshot copies the live handles, oldest first (ties by id).
+func (r *Registry) snapshot() []*Handle {
+	r.mu.Lock()
+	hs := make([]*Handle, 0, len(r.conns))
+	for _, h := range r.conns {
+		hs = append(hs, h)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(hs, func(a, b *Handle) int {
+		if c := a.started.Compare(b.started); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	return hs
+}
+
+// Close ends connection id with mode and ReasonKicked: it calls the
+// connection's Peer.Close, which returns once the transport acted on the
+// socket; the transport then calls End. Errors: ErrNoConnection,
+// ErrBadCloseMode, or the Peer's.
+func (r *Registry) Close(id string, mode CloseMode) error {
+	if !mode.valid() {
+		return fmt.Errorf("%w %q", ErrBadCloseMode, mode)
+	}
+	h := r.handle(id)
+	if h == nil {
+		return ErrNoConnection
+	}
+	return h.peer.Close(mode, ReasonKicked)
+}
+
+func (m CloseMode) valid() bool {
+	return m == CloseGraceful || m == CloseReset || m == CloseDiscard
+}
