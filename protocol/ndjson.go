@@ -1,0 +1,62 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrFrameTooLarge means a frame exceeded the size limit. Transports wrap
+// it; the Session answers frame_too_large and ends with protocol-error.
+var ErrFrameTooLarge = errors.New("tether: frame too large")
+
+// LineReader splits a byte stream into newline-delimited frames (NDJSON)
+// without ever holding more than its limit: compact JSON never contains a
+// raw newline (RFC 8259 §7 requires control characters in strings to be
+// escaped), so a newline always ends a frame. A trailing "\r" is dropped,
+// and empty lines are skipped, so "\r\n" and blank keepalive lines work.
+type LineReader struct {
+	br    *bufio.Reader
+	limit int
+	buf   []byte
+}
+
+// NewLineReader reads frames of at most limit bytes (not counting the
+// newline) from r.
+func NewLineReader(r io.Reader, limit int) *LineReader {
+	return &LineReader{br: bufio.NewReaderSize(r, 64<<10), limit: limit}
+}
+
+// ReadFrame returns the next non-empty frame. The slice is valid until the
+// next call. A frame longer than the limit gives an error wrapping
+// ErrFrameTooLarge after reading at most limit+64 KiB; the stream is then
+// out of step and must be abandoned. At EOF it returns io.EOF, or
+// io.ErrUnexpectedEOF when a frame was cut short.
+func (lr *LineReader) ReadFrame() ([]byte, error) {
+	for {
+		lr.buf = lr.buf[:0]
+		for {
+			chunk, err := lr.br.ReadSlice('\n')
+			if len(lr.buf)+len(chunk) > lr.limit+1 { // +1: the newline
+				return nil, fmt.Errorf("%w: over %d bytes", ErrFrameTooLarge, lr.limit)
+			}
+			lr.buf = append(lr.buf, chunk...)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if errors.Is(err, io.EOF) && len(bytes.TrimSpace(lr.buf)) > 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line := bytes.TrimRight(lr.buf, "\r\n")
+		if len(bytes.TrimSpace(line)) > 0 {
+			return line, nil
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/store"
+)
+
+// errQueueClosed: the connection is ending; nothing more is queued.
+var errQueueClosed = errors.New("tether: connection ending")
+
+// item is one frame waiting to be written.
+type item struct {
+	frame []byte
+	app   bool // application data (counts against the idle timeout)
+	// For message and gap frames: the channel, and the cursor the client
+	// has been delivered once the frame is written (empty for gaps).
+	channel string
+	cursor  store.Cursor
+	since   time.Time // when the frame's lag clock started (message frames)
+}
+
+// lane is a FIFO of frames bounded in bytes.
+type lane struct {
+	items []item
+	bytes int
+}
+
+func (l *lane) fits(n, limit int) bool { return l.bytes == 0 || l.bytes+n <= limit }
+
+func (l *lane) push(it item) {
+	l.items = append(l.items, it)
+	l.bytes += len(it.frame)
+}
+
+func (l *lane) pop() item {
+	it := l.items[0]
+	l.items[0] = item{}
+	l.items = l.items[1:]
+	l.bytes -= len(it.frame)
+	return it
+}
+
+// queue is a connection's outgoing queue: two lanes bounded in bytes, each
+// to limit. The writer takes control frames first, so a reply is never
+// stuck behind a backlog of messages. Within the message lane, frames of
+// one channel stay in order.
+type queue struct {
+	limit int
+	ready chan struct{} // cap 1: something was queued, or the queue closed
+	kick  chan struct{} // cap 1: a lag clock started (for the timer goroutine)
+
+	mu      sync.Mutex
+	ctrl    lane               // guarded by mu
+	msgs    lane               // guarded by mu
+	space   chan struct{}      // guarded by mu; closed and replaced when room is made
+	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock
+	writing time.Time          // guarded by mu; lag clock of the message frame being written
+	closed  bool               // guarded by mu
+}
+
+func newQueue(limit int) *queue {
+	return &queue{
+		limit: limit, ready: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		space: make(chan struct{}), waiting: map[*sub]time.Time{},
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// pushCtrl queues a control frame, waiting for room.
+func (q *queue) pushCtrl(ctx context.Context, it item) error {
+	return q.push(ctx, it, nil)
+}
+
+// forceCtrl queues a small control frame even past the bound: for frames
+// that must not wait (a ping, the shutdown notice, the final error).
+func (q *queue) forceCtrl(it item) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	q.ctrl.push(it)
+	signal(q.ready)
+	return true
+}
+
+// pushMsg queues a message frame for s, waiting for room. While it waits,
+// the frame's lag clock counts towards the slow-consumer check.
+func (q *queue) pushMsg(ctx context.Context, s *sub, it item) error {
+	return q.push(ctx, it, s)
+}
+
+func (q *queue) push(ctx context.Context, it item, s *sub) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	l := &q.ctrl
+	if s != nil {
+		l = &q.msgs
+	}
+	for !q.closed && !l.fits(len(it.frame), q.limit) {
+		if s != nil && !it.since.IsZero() {
+			if len(q.waiting) == 0 && len(q.msgs.items) == 0 {
+				signal(q.kick)
+			}
+			q.waiting[s] = it.since
+		}
+		space := q.space
+		q.mu.Unlock()
+		var err error
+		select {
+		case <-space:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+		q.mu.Lock()
+		delete(q.waiting, s)
+		if err != nil {
+			return err
+		}
+	}
+	if q.closed {
+		return errQueueClosed
+	}
+	if s != nil && len(q.msgs.items) == 0 && len(q.waiting) == 0 {
+		signal(q.kick)
+	}
+	l.push(it)
+	signal(q.ready)
+	return nil
+}
+
+// pop takes the next frame, control first. ok is false once the queue is
+// closed and drained, or ctx is done.
+func (q *queue) pop(ctx context.Context) (it item, more, ok bool) {
+	for {
+		q.mu.Lock()
+		l := &q.ctrl
+		if len(l.items) == 0 {
+			l = &q.msgs
+		}
+		if len(l.items) > 0 {
+			it = l.pop()
+			q.writing = it.since
+			close(q.space)
+			q.space = make(chan struct{})
+			more = len(q.ctrl.items)+len(q.msgs.items) > 0
+			q.mu.Unlock()
+			return it, more, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return item{}, false, false
+		}
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return item{}, false, false
+		}
+	}
+}
+
+// written says the frame pop returned last has been written (or failed).
+func (q *queue) written() {
+	q.mu.Lock()
+	q.writing = time.Time{}
+	q.mu.Unlock()
+}
+
+// close stops queueing: blocked pushes fail, pop drains what is queued,
+// unless discard drops it.
+func (q *queue) close(discard bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.space)
+		q.space = make(chan struct{})
+	}
+	if discard {
+		q.ctrl, q.msgs = lane{}, lane{}
+	}
+	signal(q.ready)
+}
+
+// dropMessages removes the queued message frames of channel (after an
+// unsubscribe), or of every channel when channel is empty.
+func (q *queue) dropMessages(channel string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	kept := q.msgs.items[:0]
+	q.msgs.bytes = 0
+	for _, it := range q.msgs.items {
+		if channel == "" || it.channel == channel {
+			continue
+		}
+		kept = append(kept, it)
+		q.msgs.bytes += len(it.frame)
+	}
+	clear(q.msgs.items[len(kept):])
+	q.msgs.items = kept
+	close(q.space)
+	q.space = make(chan struct{})
+}
+
+// oldest returns the earliest lag clock among undelivered message frames:
+// those queued and those a subscription waits to queue. Zero if none.
+func (q *queue) oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var t time.Time
+	older := func(s time.Time) {
+		if !s.IsZero() && (t.IsZero() || s.Before(t)) {
+			t = s
+		}
+	}
+	older(q.writing)
+	for _, it := range q.msgs.items {
+		older(it.since)
+	}
+	for _, s := range q.waiting {
+		older(s)
+	}
+	return t
+}

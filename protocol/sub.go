@@ -1,0 +1,111 @@
+package protocol
+
+import (
+	"context"
+	"time"
+
+	"github.com/tether-run/tether/store"
+)
+
+// sub is one subscription: a goroutine reading its channel from the store
+// at its own cursor (Read, then Wait when caught up) and queueing message
+// frames. When the queue is full it waits, and so stops reading: the log
+// is the buffer, nothing is dropped.
+type sub struct {
+	s       *session
+	channel string
+	ctx     context.Context // ends on unsubscribe or when the session ends
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the goroutine has exited
+	started time.Time     // the lag clock of history starts here
+}
+
+func newSub(s *session, channel string) *sub {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &sub{s: s, channel: channel, ctx: ctx, cancel: cancel, done: make(chan struct{}), started: s.now()}
+}
+
+// open finds where the subscription starts: after the given cursor, which
+// the first read checks, or after the channel's latest message when after
+// is absent. It uses the session's context, so an unsubscribe racing the
+// subscribe still finds it answered.
+func (sb *sub) open(after *string) (store.Cursor, *store.ReadResult, error) {
+	st := sb.s.cfg.Store
+	if after == nil {
+		b, err := st.Bounds(sb.s.ctx, sb.channel)
+		return b.Latest, nil, err
+	}
+	res, err := st.Read(sb.s.ctx, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch)
+	return store.Cursor(*after), &res, err
+}
+
+// stream queues the channel's messages after cursor until the
+// subscription ends. first is a page already read, if any.
+func (sb *sub) stream(cursor store.Cursor, first *store.ReadResult) {
+	defer sb.cancel()
+	st, batch := sb.s.cfg.Store, sb.s.cfg.ReadBatch
+	res, caughtUp := first, false
+	for {
+		if res == nil {
+			if caughtUp {
+				if err := st.Wait(sb.ctx, sb.channel, cursor); err != nil {
+					sb.fail(err)
+					return
+				}
+			}
+			r, err := st.Read(sb.ctx, sb.channel, cursor, batch)
+			if err != nil {
+				sb.fail(err)
+				return
+			}
+			res = &r
+		}
+		if err := sb.queue(cursor, res); err != nil {
+			return
+		}
+		cursor, caughtUp, res = res.Next, len(res.Messages) < batch, nil
+	}
+}
+
+func (sb *sub) queue(after store.Cursor, res *store.ReadResult) error {
+	q := sb.s.q
+	if res.Gap {
+		f := encode(gapFrame{Type: TypeGap, Channel: sb.channel, After: string(after), Earliest: string(res.Earliest)})
+		it := item{frame: f, app: true, channel: sb.channel}
+		if len(res.Messages) == 0 {
+			// Retention took everything: once told, the client resumes
+			// past the hole.
+			it.cursor = res.Next
+		}
+		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
+			return err
+		}
+	}
+	for _, m := range res.Messages {
+		f := encode(messageFrame{Type: TypeMessage, Channel: sb.channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
+		since := m.Time
+		if since.Before(sb.started) {
+			since = sb.started
+		}
+		it := item{frame: f, app: true, channel: sb.channel, cursor: m.ID, since: since}
+		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fail ends a subscription the store gave up on, telling the client in
+// the channel's order, unless the subscription or session is ending.
+func (sb *sub) fail(err error) {
+	if sb.ctx.Err() != nil {
+		return
+	}
+	code, msg := storeCode(err)
+	if code == CodeInternal {
+		sb.s.cfg.Logger.Error("subscription failed", "channel", sb.channel, "err", err)
+	}
+	f := encode(errorFrame{Type: TypeError, Code: code, Message: msg, Channel: sb.channel})
+	sb.s.q.pushMsg(sb.ctx, sb, item{frame: f, app: true, channel: sb.channel})
+	sb.s.removeSub(sb)
+}

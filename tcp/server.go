@@ -1,0 +1,222 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/protocol"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Engine serves the protocol; share one with the WebSocket handler.
+	// Required.
+	Engine *protocol.Engine
+	// Addr is the address Start listens on, e.g. "127.0.0.1:7070" (port 0
+	// picks a free one; see Addr). Required by Start, unused by Serve.
+	Addr string
+	// KeepAlive sets TCP keepalive and TCP_USER_TIMEOUT on accepted
+	// connections (Start only), so a silent peer is noticed with reason
+	// timeout. The zero value takes conn.KeepAlive's defaults.
+	KeepAlive conn.KeepAlive
+	// HelloTimeout bounds the wait for a connection's first frame (hello
+	// or a request), before which it is not yet registered. Zero means
+	// the Engine's PingTimeout (10s by default).
+	HelloTimeout time.Duration
+}
+
+// Server serves the framed protocol over plain TCP, one NDJSON frame per
+// line. Its goroutines: one accept loop per Serve, one per connection;
+// Stop waits for all of them.
+type Server struct {
+	cfg    Config
+	base   context.Context // ends on Stop: live sessions end with reason shutdown
+	cancel context.CancelFunc
+	conns  sync.WaitGroup
+
+	mu    sync.Mutex
+	lns   []net.Listener // guarded by mu
+	done  bool           // guarded by mu; Stop was called
+	serve sync.WaitGroup // accept loops
+}
+
+// ErrStopped is returned by Start and Serve after Stop.
+var ErrStopped = errors.New("tether: tcp server stopped")
+
+// New validates cfg and applies its defaults.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("tether: tcp: Config.Engine is required")
+	}
+	if cfg.HelloTimeout < 0 {
+		return nil, fmt.Errorf("tether: tcp: negative HelloTimeout %v", cfg.HelloTimeout)
+	}
+	if cfg.HelloTimeout == 0 {
+		cfg.HelloTimeout = cfg.Engine.Config().PingTimeout
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, base: base, cancel: cancel}, nil
+}
+
+// Start listens on Config.Addr with conn.Listen (keepalive,
+// TCP_USER_TIMEOUT, recorded socket errors) and serves in the background
+// until Stop.
+func (s *Server) Start(ctx context.Context) error {
+	if s.cfg.Addr == "" {
+		return errors.New("tether: tcp: Config.Addr is required by Start")
+	}
+	ln, err := conn.Listen(ctx, s.cfg.Addr, s.cfg.KeepAlive)
+	if err != nil {
+		return err
+	}
+	if err := s.track(ln); err != nil {
+		return err
+	}
+	s.serve.Go(func() { s.accept(ln) })
+	return nil
+}
+
+// Addr is the address of the first listener, nil before Start or Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lns) == 0 {
+		return nil
+	}
+	return s.lns[0].Addr()
+}
+
+// Serve accepts connections on ln until Stop, and then returns
+// ErrStopped. Use a listener from conn.Listen so that silent peers are
+// noticed and resets told from timeouts.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.track(ln); err != nil {
+		return err
+	}
+	s.serve.Add(1)
+	defer s.serve.Done()
+	return s.accept(ln)
+}
+
+func (s *Server) track(ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		ln.Close()
+		return ErrStopped
+	}
+	s.lns = append(s.lns, ln)
+	return nil
+}
+
+func (s *Server) accept(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.base.Err() != nil {
+				return ErrStopped
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and friends: back off and retry, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-s.base.Done():
+			}
+			continue
+		}
+		delay = 0
+		s.conns.Go(func() { s.handle(nc) })
+	}
+}
+
+// Stop stops accepting, ends every connection of this server gracefully
+// with reason shutdown (after Registry.Shutdown has notified them, there
+// are usually none left), and waits for their goroutines. It returns
+// ctx.Err() if ctx ends first.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.done = true
+	lns := s.lns
+	s.mu.Unlock()
+	s.cancel()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	finished := make(chan struct{})
+	go func() {
+		s.serve.Wait()
+		s.conns.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handle reads the first frame, which may be a hello carrying a session
+// key, then hands the connection to the Engine.
+func (s *Server) handle(nc net.Conn) {
+	c := &tcpConn{nc: nc, lr: protocol.NewLineReader(nc, s.cfg.Engine.Config().MaxFrameSize), bw: bufio.NewWriterSize(nc, 32<<10)}
+	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
+	first, err := c.lr.ReadFrame()
+	nc.SetReadDeadline(time.Time{})
+	if err != nil {
+		if errors.Is(err, protocol.ErrFrameTooLarge) {
+			c.WriteFrame(s.base, errorJSON("frame_too_large", "frame over the size limit"), true)
+		}
+		conn.CloseConn(nc, conn.CloseGraceful)
+		return
+	}
+	oi := conn.OpenInfo{Transport: conn.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}
+	if f, err := protocol.Decode(first); err == nil && f.Type == protocol.TypeHello {
+		if f.Session != "" && !protocol.ValidSessionKey(f.Session) {
+			c.WriteFrame(s.base, errorJSON("bad_request", "session must be 1 to 255 bytes of printable ASCII"), true)
+			conn.CloseConn(nc, conn.CloseGraceful)
+			return
+		}
+		oi.SessionKey, first = f.Session, nil
+	} else {
+		first = append([]byte(nil), first...) // the reader's buffer is reused
+	}
+	s.cfg.Engine.Serve(s.base, c, oi, first)
+}
+
+func errorJSON(code, msg string) []byte {
+	return fmt.Appendf(nil, `{"type":"error","code":%q,"message":%q}`, code, msg)
+}
+
+// tcpConn frames a TCP connection as NDJSON.
+type tcpConn struct {
+	nc net.Conn
+	lr *protocol.LineReader
+	bw *bufio.Writer // used by the writer goroutine only
+}
+
+func (c *tcpConn) ReadFrame(context.Context) ([]byte, error) { return c.lr.ReadFrame() }
+
+func (c *tcpConn) WriteFrame(_ context.Context, frame []byte, flush bool) error {
+	c.bw.Write(frame)
+	c.bw.WriteByte('\n')
+	if flush || c.bw.Buffered() >= 16<<10 {
+		return c.bw.Flush()
+	}
+	return nil
+}
+
+func (c *tcpConn) CloseGracefully(conn.Reason) error { return conn.CloseConn(c.nc, conn.CloseGraceful) }
+func (c *tcpConn) Close() error                      { return c.nc.Close() }
+func (c *tcpConn) NetConn() net.Conn                 { return c.nc }
+func (c *tcpConn) Reason(err error) conn.Reason      { return protocol.ReasonOf(err) }

@@ -1,0 +1,242 @@
+package tcp_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/protocol"
+)
+
+func TestPublishSubscribe(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	r := c.request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": map[string]any{"n": 1}})
+	wantOK(t, r)
+	first := r.str("cursor")
+	r = c.request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"})
+	wantOK(t, r)
+	if r.str("cursor") != "0" {
+		t.Fatalf("subscribe cursor = %q, want 0", r.str("cursor"))
+	}
+	m := c.next()
+	if m.str("type") != "message" || m.str("cursor") != first || m.str("channel") != "news" {
+		t.Fatalf("got %v, want message %s", m, first)
+	}
+	if d, _ := m["data"].(map[string]any); d["n"] != 1.0 {
+		t.Fatalf("data = %v", m["data"])
+	}
+	c.send(map[string]any{"id": "p2", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
+	// The reply and the message may come in either order.
+	var got []string
+	for len(got) < 2 {
+		got = append(got, c.next().str("type"))
+	}
+	if !(got[0] == "reply" && got[1] == "message" || got[0] == "message" && got[1] == "reply") {
+		t.Fatalf("got %v, want a reply and a message", got)
+	}
+	r = c.request(map[string]any{"id": "p3", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
+	if r["duplicate"] != true {
+		t.Fatalf("repeated publish: %v, want duplicate", r)
+	}
+	wantOK(t, c.request(map[string]any{"id": "u1", "type": "unsubscribe", "channel": "news"}))
+	wantError(t, c.request(map[string]any{"id": "u2", "type": "unsubscribe", "channel": "news"}), "not_subscribed")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "bad/name"}), "bad_channel")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "zz"}), "bad_cursor")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "99"}), "cursor_ahead")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "publish", "channel": "news"}), "invalid_json")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "frobnicate"}), "unknown_type")
+	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": 7}), "bad_request")
+	wantError(t, c.request(map[string]any{"type": "publish", "channel": "news", "data": 1, "id": ""}), "bad_request")
+	r = c.request(map[string]any{"id": "ping1", "type": "ping"})
+	if r.str("type") != "pong" {
+		t.Fatalf("got %v, want pong", r)
+	}
+	c.nc.Close()
+	e.wantEnd(t, conn.ReasonClosed)
+}
+
+// TestSubscribeNew: without after, a subscription gets only what is
+// published after it, and its reply names the cursor it starts after.
+func TestSubscribeNew(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	old := c.request(map[string]any{"id": "p1", "type": "publish", "channel": "a", "data": 1}).str("cursor")
+	r := c.request(map[string]any{"id": "s1", "type": "subscribe", "channel": "a"})
+	if r.str("cursor") != old {
+		t.Fatalf("subscribe cursor = %q, want latest %q", r.str("cursor"), old)
+	}
+	c.send(map[string]any{"id": "p2", "type": "publish", "channel": "a", "data": 2})
+	for {
+		f := c.next()
+		if f.str("type") == "message" {
+			if f["data"] != 2.0 {
+				t.Fatalf("got %v, want only the new message", f)
+			}
+			break
+		}
+	}
+}
+
+func TestHelloSessionKey(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	c.send(map[string]any{"type": "hello", "session": "user-7"})
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	infos := e.reg.List()
+	if len(infos) != 1 || infos[0].SessionKey != "user-7" || infos[0].Transport != conn.TransportTCP {
+		t.Fatalf("registry lists %+v, want one tcp connection with session user-7", infos)
+	}
+	if len(infos[0].Channels) != 1 || infos[0].Channels[0] != "a" {
+		t.Fatalf("channels = %v, want [a]", infos[0].Channels)
+	}
+}
+
+func TestEndClosedAfterBye(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	c.send(map[string]any{"type": "bye"})
+	if err := c.waitClosed(); err == nil || !errors.Is(err, errEOF) && !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("read error = %v, want EOF", err)
+	}
+	e.wantEnd(t, conn.ReasonClosed)
+}
+
+func TestEndReset(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	c.nc.SetLinger(0)
+	c.nc.Close()
+	e.wantEnd(t, conn.ReasonReset)
+}
+
+// TestEndHeartbeatTimeout: a client that sends a request and then never
+// answers pings (nor sends anything) is ended after PingTimeout.
+func TestEndHeartbeatTimeout(t *testing.T) {
+	e := newEnv(t, protocol.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
+	c := connect(t, e.addr, false)
+	c.send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
+	sent := time.Now()
+	pings := 0
+	for f := range c.frames {
+		if f.str("type") == "ping" {
+			pings++
+		}
+	}
+	x := e.wantEnd(t, conn.ReasonHeartbeatTimeout)
+	took := x.at.Sub(sent)
+	t.Logf("heartbeat-timeout noticed %v after the last frame (timeout 1s), %d pings seen", took, pings)
+	if took < 900*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("ended %v after the last frame, want about 1s", took)
+	}
+	if pings < 3 {
+		t.Fatalf("saw %d pings, want several", pings)
+	}
+	if !errors.Is(c.readErr, syscall.ECONNRESET) {
+		t.Fatalf("client read error = %v, want ECONNRESET (heartbeat-timeout resets)", c.readErr)
+	}
+}
+
+// TestEndIdleTimeout: answering pings keeps a connection alive but not
+// busy: with no application data it ends with idle-timeout.
+func TestEndIdleTimeout(t *testing.T) {
+	e := newEnv(t, protocol.Config{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond, IdleTimeout: time.Second})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	last := time.Now()
+	x := e.wantEnd(t, conn.ReasonIdleTimeout)
+	took := x.at.Sub(last)
+	t.Logf("idle-timeout noticed %v after the last application frame (timeout 1s)", took)
+	if took < 900*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("ended %v after the last application data, want about 1s", took)
+	}
+	if err := c.waitClosed(); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read error = %v, want ECONNRESET (default idle close mode is reset)", err)
+	}
+}
+
+func TestEndIdleTimeoutGraceful(t *testing.T) {
+	e := newEnv(t, protocol.Config{IdleTimeout: 300 * time.Millisecond, IdleCloseMode: conn.CloseGraceful})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	wantError(t, c.next(), "idle_timeout")
+	if err := c.waitClosed(); err == nil || !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("client read error = %v, want EOF", err)
+	}
+	e.wantEnd(t, conn.ReasonIdleTimeout)
+}
+
+func TestEndOversizeFrame(t *testing.T) {
+	e := newEnv(t, protocol.Config{MaxFrameSize: 1024})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	// 10 MiB without a newline: the server must not buffer it.
+	go c.sendRaw([]byte(`{"id":"big","type":"publish","channel":"a","data":"` + strings.Repeat("x", 10<<20)))
+	wantError(t, c.next(), "frame_too_large")
+	c.waitClosed()
+	e.wantEnd(t, conn.ReasonProtocolError)
+}
+
+func TestEndBadFrame(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	c.sendRaw([]byte("GET / HTTP/1.1\r\n"))
+	wantError(t, c.next(), "bad_frame")
+	c.waitClosed()
+	e.wantEnd(t, conn.ReasonProtocolError)
+}
+
+func TestKicked(t *testing.T) {
+	for _, mode := range []conn.CloseMode{conn.CloseGraceful, conn.CloseReset} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := newEnv(t, protocol.Config{})
+			c := connect(t, e.addr, true)
+			wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+			id := e.reg.List()[0].ID
+			if err := e.reg.Close(id, mode); err != nil {
+				t.Fatal(err)
+			}
+			if mode == conn.CloseGraceful {
+				wantError(t, c.next(), "kicked")
+			}
+			err := c.waitClosed()
+			if mode == conn.CloseReset && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("read error = %v, want ECONNRESET", err)
+			}
+			e.wantEnd(t, conn.ReasonKicked)
+		})
+	}
+}
+
+// TestShutdown: Registry.Shutdown sends the shutdown frame; the client
+// acknowledges with bye and the connection ends with reason shutdown.
+func TestShutdown(t *testing.T) {
+	e := newEnv(t, protocol.Config{})
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- e.reg.Shutdown(ctx, time.Second)
+	}()
+	f := c.next()
+	if f.str("type") != "shutdown" {
+		t.Fatalf("got %v, want shutdown", f)
+	}
+	if ms, _ := f["reconnect_after_ms"].(float64); ms < 0 || ms > 1000 {
+		t.Fatalf("reconnect_after_ms = %v, want within the 1s spread", f["reconnect_after_ms"])
+	}
+	c.send(map[string]any{"type": "bye"})
+	e.wantEnd(t, conn.ReasonShutdown)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}

@@ -1,0 +1,183 @@
+package ws
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/protocol"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Engine serves the protocol; share one with the TCP server. Required.
+	Engine *protocol.Engine
+	// OriginPatterns are the host patterns (path.Match syntax, e.g.
+	// "*.example.com") whose browser pages may connect cross-origin.
+	// Empty means same-origin only; requests without an Origin header
+	// (non-browser clients) are always accepted.
+	OriginPatterns []string
+}
+
+// Handler serves the WebSocket transport: mount it at GET /v1/ws. Each
+// connection's goroutine is the ServeHTTP call that upgraded it (net/http
+// owns it); Stop ends them and waits for them.
+type Handler struct {
+	cfg    Config
+	base   context.Context // ends on Stop
+	cancel context.CancelFunc
+	conns  sync.WaitGroup
+
+	mu      sync.Mutex
+	stopped bool // guarded by mu
+}
+
+// New validates cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("tether: ws: Config.Engine is required")
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Handler{cfg: cfg, base: base, cancel: cancel}, nil
+}
+
+// ServeHTTP upgrades the request and serves the connection until it ends.
+// ?session=KEY presents a session key (1 to 255 bytes of printable ASCII).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		httpError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET with a WebSocket upgrade")
+		return
+	}
+	key := r.URL.Query().Get("session")
+	if key != "" && !protocol.ValidSessionKey(key) {
+		httpError(w, http.StatusBadRequest, "bad_request", "session must be 1 to 255 bytes of printable ASCII")
+		return
+	}
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		httpError(w, http.StatusServiceUnavailable, "unavailable", "the server is stopping")
+		return
+	}
+	h.conns.Add(1)
+	h.mu.Unlock()
+	defer h.conns.Done()
+
+	rec := &hijackRecorder{ResponseWriter: w}
+	c, err := websocket.Accept(rec, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	// The Session bounds frames itself, so that an oversized one is
+	// answered with an error frame before the close (the library's limit
+	// would close at once).
+	c.SetReadLimit(-1)
+	wc := &wsConn{c: c, nc: rec.nc, limit: h.cfg.Engine.Config().MaxFrameSize}
+	oi := conn.OpenInfo{Transport: conn.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: rec.nc}
+	h.cfg.Engine.Serve(h.base, wc, oi, nil)
+}
+
+// Stop refuses new connections, ends the live ones gracefully with reason
+// shutdown (after Registry.Shutdown has notified them there are usually
+// none left), and waits for them. It returns ctx.Err() if ctx ends first.
+func (h *Handler) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
+	h.cancel()
+	done := make(chan struct{})
+	go func() {
+		h.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func httpError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// hijackRecorder keeps the raw connection websocket.Accept hijacks, which
+// conn.CloseConn needs for reset and discard.
+type hijackRecorder struct {
+	http.ResponseWriter
+	nc net.Conn
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.nc = nc
+	return nc, brw, err
+}
+
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// wsConn frames a WebSocket connection: one frame per message.
+type wsConn struct {
+	c     *websocket.Conn
+	nc    net.Conn
+	limit int
+	buf   bytes.Buffer // the reader goroutine's
+}
+
+// ReadFrame reads one message, text or binary, reading at most limit+1
+// bytes of it.
+func (c *wsConn) ReadFrame(ctx context.Context) ([]byte, error) {
+	_, r, err := c.c.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.buf.Reset()
+	n, err := c.buf.ReadFrom(io.LimitReader(r, int64(c.limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > int64(c.limit) {
+		return nil, protocol.ErrFrameTooLarge
+	}
+	return c.buf.Bytes(), nil
+}
+
+func (c *wsConn) WriteFrame(ctx context.Context, frame []byte, _ bool) error {
+	return c.c.Write(ctx, websocket.MessageText, frame)
+}
+
+// CloseGracefully sends a close frame (RFC 6455 §5.5.1) with a status for
+// the reason and waits, up to the library's 5s, for the peer's.
+func (c *wsConn) CloseGracefully(reason conn.Reason) error {
+	code := websocket.StatusNormalClosure
+	switch reason {
+	case conn.ReasonShutdown:
+		code = websocket.StatusGoingAway
+	case conn.ReasonProtocolError, conn.ReasonSlowConsumer:
+		code = websocket.StatusPolicyViolation
+	}
+	return c.c.Close(code, string(reason))
+}
+
+func (c *wsConn) Close() error      { return c.c.CloseNow() }
+func (c *wsConn) NetConn() net.Conn { return c.nc }
+
+// Reason: a close frame from the peer is an orderly close.
+func (c *wsConn) Reason(err error) conn.Reason {
+	if websocket.CloseStatus(err) != -1 {
+		return conn.ReasonClosed
+	}
+	return protocol.ReasonOf(err)
+}
