@@ -24,8 +24,11 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
+	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
+	"github.com/tether-run/tether/tcp"
+	"github.com/tether-run/tether/ws"
 )
 
 // Config configures a Server. The zero value serves on 127.0.0.1:8080 with
@@ -62,6 +65,16 @@ type Config struct {
 	// OnDisconnect with the end reason) and the session admission bound.
 	// Its Logger and Registerer are set by the Server.
 	Lifecycle conn.RegistryConfig
+	// TCPAddr, when set, serves the framed protocol over plain TCP on this
+	// address (docs/protocol.md). Empty means off.
+	TCPAddr string
+	// Protocol tunes the WebSocket and TCP transports: frame size, requests
+	// in flight, queue bytes, slow-consumer lag, heartbeats, idle timeout.
+	// Its Store, Registry and Logger are set by the Server.
+	Protocol protocol.Config
+	// WSOriginPatterns are the hosts (path.Match patterns) whose browser
+	// pages may open WebSockets cross-origin. Empty means same-origin only.
+	WSOriginPatterns []string
 	// ShutdownSpread is the window over which Stop spreads the reconnect
 	// hints it gives clients, so they do not all come back at once. Zero
 	// means 5s; it is capped by Stop's deadline.
@@ -79,6 +92,8 @@ type Server struct {
 	ln       net.Listener
 	http     *http.Server
 	conns    *conn.Registry
+	ws       *ws.Handler
+	tcp      *tcp.Server // nil unless TCPAddr is set
 	store    store.Store
 	ownStore bool
 	stop     context.CancelCauseFunc
@@ -139,6 +154,14 @@ func (s *Server) Start(ctx context.Context) error {
 		closeOwned(st, own)
 		return fmt.Errorf("tether: listen: %w", err)
 	}
+	if s.tcp != nil {
+		if err := s.tcp.Start(ctx); err != nil {
+			ln.Close()
+			closeOwned(st, own)
+			return fmt.Errorf("tether: listen tcp: %w", err)
+		}
+		s.log.Info("listening for TCP", "addr", s.tcp.Addr().String())
+	}
 	s.started, s.ln, s.conns, s.store, s.ownStore, s.stop = true, ln, conns, st, own, shutdown
 	s.http = &http.Server{
 		Handler:           h,
@@ -181,13 +204,49 @@ func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, co
 		shutdown(nil)
 		return nil, nil, err
 	}
+	if err := s.transports(st, conns); err != nil {
+		shutdown(nil)
+		return nil, nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 	admin := httpapi.ConnectionsHandler(conns)
 	mux.Handle("/v1/connections", admin)
 	mux.Handle("/v1/connections/", admin)
+	mux.Handle("/v1/ws", s.ws) // hijacks: outside Watch
 	mux.Handle("/", api)
 	return mux, shutdown, nil
+}
+
+// transports builds the framed protocol's engine and its two transports,
+// which share it. The TCP server listens only in Start.
+func (s *Server) transports(st store.Store, conns *conn.Registry) error {
+	pc := s.cfg.Protocol
+	pc.Store, pc.Registry, pc.Logger = st, conns, s.log
+	eng, err := protocol.NewEngine(pc)
+	if err != nil {
+		return err
+	}
+	if s.ws, err = ws.New(ws.Config{Engine: eng, OriginPatterns: s.cfg.WSOriginPatterns}); err != nil {
+		return err
+	}
+	if s.cfg.TCPAddr != "" {
+		if s.tcp, err = tcp.New(tcp.Config{Engine: eng, Addr: s.cfg.TCPAddr, KeepAlive: s.cfg.KeepAlive}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TCPAddr is the address of the TCP transport, or nil when it is off or
+// before Start.
+func (s *Server) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcp == nil || !s.started {
+		return nil
+	}
+	return s.tcp.Addr()
 }
 
 func (s *Server) dataDesc() string {
@@ -238,6 +297,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.ln.Close() // stop accepting; requests in flight go on
 	err := s.conns.Shutdown(ctx, s.spread(ctx))
 	s.stop(conn.ErrShutdown) // anything the registry does not track
+	if s.tcp != nil {
+		err = cmp.Or(err, s.tcp.Stop(ctx))
+	}
+	err = cmp.Or(err, s.ws.Stop(ctx))
 	if herr := s.http.Shutdown(ctx); herr != nil {
 		s.http.Close()
 		err = cmp.Or(err, herr)

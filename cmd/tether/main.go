@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/server"
 )
 
@@ -52,6 +53,9 @@ func run(args []string, stderr io.Writer) error {
 
 func serve(args []string, stderr io.Writer) error {
 	cfg, opts, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -117,6 +121,27 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", 0, "interval between TCP keepalive probes (0: default 1s)")
 	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", 0, "unanswered probes before the peer is dead (0: default 4)")
 	fs.DurationVar(&cfg.KeepAlive.UserTimeout, "tcp-user-timeout", 0, "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged (0: default 4s, negative: off)")
+	fs.StringVar(&cfg.TCPAddr, "tcp-addr", "", "`address` for the framed protocol over plain TCP (empty: off)")
+	fs.DurationVar(&cfg.Protocol.PingInterval, "heartbeat-interval", 5*time.Second, "WebSocket/TCP: how often the server pings")
+	fs.DurationVar(&cfg.Protocol.PingTimeout, "heartbeat-timeout", 10*time.Second, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
+	fs.DurationVar(&cfg.Protocol.IdleTimeout, "idle-timeout", 0, "WebSocket/TCP: end a connection with no application data for this long (0: off)")
+	fs.Func("idle-close-mode", "how an idle connection is closed: close, reset or discard (default reset)", func(v string) error {
+		switch m := conn.CloseMode(v); m {
+		case conn.CloseGraceful, conn.CloseReset, conn.CloseDiscard:
+			cfg.Protocol.IdleCloseMode = m
+			return nil
+		}
+		return fmt.Errorf("want close, reset or discard")
+	})
+	fs.IntVar(&cfg.Protocol.QueueBytes, "queue-bytes", 1<<20, "WebSocket/TCP: outgoing queue bound per connection and lane, in `bytes`")
+	fs.DurationVar(&cfg.Protocol.MaxLag, "max-lag", 30*time.Second, "WebSocket/TCP: end a connection whose oldest undelivered message is this old (slow-consumer)")
+	fs.IntVar(&cfg.Protocol.MaxFrameSize, "max-frame", 1<<20, "WebSocket/TCP: largest frame a client may send, in `bytes`")
+	fs.IntVar(&cfg.Protocol.MaxInFlight, "max-in-flight", 64, "WebSocket/TCP: requests in flight per connection")
+	fs.Func("ws-origin", "host `pattern` whose pages may open WebSockets cross-origin (repeatable; default same-origin only)", func(v string) error {
+		cfg.WSOriginPatterns = append(cfg.WSOriginPatterns, v)
+		return nil
+	})
+	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", 5*time.Second, "window over which shutdown spreads clients' reconnects")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&opts.grace, "shutdown-grace", 30*time.Second, "how long a stop waits for requests in flight")

@@ -40,9 +40,10 @@ func TestMain(m *testing.M) {
 
 // proc is a running tether binary.
 type proc struct {
-	cmd  *exec.Cmd
-	base string
-	done chan struct{}
+	cmd     *exec.Cmd
+	base    string
+	tcpAddr string // set when started with --tcp-addr
+	done    chan struct{}
 }
 
 // startBinary runs `tether serve` on a free loopback port with data in dir
@@ -64,12 +65,18 @@ func startBinary(t *testing.T, dir string, extra ...string) *proc {
 	}
 	p := &proc{cmd: cmd, done: make(chan struct{})}
 	addr := make(chan string, 1)
+	tcpAddr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr <- line.Addr
+			if json.Unmarshal(sc.Bytes(), &line) == nil {
+				switch line.Msg {
+				case "listening":
+					addr <- line.Addr
+				case "listening for TCP":
+					tcpAddr <- line.Addr
+				}
 			}
 		}
 		io.Copy(io.Discard, stderr)
@@ -80,6 +87,9 @@ func startBinary(t *testing.T, dir string, extra ...string) *proc {
 		<-p.done
 	})
 	select {
+	case a := <-tcpAddr: // logged before the HTTP address
+		p.tcpAddr = a
+		p.base = "http://" + <-addr
 	case a := <-addr:
 		p.base = "http://" + a
 	case <-p.done:
