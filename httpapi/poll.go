@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/store"
 )
 
@@ -25,8 +26,8 @@ type pollResponse struct {
 	Gap      bool          `json:"gap,omitempty"`
 	Earliest store.Cursor  `json:"earliest,omitempty"`
 	// ReconnectAfterMS is set when the server is going away: poll again
-	// after this long, to spread the reconnects.
-	ReconnectAfterMS int64 `json:"reconnect_after_ms,omitempty"`
+	// after this long (0 included), to spread the reconnects.
+	ReconnectAfterMS *int64 `json:"reconnect_after_ms,omitempty"`
 }
 
 // poll serves GET /v1/channels/{channel}/messages: a long-poll read after a
@@ -61,7 +62,10 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Connection", "close")
 			}
 			ans := pollAnswer(p, store.ReadResult{Next: p.after})
-			ans.ReconnectAfterMS = reconnectHint(ctx).Milliseconds()
+			if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
+				hint := reconnectHint(ctx).Milliseconds()
+				ans.ReconnectAfterMS = &hint
+			}
 			writeJSON(w, http.StatusOK, ans)
 			return
 		}
