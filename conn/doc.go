@@ -33,6 +33,11 @@
 // 10 s, idle or streaming (see KeepAlive for the arithmetic); the read
 // then fails with ETIMEDOUT and the handler gets ErrTimeout.
 //
+// A peer that is alive but stopped reading is a different matter: its
+// kernel keeps ACKing with a zero window. Linux (>= 5.11) still aborts it
+// after TCP_USER_TIMEOUT; StallGuard lets the application's own lag limit
+// decide instead (see KeepAlive and StallGuard).
+//
 // # Example
 //
 //	ln, err := conn.Listen(ctx, ":8080", conn.KeepAlive{})

@@ -37,9 +37,15 @@ import (
 // (UserTimeout < 0) an idle peer is dropped after Idle + Count x Interval
 // (7 s), but one that goes silent while we stream only after tcp_retries2
 // retransmissions: 15 minutes. The price: a peer silent for 4 s (a long
-// Wi-Fi handover, heavy loss) is disconnected. Linux >= 5.11 does not
-// apply TCP_USER_TIMEOUT to a peer that answers zero-window probes, so
-// slow readers are not affected.
+// Wi-Fi handover, heavy loss) is disconnected.
+//
+// Slow readers: since Linux 5.11 TCP_USER_TIMEOUT also aborts a peer that
+// is alive but has stopped reading, once its receive window has stayed
+// closed that long, however promptly its kernel answers our zero-window
+// probes (measured on 6.18: ETIMEDOUT 4.2 s into the stall). A transport
+// that wants its own lag limit to decide uses a StallGuard, which clears
+// TCP_USER_TIMEOUT while the window is closed and restores it after; the
+// protocol Engine (WebSocket, TCP) does.
 type KeepAlive struct {
 	// Idle is how long a connection must be idle before the first probe.
 	// Zero means 3 s. Linux counts in whole seconds; Go rounds up.

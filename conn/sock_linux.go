@@ -4,6 +4,8 @@ package conn
 
 import (
 	"errors"
+	"fmt"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +39,51 @@ func readSockInfo(rc syscall.RawConn) (sockInfo, error) {
 		RTT:     time.Duration(ti.Rtt) * time.Microsecond,
 	}, nil
 }
+
+// Socket option numbers for NewStallGuard, which is shared with systems
+// that lack them.
+const (
+	ipprotoTCP        = unix.IPPROTO_TCP
+	tcpUserTimeoutOpt = unix.TCP_USER_TIMEOUT
+)
+
+// readStall reads what StallGuard needs from TCP_INFO: whether data waits
+// (tcpi_unacked segments in flight, tcpi_notsent_bytes queued) and
+// whether the peer's last advertised window (tcpi_snd_wnd, Linux >= 5.4)
+// is below one segment (tcpi_snd_mss), when the kernel probes instead of
+// sending.
+func readStall(rc syscall.RawConn) (Stall, error) {
+	var ti *unix.TCPInfo
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return Stall{}, err
+	}
+	if tcpState(ti.State) == tcpClose {
+		return Stall{}, syscall.ENOTCONN
+	}
+	pending := ti.Unacked > 0 || ti.Notsent_bytes > 0
+	return Stall{Pending: pending, Stalled: pending && ti.Snd_wnd < ti.Snd_mss}, nil
+}
+
+// zeroWindowAborts says whether this kernel aborts a zero-window peer that
+// answers its probes once TCP_USER_TIMEOUT has passed: Linux 5.11 and
+// later (commit 9d9b1ee0b2d1). Older kernels keep such a peer, as RFC 1122
+// asks, and may lack tcpi_snd_wnd, so StallGuard stays out of the way.
+var zeroWindowAborts = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major > 5 || major == 5 && minor >= 11
+})
 
 // readSockErr reads and clears SO_ERROR. Only called once the socket is in
 // TCP_CLOSE, when nobody else needs the pending error: Linux leaves EPIPE

@@ -21,3 +21,14 @@ func readSockErr(syscall.RawConn) error { return nil }
 
 // setUserTimeout is a no-op: TCP_USER_TIMEOUT is Linux-only.
 func setUserTimeout(uintptr, time.Duration) error { return nil }
+
+const (
+	ipprotoTCP        = 6
+	tcpUserTimeoutOpt = 18
+)
+
+func readStall(syscall.RawConn) (Stall, error) { return Stall{}, errNoTCPInfo }
+
+func sockIntOpt(syscall.RawConn, int, int) (int, error) { return 0, errNoTCPInfo }
+
+func zeroWindowAborts() bool { return false }

@@ -45,6 +45,14 @@ type Config struct {
 	// time, or from when its subscription started if that is later (so a
 	// client replaying old history gets MaxLag to catch up). Zero means
 	// 30s; negative disables.
+	//
+	// A client that stopped reading (its TCP window closed, its kernel
+	// still answering ours) is ended by MaxLag, not by TCP_USER_TIMEOUT
+	// (conn.StallGuard keeps the kernel from aborting it) nor by the
+	// heartbeat (it cannot read our pings, so PingTimeout waits while a
+	// message is waiting for it). That holds on Linux >= 5.11 with
+	// sockets from conn.Listen or *net.TCPConn; elsewhere the heartbeat
+	// may end such a client first.
 	MaxLag time.Duration
 	// ReadBatch is how many messages a subscription reads from the store
 	// at once. Zero means 100.
@@ -55,7 +63,9 @@ type Config struct {
 	PingInterval time.Duration
 	// PingTimeout ends a connection with heartbeat-timeout when no frame of
 	// any kind arrived for this long. Zero means 10s (so a silent client is
-	// noticed within 10s). Must be above PingInterval.
+	// noticed within 10s). Must be above PingInterval. It waits while the
+	// client is stalled with a message waiting (see MaxLag), and counts
+	// afresh once the client reads again.
 	PingTimeout time.Duration
 	// IdleTimeout ends a connection with idle-timeout when no application
 	// data (requests, replies, messages; not pings or pongs) went either

@@ -26,7 +26,10 @@
 // nothing is dropped, the log is the buffer. Once its oldest undelivered
 // message is older than Config.MaxLag, the connection ends with
 // slow-consumer and an error frame naming, per channel, the last cursor
-// written, from which the client resumes.
+// written, from which the client resumes. The timer goroutine also looks
+// at the socket (conn.StallGuard) while written data may be waiting in
+// it, so that neither the kernel's TCP_USER_TIMEOUT nor the heartbeat ends
+// a client that is alive but not reading before MaxLag does.
 //
 // Concurrency: an Engine is safe for concurrent use; each Serve call
 // serves one connection. The session implements conn.Peer, whose methods

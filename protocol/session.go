@@ -91,6 +91,10 @@ type session struct {
 	c   Conn
 	h   *conn.Handle
 	q   *queue
+	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
+	// but not reading; nil when the transport's socket has none. Used by
+	// the timer goroutine only.
+	guard *conn.StallGuard
 
 	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
 	cancel context.CancelFunc
@@ -103,7 +107,9 @@ type session struct {
 	lastRecv atomic.Int64 // unix nanos: any frame arrived
 	lastApp  atomic.Int64 // unix nanos: application data went either way
 	pings    atomic.Uint64
-	notified atomic.Bool // NotifyShutdown was called
+	wrote    atomic.Bool   // a frame was written since the timer loop last looked at the socket
+	wroteC   chan struct{} // cap 1: wrote became true
+	notified atomic.Bool   // NotifyShutdown was called
 
 	endMu  sync.Mutex
 	ending *ending       // guarded by endMu; set once
@@ -126,8 +132,8 @@ func newSession(e *Engine, c Conn) *session {
 	s := &session{
 		e: e, cfg: &e.cfg, c: c, q: newQueue(e.cfg.QueueBytes),
 		slots: make(chan struct{}, e.cfg.MaxInFlight),
-		ended: make(chan struct{}),
-		subs:  map[string]*sub{}, delivered: map[string]store.Cursor{},
+		ended: make(chan struct{}), wroteC: make(chan struct{}, 1),
+		subs: map[string]*sub{}, delivered: map[string]store.Cursor{},
 	}
 	return s
 }
@@ -136,6 +142,7 @@ func (s *session) now() time.Time { return s.cfg.Now() }
 
 func (s *session) run(ctx context.Context, h *conn.Handle, first []byte) {
 	s.h = h
+	s.guard = conn.NewStallGuard(s.c.NetConn())
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	now := s.now().UnixNano()
 	s.lastRecv.Store(now)
@@ -288,6 +295,9 @@ func (s *session) writeLoop() {
 			s.decide(reason, "", 0, nil)
 			return
 		}
+		if !s.wrote.Swap(true) {
+			signal(s.wroteC)
+		}
 		s.h.Count(0, len(it.frame))
 		if it.app {
 			s.lastApp.Store(s.now().UnixNano())
@@ -303,11 +313,15 @@ func (s *session) writeLoop() {
 }
 
 // timerLoop sends pings and watches the heartbeat, idle and lag limits.
-// It sleeps until the earliest of them could fire.
+// It sleeps until the earliest of them could fire, or, while written data
+// may wait in the socket, until the stall guard's next look.
 func (s *session) timerLoop() {
 	cfg := s.cfg
 	nextPing := s.now().Add(cfg.PingInterval)
-	t := time.NewTimer(0) // the first pass schedules the real wake-up
+	var nextCheck time.Time
+	var pending, stalled bool // what the guard saw last
+	var unstalled int64       // unix nanos: when the guard last saw a stall end
+	t := time.NewTimer(0)     // the first pass schedules the real wake-up
 	defer t.Stop()
 	for {
 		select {
@@ -315,9 +329,29 @@ func (s *session) timerLoop() {
 			return
 		case <-t.C:
 		case <-s.q.kick:
+		case <-s.wroteC:
 		}
 		now := s.now()
-		if late := now.Sub(time.Unix(0, s.lastRecv.Load()).Add(cfg.PingTimeout)); late >= 0 {
+		if s.guard != nil && !now.Before(nextCheck) {
+			nextCheck = now.Add(s.guard.Interval())
+			if s.wrote.Swap(false) || pending {
+				st, err := s.guard.Check()
+				if err != nil {
+					st = conn.Stall{} // closed: the reader or writer reports why
+				}
+				if stalled && !st.Stalled {
+					unstalled = now.UnixNano()
+				}
+				pending, stalled = st.Pending, st.Stalled
+			}
+		}
+		// A peer that is alive but not reading (its window is closed and
+		// its kernel answers ours) cannot read our pings either: while a
+		// message waits for it, MaxLag decides, not the heartbeat; once it
+		// reads again it gets a full PingTimeout to answer.
+		deferBeat := stalled && cfg.MaxLag > 0 && !s.q.oldest().IsZero()
+		beatAt := time.Unix(0, max(s.lastRecv.Load(), unstalled)).Add(cfg.PingTimeout)
+		if late := now.Sub(beatAt); late >= 0 && !deferBeat {
 			s.decide(conn.ReasonHeartbeatTimeout, conn.CloseReset, late, nil)
 			return
 		}
@@ -342,7 +376,13 @@ func (s *session) timerLoop() {
 			s.q.forceCtrl(item{frame: encode(pingFrame{Type: TypePing, ID: id})})
 			nextPing = now.Add(cfg.PingInterval)
 		}
-		next := earliest(nextPing, time.Unix(0, s.lastRecv.Load()).Add(cfg.PingTimeout))
+		next := nextPing
+		if !deferBeat {
+			next = earliest(next, beatAt)
+		}
+		if s.guard != nil && (pending || s.wrote.Load()) {
+			next = earliest(next, nextCheck)
+		}
 		if cfg.IdleTimeout > 0 {
 			next = earliest(next, time.Unix(0, s.lastApp.Load()).Add(cfg.IdleTimeout))
 		}

@@ -135,10 +135,7 @@ func TestTooManyRequests(t *testing.T) {
 // with low latency. What the slow client did receive is a gapless prefix.
 func TestSlowConsumer(t *testing.T) {
 	const maxLag = time.Second
-	// TCP_USER_TIMEOUT off: on this kernel it aborts a peer whose window
-	// stays closed (ETIMEDOUT, reason timeout) about 4s in, which would
-	// hide slow-consumer; see TestStalledReaderTimeout.
-	e := newEnvKA(t, protocol.Config{MaxLag: maxLag, QueueBytes: 64 << 10}, conn.KeepAlive{UserTimeout: -1})
+	e := newEnv(t, protocol.Config{MaxLag: maxLag, QueueBytes: 64 << 10})
 
 	// The slow client: a small receive buffer, and it never reads.
 	d := net.Dialer{}
@@ -223,32 +220,77 @@ loop:
 	t.Logf("slow client had received %d of %d messages", got, len(published))
 }
 
-// TestStalledReaderTimeout documents a kernel behaviour that decides how a
-// stalled reader ends with the default keepalive settings: a peer whose
-// receive window stays closed is aborted by TCP_USER_TIMEOUT (4s) with
-// ETIMEDOUT, reason timeout, long before the default MaxLag (30s).
-func TestStalledReaderTimeout(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+// TestStalledReader: a reader that stops reading, with the default
+// keepalive settings (TCP_USER_TIMEOUT 4s) and the default heartbeat
+// (PingTimeout 10s), is ended with slow-consumer at MaxLag, past both. Its
+// kernel keeps answering our zero-window probes: Linux >= 5.11 would still
+// abort it at 4s (ETIMEDOUT, reason timeout) but for conn.StallGuard, and
+// the heartbeat would end it at 10s but that a stalled peer cannot read
+// our pings. The slow_consumer frame names the cursor it resumes after.
+func TestStalledReader(t *testing.T) {
+	t.Parallel() // MaxLag plus the time to fill the socket buffers
+	const maxLag = 12 * time.Second
+	e := newEnv(t, protocol.Config{MaxLag: maxLag})
 	slowNC := dial(t, e.addr)
 	slowNC.SetReadBuffer(16 << 10)
-	slowNC.Write([]byte(`{"id":"s","type":"subscribe","channel":"feed"}` + "\n"))
+	// after "0": the publishes below may overtake the subscribe.
+	slowNC.Write([]byte(`{"id":"s","type":"subscribe","channel":"feed","after":"0"}` + "\n"))
 	pub := connect(t, e.addr, true)
 	payload := strings.Repeat("x", 4000)
+	var published []string
 	start := time.Now()
+	var x ended
+loop:
 	for i := 0; ; i++ {
 		select {
-		case x := <-e.ends:
-			t.Logf("stalled reader ended with %q %v after it stopped reading", x.reason, x.at.Sub(start))
-			if x.reason != conn.ReasonTimeout && x.reason != conn.ReasonSlowConsumer {
-				t.Fatalf("stalled reader ended with %q, want timeout (or slow-consumer)", x.reason)
-			}
-			return
+		case x = <-e.ends:
+			break loop
 		default:
 		}
 		if time.Since(start) > 40*time.Second {
 			t.Fatal("stalled reader not ended within 40s")
 		}
-		pub.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "feed", "data": payload})
+		r := pub.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "feed", "data": payload})
+		published = append(published, r.str("cursor"))
 		time.Sleep(2 * time.Millisecond) // pacing the publisher, not synchronisation
 	}
+	took := x.at.Sub(start)
+	t.Logf("stalled reader ended with %q %v after it stopped reading (MaxLag %v)", x.reason, took.Round(time.Millisecond), maxLag)
+	if x.reason != conn.ReasonSlowConsumer {
+		t.Fatalf("stalled reader ended with %q, want slow-consumer", x.reason)
+	}
+	if took < maxLag {
+		t.Fatalf("ended after %v, before MaxLag %v", took, maxLag)
+	}
+	// It reads again: a gapless prefix of the feed, then, if it was still
+	// taking data during the FlushTimeout, the slow_consumer frame.
+	slowNC.SetReadDeadline(time.Now().Add(5 * time.Second))
+	dec := json.NewDecoder(slowNC)
+	got := 0
+	for {
+		var f frame
+		if err := dec.Decode(&f); err != nil {
+			break
+		}
+		switch f.str("type") {
+		case "message":
+			if f.str("cursor") != published[got] {
+				t.Fatalf("message %d has cursor %s, want %s", got, f.str("cursor"), published[got])
+			}
+			got++
+		case "error":
+			wantError(t, f, "slow_consumer")
+			t.Logf("slow_consumer frame: %v", f["cursors"])
+		}
+	}
+	if got == 0 {
+		t.Fatal("the stalled reader received no message before it stalled")
+	}
+	// It resumes after the last cursor it received, and misses nothing.
+	c := connect(t, e.addr, true)
+	wantOK(t, c.request(map[string]any{"id": "r", "type": "subscribe", "channel": "feed", "after": published[got-1]}))
+	if f := c.next(); f.str("type") != "message" || f.str("cursor") != published[got] {
+		t.Fatalf("after resuming got %v, want message %s", f, published[got])
+	}
+	t.Logf("it had received %d of %d messages and resumed after %s", got, len(published), published[got-1])
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -54,6 +55,7 @@ type envOpts struct {
 	ka        conn.KeepAlive
 	retention store.Retention
 	events    chan string // "connect <session>" and "disconnect <session>", in hook order
+	netns     string      // when set, the server listens on netnstest.ServerIP in this namespace
 }
 
 func newEnvWith(t testing.TB, o envOpts) *env {
@@ -84,11 +86,15 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:0", KeepAlive: ka})
+	addr, start := "127.0.0.1:0", func(f func() error) error { return f() }
+	if o.netns != "" {
+		addr, start = netnstest.ServerIP+":0", func(f func() error) error { return netnstest.In(o.netns, f) }
+	}
+	e.srv, err = tcp.New(tcp.Config{Engine: eng, Addr: addr, KeepAlive: ka})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.Start(context.Background()); err != nil {
+	if err := start(func() error { return e.srv.Start(context.Background()) }); err != nil {
 		t.Fatal(err)
 	}
 	e.addr = e.srv.Addr().String()
@@ -155,7 +161,12 @@ func dial(t testing.TB, addr string) *net.TCPConn {
 
 // connect dials and starts reading.
 func connect(t testing.TB, addr string, pong bool) *client {
-	c := &client{t: t, nc: dial(t, addr), frames: make(chan frame, 100000), done: make(chan struct{}), pong: pong}
+	return newClient(t, dial(t, addr), pong)
+}
+
+// newClient starts reading from a connection already dialled.
+func newClient(t testing.TB, nc *net.TCPConn, pong bool) *client {
+	c := &client{t: t, nc: nc, frames: make(chan frame, 100000), done: make(chan struct{}), pong: pong}
 	c.startReading()
 	return c
 }

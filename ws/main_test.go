@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/ws"
@@ -47,14 +48,29 @@ func newEnv(t *testing.T, pcfg protocol.Config) *env {
 
 func newEnvKA(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive) *env {
 	t.Helper()
+	return newEnvIn(t, pcfg, ka, "")
+}
+
+// newEnvIn is newEnvKA listening on netnstest.ServerIP in namespace ns,
+// or on 127.0.0.1 when ns is empty.
+func newEnvIn(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string) *env {
+	t.Helper()
+	return newEnvRC(t, pcfg, ka, ns, conn.RegistryConfig{})
+}
+
+// newEnvRC is newEnvIn with the Registry's hooks; a nil OnDisconnect
+// means the env's, which feeds e.ends.
+func newEnvRC(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string, rc conn.RegistryConfig) *env {
+	t.Helper()
 	st, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{st: st, ends: make(chan ended, 100)}
-	e.reg, err = conn.NewRegistry(conn.RegistryConfig{
-		OnDisconnect: func(i conn.Info, r conn.Reason) { e.ends <- ended{i, r, time.Now()} },
-	})
+	if rc.OnDisconnect == nil {
+		rc.OnDisconnect = func(i conn.Info, r conn.Reason) { e.ends <- ended{i, r, time.Now()} }
+	}
+	e.reg, err = conn.NewRegistry(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +82,15 @@ func newEnvKA(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive) *env {
 	if e.h, err = ws.New(ws.Config{Engine: eng}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := conn.Listen(context.Background(), "127.0.0.1:0", ka)
+	var ln net.Listener
+	if ns == "" {
+		ln, err = conn.Listen(context.Background(), "127.0.0.1:0", ka)
+	} else {
+		err = netnstest.In(ns, func() (err error) {
+			ln, err = conn.Listen(context.Background(), netnstest.ServerIP+":0", ka)
+			return err
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +149,16 @@ type client struct {
 
 func connect(t testing.TB, url string, pong bool) *client {
 	t.Helper()
+	return connectDial(t, url, pong, (&net.Dialer{}).DialContext)
+}
+
+// connectDial is connect with the client's dialer.
+func connectDial(t testing.TB, url string, pong bool, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *client {
+	t.Helper()
 	cl := &client{t: t, frames: make(chan frame, 100000), done: make(chan struct{}), pong: pong}
 	var once sync.Once
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		c, err := dial(ctx, network, addr)
 		if err == nil {
 			once.Do(func() { cl.nc = c.(*net.TCPConn) })
 		}

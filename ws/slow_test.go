@@ -19,8 +19,7 @@ import (
 // slow-consumer, while another client of the same channel keeps getting
 // every message with low latency.
 func TestSlowConsumer(t *testing.T) {
-	// TCP_USER_TIMEOUT off: see tcp.TestStalledReaderTimeout.
-	e := newEnvKA(t, protocol.Config{MaxLag: time.Second, QueueBytes: 64 << 10}, conn.KeepAlive{UserTimeout: -1})
+	e := newEnv(t, protocol.Config{MaxLag: time.Second, QueueBytes: 64 << 10})
 
 	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
@@ -78,5 +77,50 @@ loop:
 		slowEnd.at.Sub(start), len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
 	if lat[len(lat)-1] > time.Second {
 		t.Fatalf("fast client's worst latency %v, want well under MaxLag", lat[len(lat)-1])
+	}
+}
+
+// TestStalledReader: a WebSocket client that stops reading, with the
+// default keepalive settings (TCP_USER_TIMEOUT 4s) and heartbeat
+// (PingTimeout 10s), is ended with slow-consumer at MaxLag, past both; see
+// tcp.TestStalledReader.
+func TestStalledReader(t *testing.T) {
+	t.Parallel() // MaxLag plus the time to fill the socket buffers
+	const maxLag = 12 * time.Second
+	e := newEnv(t, protocol.Config{MaxLag: maxLag})
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+	}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	slow, _, err := websocket.Dial(t.Context(), e.url, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	slow.Write(t.Context(), websocket.MessageText, []byte(`{"id":"s","type":"subscribe","channel":"feed"}`))
+	pub := connect(t, e.url, true)
+	payload := strings.Repeat("x", 4000)
+	start := time.Now()
+	var x ended
+loop:
+	for i := 0; ; i++ {
+		select {
+		case x = <-e.ends:
+			break loop
+		default:
+		}
+		if time.Since(start) > 40*time.Second {
+			t.Fatal("stalled reader not ended within 40s")
+		}
+		pub.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "feed", "data": payload})
+		time.Sleep(2 * time.Millisecond) // pacing the publisher, not synchronisation
+	}
+	took := x.at.Sub(start)
+	t.Logf("stalled WebSocket reader ended with %q %v after it stopped reading (MaxLag %v)", x.reason, took.Round(time.Millisecond), maxLag)
+	if x.reason != conn.ReasonSlowConsumer {
+		t.Fatalf("stalled reader ended with %q, want slow-consumer", x.reason)
+	}
+	if took < maxLag {
+		t.Fatalf("ended after %v, before MaxLag %v", took, maxLag)
 	}
 }
