@@ -45,6 +45,11 @@ type Config struct {
 	// SSEHeartbeat is how often an idle SSE stream gets a comment line.
 	// Zero means 15s.
 	SSEHeartbeat time.Duration
+	// SSEMaxLag ends an SSE stream with slow-consumer when its client has
+	// made no progress reading for this long (see stallWatch). Zero means
+	// 30s; negative disables (the kernel's TCP_USER_TIMEOUT then ends a
+	// client that stopped reading, as timeout).
+	SSEMaxLag time.Duration
 	// SSERetry is the reconnection delay sent to EventSource clients.
 	// Zero means 2s.
 	SSERetry time.Duration
@@ -67,6 +72,7 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.MaxBodyBytes, 1<<20)
 	setDefault(&c.SSEHeartbeat, 15*time.Second)
 	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.SSEMaxLag, 30*time.Second)
 	switch {
 	case c.DefaultWait < 0 || c.MaxWait < 0 || c.SSEHeartbeat < 0 || c.SSERetry < 0 || c.ProbeWait < 0:
 		return errors.New("tether: httpapi: durations must not be negative")
@@ -98,6 +104,7 @@ type API struct {
 	maxBody      int64
 	sseHeartbeat time.Duration
 	sseRetry     time.Duration
+	sseMaxLag    time.Duration
 	metrics      *metrics
 	reg          *conn.Registry
 	handler      http.Handler
@@ -114,6 +121,7 @@ func New(cfg Config) (*API, error) {
 		maxBody:      cfg.MaxBodyBytes,
 		sseHeartbeat: cfg.SSEHeartbeat,
 		sseRetry:     cfg.SSERetry,
+		sseMaxLag:    cfg.SSEMaxLag,
 		reg:          cfg.Registry,
 		limits: limits{
 			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,

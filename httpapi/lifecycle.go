@@ -129,8 +129,10 @@ func endTracked(r *http.Request, e conn.End) {
 	if slot == nil || slot.h == nil {
 		return
 	}
+	// The server's own decision (kicked, shutdown, slow-consumer) is why
+	// the handler returned, whatever Watch saw of the socket afterwards.
 	reason := e.Reason
-	if pr, _ := slot.peer.state(); pr != "" && (reason == conn.ReasonCompleted || reason == conn.ReasonHalfClosed || reason == conn.ReasonShutdown) {
+	if pr, _ := slot.peer.state(); pr != "" {
 		reason = pr
 	}
 	slot.h.End(reason, e.Noticed)

@@ -34,7 +34,9 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer the stream
 	conn.SetFiller(w, sseFiller)
 	w.WriteHeader(http.StatusOK)
-	s := &sseStream{w: w, rc: http.NewResponseController(w)}
+	stall, stop := a.watchStall(ctx)
+	defer stop()
+	s := &sseStream{w: w, rc: http.NewResponseController(w), stall: stall}
 	s.bw.WriteString("retry: " + strconv.Itoa(int(a.sseRetry/time.Millisecond)) + "\n\n")
 	if err := a.stream(ctx, s, p, res); err != nil && ctx.Err() == nil {
 		a.log.DebugContext(ctx, "sse stream ended", "channel", p.channel, "err", err)
@@ -96,9 +98,10 @@ func (a *API) waitOrBeat(ctx context.Context, s *sseStream, p readParams) error 
 // (a comment line) can only ever land between whole events. The first
 // failing write or flush ends the stream.
 type sseStream struct {
-	w  http.ResponseWriter
-	bw bytes.Buffer
-	rc *http.ResponseController
+	w     http.ResponseWriter
+	bw    bytes.Buffer
+	rc    *http.ResponseController
+	stall *stallWatch // nil: no stall watch
 }
 
 func (s *sseStream) writeBatch(after store.Cursor, res store.ReadResult) error {
@@ -124,6 +127,8 @@ func (s *sseStream) writeBatch(after store.Cursor, res store.ReadResult) error {
 }
 
 func (s *sseStream) flush() error {
+	s.stall.writeStarted()
+	defer s.stall.writeDone()
 	_, err := s.w.Write(s.bw.Bytes())
 	s.bw.Reset()
 	if err != nil {
