@@ -307,7 +307,13 @@ func (h *Handle) End(reason Reason, noticed time.Duration) {
 func (h *Handle) release(info Info, reason Reason, noticed time.Duration) {
 	r := h.r
 	r.metrics.ended(info.Transport, reason, noticed)
-	r.cfg.Logger.Info("connection ended", "id", info.ID, "transport", info.Transport,
+	// A long-poll that got its answer is the ordinary case, thousands a
+	// second: Debug. Every other end is what an operator asks about.
+	level := slog.LevelInfo
+	if reason == ReasonCompleted {
+		level = slog.LevelDebug
+	}
+	r.cfg.Logger.Log(context.Background(), level, "connection ended", "id", info.ID, "transport", info.Transport,
 		"remote", info.Remote, "reason", reason, "noticed", noticed, "age", info.Age,
 		"bytes_in", info.BytesIn, "bytes_out", info.BytesOut)
 	r.mu.Lock()

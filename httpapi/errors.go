@@ -43,12 +43,19 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	}{e})
 }
 
-// writeJSON answers with v as a JSON body. Encoding errors can only come
-// from a broken connection at this point, and there is no one to tell.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers with v as a JSON body and returns the body's size.
+// Encoding errors can only come from a broken connection at this point,
+// and there is no one to tell.
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":{"code":"internal","message":"encoding failed"}}`)
+		status = http.StatusInternalServerError
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	n, _ := w.Write(append(b, '\n'))
+	return n
 }

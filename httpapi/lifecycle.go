@@ -154,3 +154,12 @@ func reconnectHint(ctx context.Context) time.Duration {
 	}
 	return 0
 }
+
+// counter returns a function that adds bytes written to the request's
+// registry entry (shown in GET /v1/connections), or a no-op.
+func counter(ctx context.Context) func(out int) {
+	if slot := slotFrom(ctx); slot != nil && slot.h != nil {
+		return func(out int) { slot.h.Count(0, out) }
+	}
+	return func(int) {}
+}

@@ -70,7 +70,7 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, pollAnswer(p, res))
+	counter(ctx)(writeJSON(w, http.StatusOK, pollAnswer(p, res)))
 }
 
 // waitAndRead waits up to p.wait for a message after p.after and reads

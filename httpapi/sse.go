@@ -36,7 +36,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	stall, stop := a.watchStall(ctx)
 	defer stop()
-	s := &sseStream{w: w, rc: http.NewResponseController(w), stall: stall}
+	s := &sseStream{w: w, rc: http.NewResponseController(w), stall: stall, count: counter(ctx)}
 	s.bw.WriteString("retry: " + strconv.Itoa(int(a.sseRetry/time.Millisecond)) + "\n\n")
 	if err := a.stream(ctx, s, p, res); err != nil && ctx.Err() == nil {
 		a.log.DebugContext(ctx, "sse stream ended", "channel", p.channel, "err", err)
@@ -102,6 +102,7 @@ type sseStream struct {
 	bw    bytes.Buffer
 	rc    *http.ResponseController
 	stall *stallWatch // nil: no stall watch
+	count func(out int)
 }
 
 func (s *sseStream) writeBatch(after store.Cursor, res store.ReadResult) error {
@@ -129,8 +130,9 @@ func (s *sseStream) writeBatch(after store.Cursor, res store.ReadResult) error {
 func (s *sseStream) flush() error {
 	s.stall.writeStarted()
 	defer s.stall.writeDone()
-	_, err := s.w.Write(s.bw.Bytes())
+	n, err := s.w.Write(s.bw.Bytes())
 	s.bw.Reset()
+	s.count(n)
 	if err != nil {
 		return err
 	}

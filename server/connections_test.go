@@ -48,8 +48,8 @@ func TestHTTPConnectionsAreTracked(t *testing.T) {
 		byTransport[c.Transport] = c
 	}
 	lp, ok1 := byTransport[conn.TransportLongPoll]
-	_, ok2 := byTransport[conn.TransportSSE]
-	if !ok1 || !ok2 || len(lp.Channels) != 1 || lp.Channels[0] != "tracked" || lp.ID == "" {
+	sse, ok2 := byTransport[conn.TransportSSE]
+	if !ok1 || !ok2 || len(lp.Channels) != 1 || lp.Channels[0] != "tracked" || lp.ID == "" || sse.BytesOut == 0 {
 		t.Fatalf("connections %+v, want a long-poll and an SSE stream on channel tracked", list.Connections)
 	}
 
