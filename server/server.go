@@ -295,6 +295,9 @@ func (s *Server) Stop(ctx context.Context) error {
 
 	s.log.Info("stopping", "connections", len(s.conns.List()))
 	s.ln.Close() // stop accepting; requests in flight go on
+	if s.tcp != nil {
+		s.tcp.StopAccepting()
+	}
 	err := s.conns.Shutdown(ctx, s.spread(ctx))
 	s.stop(conn.ErrShutdown) // anything the registry does not track
 	if s.tcp != nil {

@@ -139,6 +139,18 @@ func (s *Server) accept(ln net.Listener) error {
 	}
 }
 
+// StopAccepting closes the listeners; live connections go on. A graceful
+// stop calls it first, then lets the Registry tell the clients, then Stop.
+func (s *Server) StopAccepting() {
+	s.mu.Lock()
+	s.done = true
+	lns := s.lns
+	s.mu.Unlock()
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
 // Stop stops accepting, ends every connection of this server gracefully
 // with reason shutdown (after Registry.Shutdown has notified them, there
 // are usually none left), and waits for their goroutines. It returns
