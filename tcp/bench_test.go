@@ -20,9 +20,9 @@ func BenchmarkPublish(b *testing.B) {
 			var mu sync.Mutex
 			waiting := map[string]chan struct{}{}
 			go func() {
-				for f := range c.frames {
+				for f := range c.Frames {
 					mu.Lock()
-					ch := waiting[f.str("id")]
+					ch := waiting[f.Str("id")]
 					mu.Unlock()
 					if ch != nil {
 						close(ch)
@@ -44,7 +44,7 @@ func BenchmarkPublish(b *testing.B) {
 						mu.Lock()
 						waiting[id] = ch
 						mu.Unlock()
-						c.send(map[string]any{"id": id, "type": "publish", "channel": "bench", "data": "x"})
+						c.Send(map[string]any{"id": id, "type": "publish", "channel": "bench", "data": "x"})
 						<-ch
 					}
 				})

@@ -4,13 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
 )
@@ -21,24 +20,9 @@ import (
 func TestInterleavedRequests(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	var mu sync.Mutex
-	waiting := map[string]chan frame{}
-	go func() {
-		for f := range c.frames {
-			if f.str("type") != "reply" && f.str("type") != "pong" && f.str("type") != "error" {
-				continue // messages of the subscriptions below
-			}
-			mu.Lock()
-			ch := waiting[f.str("id")]
-			delete(waiting, f.str("id"))
-			mu.Unlock()
-			if ch == nil {
-				t.Errorf("reply %v matches no request in flight", f)
-				continue
-			}
-			ch <- f
-		}
-	}()
+	r := prototest.NewRouter(t, c.Client, func(f prototest.Frame) bool {
+		return f.Str("type") != "reply" && f.Str("type") != "pong" && f.Str("type") != "error" // messages of the subscriptions below
+	})
 	const workers, each = 50, 20
 	cursors := make([][]string, workers)
 	var wg sync.WaitGroup
@@ -55,31 +39,23 @@ func TestInterleavedRequests(t *testing.T) {
 				case 3:
 					req["type"], req["channel"] = "unsubscribe", fmt.Sprintf("w%d", w)
 				}
-				ch := make(chan frame, 1)
-				mu.Lock()
-				waiting[id] = ch
-				mu.Unlock()
-				c.send(req)
-				var f frame
-				select {
-				case f = <-ch:
-				case <-time.After(10 * time.Second):
-					t.Errorf("no reply to %s", id)
+				f, ok := r.Do(req)
+				if !ok {
 					return
 				}
-				if f.str("id") != id || f.str("type") != "reply" {
+				if f.Str("id") != id || f.Str("type") != "reply" {
 					t.Errorf("request %s answered by %v", id, f)
 					return
 				}
 				if req["type"] == "publish" {
-					cursors[w] = append(cursors[w], f.str("cursor"))
+					cursors[w] = append(cursors[w], f.Str("cursor"))
 				}
 			}
 		})
 	}
 	wg.Wait()
 	// Each publish's cursor holds its own data.
-	res, err := e.st.Read(t.Context(), "load", store.Start, 1000)
+	res, err := e.Store.Read(t.Context(), "load", store.Start, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +91,10 @@ func TestTooManyRequests(t *testing.T) {
 	c.sendRaw(batch)
 	answered, refused := map[string]bool{}, 0
 	for len(answered) < 100 {
-		f := c.next()
-		answered[f.str("id")] = true
-		if f.str("type") == "error" {
-			wantError(t, f, "too_many_requests")
+		f := c.Next()
+		answered[f.Str("id")] = true
+		if f.Str("type") == "error" {
+			prototest.WantError(t, f, "too_many_requests")
 			refused++
 		}
 	}
@@ -126,7 +102,7 @@ func TestTooManyRequests(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("no request was refused")
 	}
-	wantOK(t, c.request(map[string]any{"id": "after", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "after", "type": "subscribe", "channel": "a"}))
 }
 
 // TestSlowConsumer: a client that stops reading is ended with
@@ -148,50 +124,19 @@ func TestSlowConsumer(t *testing.T) {
 	slowNC.Write([]byte(`{"id":"s","type":"subscribe","channel":"feed"}` + "\n"))
 
 	fast := connect(t, e.addr, true)
-	wantOK(t, fast.request(map[string]any{"id": "s", "type": "subscribe", "channel": "feed"}))
+	prototest.WantOK(t, fast.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "feed"}))
 	pub := connect(t, e.addr, true)
 
 	// Publish 4 KiB messages every 2ms until the slow client is ended.
-	payload := strings.Repeat("x", 4000)
-	var published []string
-	var slowEnd ended
 	start := time.Now()
-loop:
-	for i := 0; ; i++ {
-		select {
-		case slowEnd = <-e.ends:
-			break loop
-		default:
-		}
-		if time.Since(start) > 20*time.Second {
-			t.Fatal("slow client not ended within 20s")
-		}
-		r := pub.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "feed", "data": payload})
-		published = append(published, r.str("cursor"))
-		time.Sleep(2 * time.Millisecond) // pacing the publisher, not synchronisation
+	slowEnd, published := e.PublishUntilEnd(t, pub.Client, "feed", 20*time.Second, "slow client")
+	if slowEnd.Reason != conn.ReasonSlowConsumer {
+		t.Fatalf("slow client ended with %q, want slow-consumer", slowEnd.Reason)
 	}
-	if slowEnd.reason != conn.ReasonSlowConsumer {
-		t.Fatalf("slow client ended with %q, want slow-consumer", slowEnd.reason)
-	}
-	t.Logf("slow client ended %v after it stopped reading, %d messages published", slowEnd.at.Sub(start), len(published))
+	t.Logf("slow client ended %v after it stopped reading, %d messages published", slowEnd.At.Sub(start), len(published))
 
 	// The fast client got every message, in order; measure its latency.
-	var lat []time.Duration
-	for i, want := range published {
-		f := fast.next()
-		for f.str("type") != "message" {
-			f = fast.next()
-		}
-		if f.str("cursor") != want {
-			t.Fatalf("fast client message %d has cursor %s, want %s", i, f.str("cursor"), want)
-		}
-		ts, err := time.Parse(time.RFC3339Nano, f.str("time"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lat = append(lat, f["_rx"].(time.Time).Sub(ts))
-	}
-	slices.Sort(lat)
+	lat := fast.Latencies(published)
 	p50, p99, worst := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 	t.Logf("fast client latency while the slow one stalled (%d messages): p50 %v, p99 %v, max %v", len(lat), p50, p99, worst)
 	if worst > time.Second {
@@ -199,24 +144,7 @@ loop:
 	}
 
 	// What the slow client received is a gapless prefix of the feed.
-	slowNC.SetReadDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(slowNC)
-	got := 0
-	for {
-		var f frame
-		if err := dec.Decode(&f); err != nil {
-			break
-		}
-		switch f.str("type") {
-		case "message":
-			if f.str("cursor") != published[got] {
-				t.Fatalf("slow client message %d has cursor %s, want %s", got, f.str("cursor"), published[got])
-			}
-			got++
-		case "error":
-			wantError(t, f, "slow_consumer")
-		}
-	}
+	got := readPrefix(t, slowNC, published)
 	t.Logf("slow client had received %d of %d messages", got, len(published))
 }
 
@@ -236,61 +164,53 @@ func TestStalledReader(t *testing.T) {
 	// after "0": the publishes below may overtake the subscribe.
 	slowNC.Write([]byte(`{"id":"s","type":"subscribe","channel":"feed","after":"0"}` + "\n"))
 	pub := connect(t, e.addr, true)
-	payload := strings.Repeat("x", 4000)
-	var published []string
 	start := time.Now()
-	var x ended
-loop:
-	for i := 0; ; i++ {
-		select {
-		case x = <-e.ends:
-			break loop
-		default:
-		}
-		if time.Since(start) > 40*time.Second {
-			t.Fatal("stalled reader not ended within 40s")
-		}
-		r := pub.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "feed", "data": payload})
-		published = append(published, r.str("cursor"))
-		time.Sleep(2 * time.Millisecond) // pacing the publisher, not synchronisation
-	}
-	took := x.at.Sub(start)
-	t.Logf("stalled reader ended with %q %v after it stopped reading (MaxLag %v)", x.reason, took.Round(time.Millisecond), maxLag)
-	if x.reason != conn.ReasonSlowConsumer {
-		t.Fatalf("stalled reader ended with %q, want slow-consumer", x.reason)
+	x, published := e.PublishUntilEnd(t, pub.Client, "feed", 40*time.Second, "stalled reader")
+	took := x.At.Sub(start)
+	t.Logf("stalled reader ended with %q %v after it stopped reading (MaxLag %v)", x.Reason, took.Round(time.Millisecond), maxLag)
+	if x.Reason != conn.ReasonSlowConsumer {
+		t.Fatalf("stalled reader ended with %q, want slow-consumer", x.Reason)
 	}
 	if took < maxLag {
 		t.Fatalf("ended after %v, before MaxLag %v", took, maxLag)
 	}
 	// It reads again: a gapless prefix of the feed, then, if it was still
 	// taking data during the FlushTimeout, the slow_consumer frame.
-	slowNC.SetReadDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(slowNC)
-	got := 0
-	for {
-		var f frame
-		if err := dec.Decode(&f); err != nil {
-			break
-		}
-		switch f.str("type") {
-		case "message":
-			if f.str("cursor") != published[got] {
-				t.Fatalf("message %d has cursor %s, want %s", got, f.str("cursor"), published[got])
-			}
-			got++
-		case "error":
-			wantError(t, f, "slow_consumer")
-			t.Logf("slow_consumer frame: %v", f["cursors"])
-		}
-	}
+	got := readPrefix(t, slowNC, published)
 	if got == 0 {
 		t.Fatal("the stalled reader received no message before it stalled")
 	}
 	// It resumes after the last cursor it received, and misses nothing.
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "r", "type": "subscribe", "channel": "feed", "after": published[got-1]}))
-	if f := c.next(); f.str("type") != "message" || f.str("cursor") != published[got] {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "r", "type": "subscribe", "channel": "feed", "after": published[got-1]}))
+	if f := c.Next(); f.Str("type") != "message" || f.Str("cursor") != published[got] {
 		t.Fatalf("after resuming got %v, want message %s", f, published[got])
 	}
 	t.Logf("it had received %d of %d messages and resumed after %s", got, len(published), published[got-1])
+}
+
+// readPrefix reads what nc has left for up to 5s and checks it is a
+// gapless prefix of the messages published, any error frame being
+// slow_consumer. It returns how many messages it read.
+func readPrefix(t *testing.T, nc net.Conn, published []string) int {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	dec := json.NewDecoder(nc)
+	got := 0
+	for {
+		var f prototest.Frame
+		if err := dec.Decode(&f); err != nil {
+			return got
+		}
+		switch f.Str("type") {
+		case "message":
+			if f.Str("cursor") != published[got] {
+				t.Fatalf("message %d has cursor %s, want %s", got, f.Str("cursor"), published[got])
+			}
+			got++
+		case "error":
+			prototest.WantError(t, f, "slow_consumer")
+			t.Logf("slow_consumer frame: %v", f["cursors"])
+		}
+	}
 }

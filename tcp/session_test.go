@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
 )
@@ -19,15 +20,15 @@ func TestGap(t *testing.T) {
 	c := connect(t, e.addr, true)
 	var cursors []string
 	for i := range 5 {
-		cursors = append(cursors, c.request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "a", "data": i}).str("cursor"))
+		cursors = append(cursors, c.Request(map[string]any{"id": fmt.Sprint(i), "type": "publish", "channel": "a", "data": i}).Str("cursor"))
 	}
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": cursors[0]}))
-	g := c.next()
-	if g.str("type") != "gap" || g.str("after") != cursors[0] || g.str("earliest") != cursors[3] {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": cursors[0]}))
+	g := c.Next()
+	if g.Str("type") != "gap" || g.Str("after") != cursors[0] || g.Str("earliest") != cursors[3] {
 		t.Fatalf("got %v, want a gap after %s, earliest %s", g, cursors[0], cursors[3])
 	}
 	for _, want := range cursors[3:] {
-		if m := c.next(); m.str("cursor") != want {
+		if m := c.Next(); m.Str("cursor") != want {
 			t.Fatalf("got %v, want message %s", m, want)
 		}
 	}
@@ -45,26 +46,26 @@ func TestUnsubscribeStopsMessages(t *testing.T) {
 			c.sendRaw(batch) // at most 64 in flight
 			batch = batch[:0]
 			for range 50 {
-				c.next()
+				c.Next()
 			}
 		}
 	}
 	// Requests run concurrently: unsubscribe once subscribed.
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": "0"}))
-	c.send(map[string]any{"id": "u", "type": "unsubscribe", "channel": "a"})
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": "0"}))
+	c.Send(map[string]any{"id": "u", "type": "unsubscribe", "channel": "a"})
 	unsubscribed := false
 	for {
-		f := c.next()
+		f := c.Next()
 		switch {
-		case f.str("id") == "u":
-			wantOK(t, f)
+		case f.Str("id") == "u":
+			prototest.WantOK(t, f)
 			unsubscribed = true
 			// The next frame answers this ping: no message came between.
-			if f := c.request(map[string]any{"id": "after", "type": "ping"}); f.str("type") != "pong" {
+			if f := c.Request(map[string]any{"id": "after", "type": "ping"}); f.Str("type") != "pong" {
 				t.Fatalf("got %v, want pong", f)
 			}
 			return
-		case f.str("type") == "message" && unsubscribed:
+		case f.Str("type") == "message" && unsubscribed:
 			t.Fatalf("message %v after the unsubscribe reply", f)
 		}
 	}
@@ -76,19 +77,19 @@ func TestSessionReadmission(t *testing.T) {
 	events := make(chan string, 10)
 	e := newEnvWith(t, envOpts{events: events})
 	a := connect(t, e.addr, true)
-	a.send(map[string]any{"type": "hello", "session": "k"})
-	wantOK(t, a.request(map[string]any{"id": "1", "type": "subscribe", "channel": "x"}))
+	a.Send(map[string]any{"type": "hello", "session": "k"})
+	prototest.WantOK(t, a.Request(map[string]any{"id": "1", "type": "subscribe", "channel": "x"}))
 	b := connect(t, e.addr, true)
-	b.send(map[string]any{"type": "hello", "session": "k"})
-	b.send(map[string]any{"id": "1", "type": "subscribe", "channel": "x"})
+	b.Send(map[string]any{"type": "hello", "session": "k"})
+	b.Send(map[string]any{"id": "1", "type": "subscribe", "channel": "x"})
 	// b waits for admission: its request is not answered while a lives.
 	select {
-	case f := <-b.frames:
+	case f := <-b.Frames:
 		t.Fatalf("second connection served (%v) while the first lives", f)
 	case <-time.After(300 * time.Millisecond): // a bounded look for a wrong early answer
 	}
 	a.nc.Close()
-	wantOK(t, b.next())
+	prototest.WantOK(t, b.Next())
 	want := []string{"connect k", "disconnect k", "connect k"}
 	for _, w := range want {
 		if got := <-events; got != w {
@@ -102,14 +103,14 @@ func TestSessionReadmission(t *testing.T) {
 func TestStopEndsSessions(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.wantEnd(t, conn.ReasonShutdown)
-	c.waitClosed()
+	e.WantEnd(t, conn.ReasonShutdown)
+	c.WaitClosed()
 }
 
 // TestNotAdmitted: a connection the Registry refuses (shutting down) gets
@@ -118,13 +119,13 @@ func TestNotAdmitted(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.reg.Shutdown(ctx, 0); err != nil {
+	if err := e.Registry.Shutdown(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	c := connect(t, e.addr, true)
-	c.send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
-	wantError(t, c.next(), "unavailable")
-	c.waitClosed()
+	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
+	prototest.WantError(t, c.Next(), "unavailable")
+	c.WaitClosed()
 }
 
 // TestShutdownMany: Registry.Shutdown tells 100 clients, with reconnect
@@ -137,32 +138,32 @@ func TestShutdownMany(t *testing.T) {
 	clients := make([]*client, n)
 	for i := range clients {
 		clients[i] = connect(t, e.addr, true)
-		wantOK(t, clients[i].request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": "0"}))
+		prototest.WantOK(t, clients[i].Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a", "after": "0"}))
 	}
 	pub := clients[0]
-	last := pub.request(map[string]any{"id": "p", "type": "publish", "channel": "a", "data": 1}).str("cursor")
+	last := pub.Request(map[string]any{"id": "p", "type": "publish", "channel": "a", "data": 1}).Str("cursor")
 
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- e.reg.Shutdown(ctx, time.Second) }()
+	go func() { done <- e.Registry.Shutdown(ctx, time.Second) }()
 	hints := map[float64]bool{}
 	for i, c := range clients {
-		var f frame
-		for f = c.next(); f.str("type") != "shutdown"; f = c.next() {
-			if f.str("type") == "message" && f.str("cursor") != last {
+		var f prototest.Frame
+		for f = c.Next(); f.Str("type") != "shutdown"; f = c.Next() {
+			if f.Str("type") == "message" && f.Str("cursor") != last {
 				t.Fatalf("client %d got %v, want message %s", i, f, last)
 			}
 		}
 		hints[f["reconnect_after_ms"].(float64)] = true
 		if i%2 == 0 {
-			c.send(map[string]any{"type": "bye"})
+			c.Send(map[string]any{"type": "bye"})
 		}
 	}
 	reasons := map[conn.Reason]int{}
 	for range n {
-		reasons[e.nextEnd(t, 10*time.Second).reason]++
+		reasons[e.NextEnd(t, 10*time.Second).Reason]++
 	}
 	err := <-done
 	t.Logf("Shutdown returned %v after %v; ends %v; %d distinct reconnect hints", err, time.Since(start), reasons, len(hints))
@@ -176,7 +177,7 @@ func TestShutdownMany(t *testing.T) {
 		t.Fatalf("shutdown took %v with a 3s deadline", took)
 	}
 	// The store keeps what was acknowledged: a client resumes from its cursor.
-	res, err := e.st.Read(t.Context(), "a", "0", 10)
+	res, err := e.Store.Read(t.Context(), "a", "0", 10)
 	if err != nil || len(res.Messages) != 1 || string(res.Messages[0].ID) != last {
 		t.Fatalf("after shutdown the channel holds %+v, %v; want message %s", res.Messages, err, last)
 	}

@@ -9,55 +9,56 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
 )
 
 func TestPublishSubscribe(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	r := c.request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": map[string]any{"n": 1}})
-	wantOK(t, r)
-	first := r.str("cursor")
-	r = c.request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"})
-	wantOK(t, r)
-	if r.str("cursor") != "0" {
-		t.Fatalf("subscribe cursor = %q, want 0", r.str("cursor"))
+	r := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": map[string]any{"n": 1}})
+	prototest.WantOK(t, r)
+	first := r.Str("cursor")
+	r = c.Request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"})
+	prototest.WantOK(t, r)
+	if r.Str("cursor") != "0" {
+		t.Fatalf("subscribe cursor = %q, want 0", r.Str("cursor"))
 	}
-	m := c.next()
-	if m.str("type") != "message" || m.str("cursor") != first || m.str("channel") != "news" {
+	m := c.Next()
+	if m.Str("type") != "message" || m.Str("cursor") != first || m.Str("channel") != "news" {
 		t.Fatalf("got %v, want message %s", m, first)
 	}
 	if d, _ := m["data"].(map[string]any); d["n"] != 1.0 {
 		t.Fatalf("data = %v", m["data"])
 	}
-	c.send(map[string]any{"id": "p2", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
+	c.Send(map[string]any{"id": "p2", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
 	// The reply and the message may come in either order.
 	var got []string
 	for len(got) < 2 {
-		got = append(got, c.next().str("type"))
+		got = append(got, c.Next().Str("type"))
 	}
 	if !(got[0] == "reply" && got[1] == "message" || got[0] == "message" && got[1] == "reply") {
 		t.Fatalf("got %v, want a reply and a message", got)
 	}
-	r = c.request(map[string]any{"id": "p3", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
+	r = c.Request(map[string]any{"id": "p3", "type": "publish", "channel": "news", "data": "two", "idempotency_key": "k"})
 	if r["duplicate"] != true {
 		t.Fatalf("repeated publish: %v, want duplicate", r)
 	}
-	wantOK(t, c.request(map[string]any{"id": "u1", "type": "unsubscribe", "channel": "news"}))
-	wantError(t, c.request(map[string]any{"id": "u2", "type": "unsubscribe", "channel": "news"}), "not_subscribed")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "bad/name"}), "bad_channel")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "zz"}), "bad_cursor")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "99"}), "cursor_ahead")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "publish", "channel": "news"}), "invalid_json")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "frobnicate"}), "unknown_type")
-	wantError(t, c.request(map[string]any{"id": "x", "type": "subscribe", "channel": 7}), "bad_request")
-	wantError(t, c.request(map[string]any{"type": "publish", "channel": "news", "data": 1, "id": ""}), "bad_request")
-	r = c.request(map[string]any{"id": "ping1", "type": "ping"})
-	if r.str("type") != "pong" {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "u1", "type": "unsubscribe", "channel": "news"}))
+	prototest.WantError(t, c.Request(map[string]any{"id": "u2", "type": "unsubscribe", "channel": "news"}), "not_subscribed")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "subscribe", "channel": "bad/name"}), "bad_channel")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "zz"}), "bad_cursor")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "subscribe", "channel": "news", "after": "99"}), "cursor_ahead")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "publish", "channel": "news"}), "invalid_json")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "frobnicate"}), "unknown_type")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "subscribe", "channel": 7}), "bad_request")
+	prototest.WantError(t, c.Request(map[string]any{"type": "publish", "channel": "news", "data": 1, "id": ""}), "bad_request")
+	r = c.Request(map[string]any{"id": "ping1", "type": "ping"})
+	if r.Str("type") != "pong" {
 		t.Fatalf("got %v, want pong", r)
 	}
 	c.nc.Close()
-	e.wantEnd(t, conn.ReasonClosed)
+	e.WantEnd(t, conn.ReasonClosed)
 }
 
 // TestSubscribeNew: without after, a subscription gets only what is
@@ -65,15 +66,15 @@ func TestPublishSubscribe(t *testing.T) {
 func TestSubscribeNew(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	old := c.request(map[string]any{"id": "p1", "type": "publish", "channel": "a", "data": 1}).str("cursor")
-	r := c.request(map[string]any{"id": "s1", "type": "subscribe", "channel": "a"})
-	if r.str("cursor") != old {
-		t.Fatalf("subscribe cursor = %q, want latest %q", r.str("cursor"), old)
+	old := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "a", "data": 1}).Str("cursor")
+	r := c.Request(map[string]any{"id": "s1", "type": "subscribe", "channel": "a"})
+	if r.Str("cursor") != old {
+		t.Fatalf("subscribe cursor = %q, want latest %q", r.Str("cursor"), old)
 	}
-	c.send(map[string]any{"id": "p2", "type": "publish", "channel": "a", "data": 2})
+	c.Send(map[string]any{"id": "p2", "type": "publish", "channel": "a", "data": 2})
 	for {
-		f := c.next()
-		if f.str("type") == "message" {
+		f := c.Next()
+		if f.Str("type") == "message" {
 			if f["data"] != 2.0 {
 				t.Fatalf("got %v, want only the new message", f)
 			}
@@ -85,9 +86,9 @@ func TestSubscribeNew(t *testing.T) {
 func TestHelloSessionKey(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	c.send(map[string]any{"type": "hello", "session": "user-7"})
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
-	infos := e.reg.List()
+	c.Send(map[string]any{"type": "hello", "session": "user-7"})
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	infos := e.Registry.List()
 	if len(infos) != 1 || infos[0].SessionKey != "user-7" || infos[0].Transport != conn.TransportTCP {
 		t.Fatalf("registry lists %+v, want one tcp connection with session user-7", infos)
 	}
@@ -99,21 +100,21 @@ func TestHelloSessionKey(t *testing.T) {
 func TestEndClosedAfterBye(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
-	c.send(map[string]any{"type": "bye"})
-	if err := c.waitClosed(); err == nil || !errors.Is(err, errEOF) && !strings.Contains(err.Error(), "EOF") {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	c.Send(map[string]any{"type": "bye"})
+	if err := c.WaitClosed(); err == nil || !errors.Is(err, errEOF) && !strings.Contains(err.Error(), "EOF") {
 		t.Fatalf("read error = %v, want EOF", err)
 	}
-	e.wantEnd(t, conn.ReasonClosed)
+	e.WantEnd(t, conn.ReasonClosed)
 }
 
 func TestEndReset(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.SetLinger(0)
 	c.nc.Close()
-	e.wantEnd(t, conn.ReasonReset)
+	e.WantEnd(t, conn.ReasonReset)
 }
 
 // TestEndHeartbeatTimeout: a client that sends a request and then never
@@ -121,16 +122,16 @@ func TestEndReset(t *testing.T) {
 func TestEndHeartbeatTimeout(t *testing.T) {
 	e := newEnv(t, protocol.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
 	c := connect(t, e.addr, false)
-	c.send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
+	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
 	sent := time.Now()
 	pings := 0
-	for f := range c.frames {
-		if f.str("type") == "ping" {
+	for f := range c.Frames {
+		if f.Str("type") == "ping" {
 			pings++
 		}
 	}
-	x := e.wantEnd(t, conn.ReasonHeartbeatTimeout)
-	took := x.at.Sub(sent)
+	x := e.WantEnd(t, conn.ReasonHeartbeatTimeout)
+	took := x.At.Sub(sent)
 	t.Logf("heartbeat-timeout noticed %v after the last frame (timeout 1s), %d pings seen", took, pings)
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("ended %v after the last frame, want about 1s", took)
@@ -138,8 +139,8 @@ func TestEndHeartbeatTimeout(t *testing.T) {
 	if pings < 3 {
 		t.Fatalf("saw %d pings, want several", pings)
 	}
-	if !errors.Is(c.readErr, syscall.ECONNRESET) {
-		t.Fatalf("client read error = %v, want ECONNRESET (heartbeat-timeout resets)", c.readErr)
+	if !errors.Is(c.ReadErr(), syscall.ECONNRESET) {
+		t.Fatalf("client read error = %v, want ECONNRESET (heartbeat-timeout resets)", c.ReadErr())
 	}
 }
 
@@ -148,15 +149,15 @@ func TestEndHeartbeatTimeout(t *testing.T) {
 func TestEndIdleTimeout(t *testing.T) {
 	e := newEnv(t, protocol.Config{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond, IdleTimeout: time.Second})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	last := time.Now()
-	x := e.wantEnd(t, conn.ReasonIdleTimeout)
-	took := x.at.Sub(last)
+	x := e.WantEnd(t, conn.ReasonIdleTimeout)
+	took := x.At.Sub(last)
 	t.Logf("idle-timeout noticed %v after the last application frame (timeout 1s)", took)
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("ended %v after the last application data, want about 1s", took)
 	}
-	if err := c.waitClosed(); !errors.Is(err, syscall.ECONNRESET) {
+	if err := c.WaitClosed(); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read error = %v, want ECONNRESET (default idle close mode is reset)", err)
 	}
 }
@@ -164,33 +165,33 @@ func TestEndIdleTimeout(t *testing.T) {
 func TestEndIdleTimeoutGraceful(t *testing.T) {
 	e := newEnv(t, protocol.Config{IdleTimeout: 300 * time.Millisecond, IdleCloseMode: conn.CloseGraceful})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
-	wantError(t, c.next(), "idle_timeout")
-	if err := c.waitClosed(); err == nil || !strings.Contains(err.Error(), "EOF") {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantError(t, c.Next(), "idle_timeout")
+	if err := c.WaitClosed(); err == nil || !strings.Contains(err.Error(), "EOF") {
 		t.Fatalf("client read error = %v, want EOF", err)
 	}
-	e.wantEnd(t, conn.ReasonIdleTimeout)
+	e.WantEnd(t, conn.ReasonIdleTimeout)
 }
 
 func TestEndOversizeFrame(t *testing.T) {
 	e := newEnv(t, protocol.Config{MaxFrameSize: 1024})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	// 10 MiB without a newline: the server must not buffer it.
 	go c.sendRaw([]byte(`{"id":"big","type":"publish","channel":"a","data":"` + strings.Repeat("x", 10<<20)))
-	wantError(t, c.next(), "frame_too_large")
-	c.waitClosed()
-	e.wantEnd(t, conn.ReasonProtocolError)
+	prototest.WantError(t, c.Next(), "frame_too_large")
+	c.WaitClosed()
+	e.WantEnd(t, conn.ReasonProtocolError)
 }
 
 func TestEndBadFrame(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.sendRaw([]byte("GET / HTTP/1.1\r\n"))
-	wantError(t, c.next(), "bad_frame")
-	c.waitClosed()
-	e.wantEnd(t, conn.ReasonProtocolError)
+	prototest.WantError(t, c.Next(), "bad_frame")
+	c.WaitClosed()
+	e.WantEnd(t, conn.ReasonProtocolError)
 }
 
 func TestKicked(t *testing.T) {
@@ -198,19 +199,19 @@ func TestKicked(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t, protocol.Config{})
 			c := connect(t, e.addr, true)
-			wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
-			id := e.reg.List()[0].ID
-			if err := e.reg.Close(id, mode); err != nil {
+			prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+			id := e.Registry.List()[0].ID
+			if err := e.Registry.Close(id, mode); err != nil {
 				t.Fatal(err)
 			}
 			if mode == conn.CloseGraceful {
-				wantError(t, c.next(), "kicked")
+				prototest.WantError(t, c.Next(), "kicked")
 			}
-			err := c.waitClosed()
+			err := c.WaitClosed()
 			if mode == conn.CloseReset && !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("read error = %v, want ECONNRESET", err)
 			}
-			e.wantEnd(t, conn.ReasonKicked)
+			e.WantEnd(t, conn.ReasonKicked)
 		})
 	}
 }
@@ -220,22 +221,22 @@ func TestKicked(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.addr, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		done <- e.reg.Shutdown(ctx, time.Second)
+		done <- e.Registry.Shutdown(ctx, time.Second)
 	}()
-	f := c.next()
-	if f.str("type") != "shutdown" {
+	f := c.Next()
+	if f.Str("type") != "shutdown" {
 		t.Fatalf("got %v, want shutdown", f)
 	}
 	if ms, _ := f["reconnect_after_ms"].(float64); ms < 0 || ms > 1000 {
 		t.Fatalf("reconnect_after_ms = %v, want within the 1s spread", f["reconnect_after_ms"])
 	}
-	c.send(map[string]any{"type": "bye"})
-	e.wantEnd(t, conn.ReasonShutdown)
+	c.Send(map[string]any{"type": "bye"})
+	e.WantEnd(t, conn.ReasonShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

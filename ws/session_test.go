@@ -68,7 +68,7 @@ func TestSessionReconnectRace(t *testing.T) {
 // admittedOK checks that cl was admitted: a ping request is answered.
 func admittedOK(t *testing.T, cl *client) {
 	t.Helper()
-	if f := cl.request(map[string]any{"id": "p", "type": "ping"}); f.str("type") != "pong" {
+	if f := cl.Request(map[string]any{"id": "p", "type": "ping"}); f.Str("type") != "pong" {
 		t.Errorf("got %v, want pong", f)
 	}
 }

@@ -13,25 +13,26 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
 )
 
 func TestPublishSubscribe(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url+"?session=alice", true)
-	cur := c.request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": "hi"}).str("cursor")
-	wantOK(t, c.request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"}))
-	m := c.next()
-	if m.str("type") != "message" || m.str("cursor") != cur || m["data"] != "hi" {
+	cur := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": "hi"}).Str("cursor")
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"}))
+	m := c.Next()
+	if m.Str("type") != "message" || m.Str("cursor") != cur || m["data"] != "hi" {
 		t.Fatalf("got %v, want message %s", m, cur)
 	}
-	infos := e.reg.List()
+	infos := e.Registry.List()
 	if len(infos) != 1 || infos[0].SessionKey != "alice" || infos[0].Transport != conn.TransportWebSocket {
 		t.Fatalf("registry lists %+v, want one websocket connection of session alice", infos)
 	}
-	wantError(t, c.request(map[string]any{"id": "x", "type": "nope"}), "unknown_type")
+	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "nope"}), "unknown_type")
 	c.c.Close(websocket.StatusNormalClosure, "bye")
-	e.wantEnd(t, conn.ReasonClosed)
+	e.WantEnd(t, conn.ReasonClosed)
 }
 
 func TestBadSessionKey(t *testing.T) {
@@ -45,27 +46,27 @@ func TestBadSessionKey(t *testing.T) {
 func TestEndReset(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.SetLinger(0)
 	c.nc.Close()
-	e.wantEnd(t, conn.ReasonReset)
+	e.WantEnd(t, conn.ReasonReset)
 }
 
 func TestEndClosedWithoutCloseFrame(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.Close() // FIN, no close frame
-	e.wantEnd(t, conn.ReasonClosed)
+	e.WantEnd(t, conn.ReasonClosed)
 }
 
 func TestEndHeartbeatTimeout(t *testing.T) {
 	e := newEnv(t, protocol.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
 	c := connect(t, e.url, false)
-	c.send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
+	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
 	sent := time.Now()
-	x := e.wantEnd(t, conn.ReasonHeartbeatTimeout)
-	took := x.at.Sub(sent)
+	x := e.WantEnd(t, conn.ReasonHeartbeatTimeout)
+	took := x.At.Sub(sent)
 	t.Logf("heartbeat-timeout noticed %v after the last frame (timeout 1s)", took)
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("ended %v after the last frame, want about 1s", took)
@@ -75,9 +76,9 @@ func TestEndHeartbeatTimeout(t *testing.T) {
 func TestEndIdleTimeout(t *testing.T) {
 	e := newEnv(t, protocol.Config{IdleTimeout: 500 * time.Millisecond})
 	c := connect(t, e.url, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
-	e.wantEnd(t, conn.ReasonIdleTimeout)
-	if err := c.waitClosed(); !errors.Is(err, syscall.ECONNRESET) {
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	e.WantEnd(t, conn.ReasonIdleTimeout)
+	if err := c.WaitClosed(); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("client read error = %v, want ECONNRESET (idle close mode reset)", err)
 	}
 }
@@ -85,43 +86,43 @@ func TestEndIdleTimeout(t *testing.T) {
 func TestEndOversizeFrame(t *testing.T) {
 	e := newEnv(t, protocol.Config{MaxFrameSize: 1024})
 	c := connect(t, e.url, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	go c.c.Write(context.Background(), websocket.MessageText, []byte(`{"id":"big","data":"`+strings.Repeat("x", 4<<20)+`"}`))
-	wantError(t, c.next(), "frame_too_large")
-	err := c.waitClosed()
+	prototest.WantError(t, c.Next(), "frame_too_large")
+	err := c.WaitClosed()
 	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
 		t.Fatalf("close = %v, want status 1008", err)
 	}
-	e.wantEnd(t, conn.ReasonProtocolError)
+	e.WantEnd(t, conn.ReasonProtocolError)
 }
 
 func TestEndBadFrame(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url, true)
 	c.c.Write(context.Background(), websocket.MessageText, []byte("hello?"))
-	wantError(t, c.next(), "bad_frame")
-	c.waitClosed()
-	e.wantEnd(t, conn.ReasonProtocolError)
+	prototest.WantError(t, c.Next(), "bad_frame")
+	c.WaitClosed()
+	e.WantEnd(t, conn.ReasonProtocolError)
 }
 
 func TestShutdown(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url, true)
-	wantOK(t, c.request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		done <- e.reg.Shutdown(ctx, 0)
+		done <- e.Registry.Shutdown(ctx, 0)
 	}()
-	if f := c.next(); f.str("type") != "shutdown" {
+	if f := c.Next(); f.Str("type") != "shutdown" {
 		t.Fatalf("got %v, want shutdown", f)
 	}
-	c.send(map[string]any{"type": "bye"})
-	if err := c.waitClosed(); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+	c.Send(map[string]any{"type": "bye"})
+	if err := c.WaitClosed(); websocket.CloseStatus(err) != websocket.StatusGoingAway {
 		t.Fatalf("close = %v, want status 1001", err)
 	}
-	e.wantEnd(t, conn.ReasonShutdown)
+	e.WantEnd(t, conn.ReasonShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
@@ -132,24 +133,7 @@ func TestShutdown(t *testing.T) {
 func TestInterleavedRequests(t *testing.T) {
 	e := newEnv(t, protocol.Config{})
 	c := connect(t, e.url, true)
-	var mu sync.Mutex
-	waiting := map[string]chan frame{}
-	go func() {
-		for f := range c.frames {
-			if f.str("type") == "message" {
-				continue
-			}
-			mu.Lock()
-			ch := waiting[f.str("id")]
-			delete(waiting, f.str("id"))
-			mu.Unlock()
-			if ch == nil {
-				t.Errorf("reply %v matches no request in flight", f)
-				continue
-			}
-			ch <- f
-		}
-	}()
+	r := prototest.NewRouter(t, c.Client, func(f prototest.Frame) bool { return f.Str("type") == "message" })
 	var wg sync.WaitGroup
 	for w := range 50 {
 		wg.Go(func() {
@@ -159,19 +143,12 @@ func TestInterleavedRequests(t *testing.T) {
 				if i%3 == 1 {
 					req = map[string]any{"id": id, "type": "ping"}
 				}
-				ch := make(chan frame, 1)
-				mu.Lock()
-				waiting[id] = ch
-				mu.Unlock()
-				c.send(req)
-				select {
-				case f := <-ch:
-					if f.str("id") != id || f.str("type") == "error" {
-						t.Errorf("request %s answered by %v", id, f)
-					}
-				case <-time.After(10 * time.Second):
-					t.Errorf("no reply to %s", id)
+				f, ok := r.Do(req)
+				if !ok {
 					return
+				}
+				if f.Str("id") != id || f.Str("type") == "error" {
+					t.Errorf("request %s answered by %v", id, f)
 				}
 			}
 		})
