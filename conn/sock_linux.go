@@ -15,18 +15,23 @@ import (
 // haveTCPInfo says Watch can tell how a peer left.
 const haveTCPInfo = true
 
+// tcpInfo reads TCP_INFO (tcp(7)) through rc.
+func tcpInfo(rc syscall.RawConn) (*unix.TCPInfo, error) {
+	var ti *unix.TCPInfo
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+	}); err != nil {
+		return nil, err
+	}
+	return ti, serr
+}
+
 // readSockInfo reads TCP_INFO (tcp(7)). It never blocks and never changes
 // the socket, so it is safe while net/http reads and writes. It fails once
 // net/http has closed the connection.
 func readSockInfo(rc syscall.RawConn) (sockInfo, error) {
-	var ti *unix.TCPInfo
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-	if err == nil {
-		err = serr
-	}
+	ti, err := tcpInfo(rc)
 	if err != nil {
 		return sockInfo{}, err
 	}
@@ -53,14 +58,7 @@ const (
 // is below one segment (tcpi_snd_mss), when the kernel probes instead of
 // sending.
 func readStall(rc syscall.RawConn) (Stall, error) {
-	var ti *unix.TCPInfo
-	var serr error
-	err := rc.Control(func(fd uintptr) {
-		ti, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
-	if err == nil {
-		err = serr
-	}
+	ti, err := tcpInfo(rc)
 	if err != nil {
 		return Stall{}, err
 	}

@@ -15,6 +15,8 @@ type metrics struct {
 	notice    *prometheus.HistogramVec
 	published *prometheus.CounterVec
 	waiting   *prometheus.GaugeVec
+	// The two waiting series, looked up once: every wait touches them.
+	waitingPoll, waitingEvents prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -37,6 +39,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Long-polls and SSE streams waiting for a message right now, by route.",
 		}, []string{"route"}),
 	}
+	m.waitingPoll = m.waiting.WithLabelValues("poll")
+	m.waitingEvents = m.waiting.WithLabelValues("events")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ends, m.notice, m.published, m.waiting} {
 			if err := reg.Register(c); err != nil {

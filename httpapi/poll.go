@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/store"
 )
@@ -77,12 +79,7 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 // what arrived. A wait that runs out is not an error: it yields an empty
 // result whose Next is p.after, the keepalive.
 func (a *API) waitAndRead(ctx context.Context, p readParams) (store.ReadResult, error) {
-	wctx, cancel := context.WithTimeout(ctx, p.wait)
-	g := a.metrics.waiting.WithLabelValues("poll")
-	g.Inc()
-	err := a.store.Wait(wctx, p.channel, p.after)
-	g.Dec()
-	cancel()
+	err := a.waitFor(ctx, a.metrics.waitingPoll, p, p.wait)
 	switch {
 	case err == nil:
 		return a.store.Read(ctx, p.channel, p.after, p.limit)
@@ -91,6 +88,17 @@ func (a *API) waitAndRead(ctx context.Context, p readParams) (store.ReadResult, 
 	default:
 		return store.ReadResult{}, err
 	}
+}
+
+// waitFor waits up to d for a message after p.after, counted in the
+// route's waiting gauge. It returns the store's answer: nil, or
+// context.DeadlineExceeded when d ran out, or ctx's end.
+func (a *API) waitFor(ctx context.Context, waiting prometheus.Gauge, p readParams, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	waiting.Inc()
+	defer waiting.Dec()
+	return a.store.Wait(wctx, p.channel, p.after)
 }
 
 // firstRead decodes a long-poll or SSE request and reads what is already

@@ -72,12 +72,7 @@ func (a *API) stream(ctx context.Context, s *sseStream, p readParams, res store.
 // found by a failing write.
 func (a *API) waitOrBeat(ctx context.Context, s *sseStream, p readParams) error {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, a.sseHeartbeat)
-		g := a.metrics.waiting.WithLabelValues("events")
-		g.Inc()
-		err := a.store.Wait(wctx, p.channel, p.after)
-		g.Dec()
-		cancel()
+		err := a.waitFor(ctx, a.metrics.waitingEvents, p, a.sseHeartbeat)
 		switch {
 		case err == nil:
 			return nil
