@@ -47,6 +47,16 @@ type AppendOptions struct {
 	// window appends nothing and returns the first append's cursor with
 	// Duplicate set.
 	IdempotencyKey string
+
+	// ExpectLatest, when not empty, makes the append conditional: it
+	// happens only if the channel's Latest is this cursor at the moment
+	// the engine orders the append (Start: the channel never had a
+	// message). Otherwise Append appends nothing and returns ErrConflict.
+	// Of any number of appends racing with the same expectation, at most
+	// one succeeds. A duplicate idempotency key is answered as a duplicate
+	// before the expectation is checked. A cursor the engine did not mint
+	// gives ErrBadCursor.
+	ExpectLatest Cursor
 }
 
 // AppendResult is what an append produced.
@@ -146,6 +156,10 @@ var (
 	ErrCursorAhead = errors.New("tether: cursor is ahead of the channel")
 	// ErrBadChannel means a channel name is not valid; see ValidChannel.
 	ErrBadChannel = errors.New("tether: bad channel name")
+	// ErrConflict means a conditional append (AppendOptions.ExpectLatest)
+	// found the channel's latest cursor elsewhere: another append came
+	// first. Nothing was appended.
+	ErrConflict = errors.New("tether: channel moved past the expected cursor")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("tether: store closed")
 )

@@ -19,7 +19,11 @@ type appendReq struct {
 	// the caller may reuse as soon as Append returns.
 	value []byte
 	key   string
-	reply chan appendReply // buffered: the committer never blocks on it
+	// expect is AppendOptions.ExpectLatest, parsed; hasExpect says it was
+	// set.
+	expect    uint64
+	hasExpect bool
+	reply     chan appendReply // buffered: the committer never blocks on it
 }
 
 type appendReply struct {
@@ -44,6 +48,13 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 		value:   encodeMessage(0, data),
 		key:     opts.IdempotencyKey,
 		reply:   make(chan appendReply, 1),
+	}
+	if opts.ExpectLatest != "" {
+		seq, ok := parseCursor(opts.ExpectLatest)
+		if !ok {
+			return store.AppendResult{}, store.ErrBadCursor
+		}
+		req.expect, req.hasExpect = seq, true
 	}
 	if err := s.enqueue(ctx, req); err != nil {
 		return store.AppendResult{}, err
@@ -151,6 +162,10 @@ func (s *Store) commitAppends(reqs []*appendReq) {
 			replies[i].err = context.Cause(req.ctx)
 			continue
 		}
+		if req.hasExpect && !s.isLatest(bs, req) {
+			replies[i].err = store.ErrConflict
+			continue
+		}
 		if replies[i].res, err = s.stage(bs, req); err != nil {
 			break
 		}
@@ -220,6 +235,28 @@ func (s *Store) stage(bs *batchState, req *appendReq) (store.AppendResult, error
 	}
 	bs.appended++
 	return store.AppendResult{ID: formatCursor(c.last), Time: time.Unix(0, bs.nanos)}, nil
+}
+
+// isLatest reports whether a conditional append may go ahead: its
+// idempotency key is a duplicate (stage answers it as one), or the
+// channel's last seq, as the batch leaves it so far, is the expected one.
+// It only looks, so a refused append leaves no trace in the batch.
+func (s *Store) isLatest(bs *batchState, req *appendReq) bool {
+	if req.key != "" {
+		if _, dup, err := s.lookupIdem(bs, idemKey(req.channel, req.key)); err != nil || dup {
+			return true // stage sees the same and answers (or fails) the batch
+		}
+	}
+	if c, ok := bs.chans[req.channel]; ok {
+		return c.last == req.expect
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var last uint64
+	if c := s.chans[req.channel]; c != nil {
+		last = c.last
+	}
+	return last == req.expect
 }
 
 // lookupIdem finds an idempotency key set within the dedup window, in this

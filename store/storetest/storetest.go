@@ -52,6 +52,7 @@ func Run(t *testing.T, e Engine) {
 		{"Retention", retentionCases},
 		{"Wait", waitCases},
 		{"Idempotency", idempotencyCases},
+		{"Conditional", conditionalCases},
 		{"Durability", durabilityCases},
 		{"Lifecycle", lifecycleCases},
 	}
