@@ -1,0 +1,101 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tether-run/tether/store"
+)
+
+// Config configures a Service. The zero value of every field but Store is a
+// valid choice.
+type Config struct {
+	// Store holds the job channels and the index. Required.
+	Store store.Store
+	// Logger receives one Debug record per transition and Info/Warn for
+	// failures and lost leases. Nil means discard.
+	Logger *slog.Logger
+	// Registerer receives the Service's metrics. Nil means none are
+	// registered.
+	Registerer prometheus.Registerer
+
+	// HeartbeatInterval is how often workers renew their leases, and half
+	// of it is how often the Service sweeps for expired leases. Zero means
+	// 1s.
+	HeartbeatInterval time.Duration
+	// LeaseIntervals is the lease in heartbeat intervals. Zero means 3.
+	LeaseIntervals int
+	// CancelGrace is how long a handler may run after its cancel was
+	// pushed before the attempt is fenced and the job recorded canceled.
+	// Zero means 5s.
+	CancelGrace time.Duration
+	// FollowGrace is how long a job with on_disconnect=cancel lives after
+	// its last follower departed with no new one. Zero means 10s.
+	FollowGrace time.Duration
+	// DefaultTimeout is a job's per-attempt timeout when its Spec gives
+	// none. Zero means 10m.
+	DefaultTimeout time.Duration
+	// Backoff is the delay before attempt+1 after attempt failed. Nil
+	// means exponential from 1s, doubling, capped at 1m, with up to 20%
+	// jitter.
+	Backoff func(attempt int) time.Duration
+	// NodeID names this node in logs and in the ids of its workers. Empty
+	// means hostname:pid.
+	NodeID string
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("tether: jobs: Config.Store is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.LeaseIntervals == 0 {
+		c.LeaseIntervals = 3
+	}
+	if c.CancelGrace == 0 {
+		c.CancelGrace = 5 * time.Second
+	}
+	if c.FollowGrace == 0 {
+		c.FollowGrace = 10 * time.Second
+	}
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = 10 * time.Minute
+	}
+	if c.Backoff == nil {
+		c.Backoff = DefaultBackoff
+	}
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = fmt.Sprintf("%s:%d", h, os.Getpid())
+	}
+	switch {
+	case c.HeartbeatInterval < 0 || c.CancelGrace < 0 || c.FollowGrace < 0 || c.DefaultTimeout < 0:
+		return errors.New("tether: jobs: durations must not be negative")
+	case c.LeaseIntervals < 1:
+		return errors.New("tether: jobs: LeaseIntervals must be at least 1")
+	}
+	return nil
+}
+
+// DefaultBackoff is the Backoff used when Config.Backoff is nil: 1s after
+// the first failed attempt, doubling, capped at 1m, plus up to 20% jitter so
+// that jobs failed together do not retry together.
+func DefaultBackoff(attempt int) time.Duration {
+	d := time.Second
+	for i := 1; i < attempt && d < time.Minute; i++ {
+		d *= 2
+	}
+	d = min(d, time.Minute)
+	return d + time.Duration(rand.Int64N(int64(d/5)+1))
+}
