@@ -1,0 +1,179 @@
+// Command tether-worker is an example worker: it takes jobs from a tether
+// server and runs a few built-in demo handlers.
+//
+//	tether-worker --url ws://127.0.0.1:8080 --types noop,sleep --concurrency 4
+//
+// Handlers:
+//
+//	noop           returns {"ok":true} at once
+//	sleep          payload {"ms":N}: sleeps N ms, stopping early when the job is cancelled
+//	ignore-cancel  payload {"ms":N}: sleeps N ms, ignoring cancellation
+//
+// With --effects-log FILE, every handler invocation appends one line, once
+// the handler returned and before its outcome is reported:
+//
+//	<job id> <attempt> <start unix nanos> <end unix nanos> <pid>
+//
+// The file is opened with O_APPEND, so several workers may share it. A test
+// reads it as the handlers' side effect: two lines of one job whose
+// intervals overlap would be two attempts running at the same time.
+//
+// SIGINT or SIGTERM shuts down gracefully (drain, --shutdown-grace, then
+// hand back what still runs); a second signal exits at once.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tether-run/tether/worker"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "tether-worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tether-worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "ws://127.0.0.1:8080/v1/ws", "tether server: ws://host:port[/v1/ws] or tcp://host:port")
+	id := fs.String("id", "", "worker id (default hostname-pid)")
+	concurrency := fs.Int("concurrency", 1, "jobs run at once")
+	types := fs.String("types", "noop,sleep,ignore-cancel", "comma-separated job types to take: noop, sleep, ignore-cancel")
+	heartbeat := fs.Duration("heartbeat-interval", time.Second, "lease renewal interval (the server's job heartbeat interval or less)")
+	grace := fs.Duration("shutdown-grace", 10*time.Second, "how long running jobs may finish at shutdown before they are handed back")
+	effects := fs.String("effects-log", "", "append one line per handler invocation to this `file`")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := newLogger(stderr, *logFormat, *logLevel)
+	w, err := worker.New(worker.Config{
+		URL: *url, ID: *id, Concurrency: *concurrency,
+		HeartbeatInterval: *heartbeat, ShutdownGrace: *grace, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	var eff *effectsLog
+	if *effects != "" {
+		f, err := os.OpenFile(*effects, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		eff = &effectsLog{f: f, pid: os.Getpid()}
+	}
+	for _, t := range strings.Split(*types, ",") {
+		h, ok := handlers[strings.TrimSpace(t)]
+		if !ok {
+			return fmt.Errorf("unknown job type %q (want noop, sleep or ignore-cancel)", t)
+		}
+		w.Handle(strings.TrimSpace(t), eff.wrap(h))
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		log.Info("signal received; shutting down (a second signal exits at once)", "signal", s.String())
+		stop()
+		<-sigs
+		os.Exit(2)
+	}()
+	log.Info("worker starting", "pid", os.Getpid(), "url", *url, "types", *types)
+	return w.Run(ctx)
+}
+
+var handlers = map[string]worker.Handler{
+	"noop": func(context.Context, *worker.Job) (any, error) {
+		return map[string]bool{"ok": true}, nil
+	},
+	"sleep": func(ctx context.Context, job *worker.Job) (any, error) {
+		t := time.NewTimer(sleepFor(job))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return map[string]any{"slept_ms": sleepFor(job).Milliseconds()}, nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	},
+	"ignore-cancel": func(_ context.Context, job *worker.Job) (any, error) {
+		time.Sleep(sleepFor(job)) // on purpose: this handler ignores its context
+		return map[string]any{"slept_ms": sleepFor(job).Milliseconds()}, nil
+	},
+}
+
+// sleepFor reads {"ms":N} from the payload; anything else sleeps 0.
+func sleepFor(job *worker.Job) time.Duration {
+	var p struct{ MS int64 }
+	json.Unmarshal(job.Payload, &p)
+	return time.Duration(max(p.MS, 0)) * time.Millisecond
+}
+
+// effectsLog appends one line per handler invocation. Each line is one
+// write(2) on an O_APPEND file, so lines of concurrent handlers and of
+// other processes do not interleave.
+type effectsLog struct {
+	f   *os.File
+	pid int
+	mu  sync.Mutex
+}
+
+// wrap runs h, then (when the log is on) appends its line, before the
+// worker reports the outcome.
+func (e *effectsLog) wrap(h worker.Handler) worker.Handler {
+	if e == nil {
+		return h
+	}
+	return func(ctx context.Context, job *worker.Job) (any, error) {
+		start := time.Now()
+		res, err := h(ctx, job)
+		end := time.Now()
+		line := fmt.Sprintf("%s %d %d %d %d\n", job.ID, job.Attempt, start.UnixNano(), end.UnixNano(), e.pid)
+		e.mu.Lock()
+		_, werr := e.f.WriteString(line)
+		e.mu.Unlock()
+		if werr != nil {
+			return nil, fmt.Errorf("effects log: %w", werr)
+		}
+		return res, err
+	}
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		lv = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if strings.EqualFold(format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

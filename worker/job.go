@@ -1,0 +1,73 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Job is one attempt of a job, as the server assigned it.
+type Job struct {
+	ID      string          // the job's id
+	Type    string          // its type, which chose the Handler
+	Payload json.RawMessage // what the client gave at creation, as JSON
+	// Attempt numbers the attempts of this job from 1. It is the fencing
+	// token: the server refuses reports that name an attempt that is no
+	// longer current.
+	Attempt int
+	// Deadline is when this attempt times out (the job's "timeout" from
+	// its start); the handler's ctx carries it. Zero: none.
+	Deadline time.Time
+	// Channel is the job's channel ("job.<id>"): clients follow its
+	// state, progress and result there.
+	Channel string
+
+	w *Worker
+}
+
+// Progress reports data (marshalled to JSON) as the job's progress: a
+// progress event on its channel. It returns ErrFenced when this attempt is
+// no longer current, ErrNotConnected while the worker is reconnecting.
+func (j *Job) Progress(ctx context.Context, data any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("tether: worker: progress data: %w", err)
+	}
+	l := j.w.currentLink()
+	if l == nil {
+		return ErrNotConnected
+	}
+	err = l.request(ctx, map[string]any{
+		"type": "job.progress", "job": j.ID, "attempt": j.Attempt, "data": json.RawMessage(b),
+	})
+	if errors.Is(err, errLinkDown) {
+		return ErrNotConnected
+	}
+	return err
+}
+
+// outcome builds the job.done frame for a handler's return. After a
+// job.cancel frame the attempt ends canceled whatever the handler
+// returned, except for a cancel for the job's timeout, which fails the
+// attempt (the server retries it).
+func outcome(job *Job, res any, err error, canceled bool, reason string) map[string]any {
+	done := map[string]any{"type": "job.done", "job": job.ID, "attempt": job.Attempt}
+	switch {
+	case canceled && reason != "timeout":
+		done["canceled"] = true
+	case canceled:
+		done["error"] = "timeout"
+	case err != nil:
+		done["error"] = errText(err)
+	default:
+		b, merr := json.Marshal(res)
+		if merr != nil {
+			done["error"] = "result is not JSON: " + merr.Error()
+		} else {
+			done["result"] = json.RawMessage(b)
+		}
+	}
+	return done
+}
