@@ -25,6 +25,8 @@ const (
 	CodeTooManyRequests      Code = "too_many_requests"      // past Config.MaxInFlight requests in flight
 	CodeUnavailable          Code = "unavailable"            // the server is stopping
 	CodeInternal             Code = "internal"               // storage failed
+	CodeNotWorker            Code = "not_worker"             // a job request before a successful worker request
+	CodeFenced               Code = "fenced"                 // the job's attempt is no longer current: drop it
 
 	// Sent just before the server ends the connection.
 	CodeBadFrame      Code = "bad_frame"       // not a JSON object: protocol-error

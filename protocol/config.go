@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/store"
 )
 
@@ -20,6 +21,11 @@ type Config struct {
 	// Logger receives the engine's own messages (the Registry logs every
 	// end). Nil means discard.
 	Logger *slog.Logger
+	// Jobs, when set, serves worker connections (the worker request and
+	// the job.* frames) and counts subscribers of job channels as the
+	// jobs' followers. Nil means this node runs no jobs: worker requests
+	// get unknown_type.
+	Jobs *jobs.Service
 
 	// MaxFrameSize is the largest frame a client may send, in bytes. A
 	// larger one gets a frame_too_large error frame and ends the connection

@@ -43,6 +43,17 @@ type Frame struct {
 	Data           json.RawMessage `json:"data"`
 	IdempotencyKey string          `json:"idempotency_key"`
 	Session        string          `json:"session"`
+
+	// Worker requests (worker.go).
+	Worker      string          `json:"worker"`
+	Types       []string        `json:"types"`
+	Concurrency int             `json:"concurrency"`
+	Jobs        map[string]int  `json:"jobs"`
+	Job         string          `json:"job"`
+	Attempt     int             `json:"attempt"`
+	Result      json.RawMessage `json:"result"`
+	Error       string          `json:"error"`
+	Canceled    bool            `json:"canceled"`
 }
 
 var (

@@ -41,7 +41,8 @@ func (s *session) dispatch(b []byte) bool {
 			return true
 		}
 		s.q.pushCtrl(s.ctx, item{frame: encode(pingFrame{Type: TypePong, ID: f.ID})})
-	case TypeSubscribe, TypeUnsubscribe, TypePublish:
+	case TypeSubscribe, TypeUnsubscribe, TypePublish,
+		TypeWorker, TypeJobHeartbeat, TypeJobProgress, TypeJobDone, TypeJobRelease, TypeDrain:
 		s.request(f)
 	case TypeHello:
 		s.replyErr(f.ID, CodeBadRequest, "hello is only valid as the first frame on TCP")
@@ -73,6 +74,9 @@ func (s *session) request(f Frame) {
 		work = func() { defer release(); s.unsubscribe(f) }
 	case TypePublish:
 		work = func() { defer release(); s.publish(f) }
+	default:
+		do := s.workerWork(f)
+		work = func() { defer release(); do() }
 	}
 	if !s.goWork(work) {
 		release() // ending: no one to answer
@@ -130,6 +134,7 @@ func (s *session) subscribe(f Frame, release func()) {
 	}
 	s.mu.Unlock()
 	s.setChannels()
+	s.follow(sb)
 	s.reply(reply{ID: f.ID, Cursor: string(start)})
 	release()
 	sb.stream(start, first)
@@ -149,6 +154,7 @@ func (s *session) unsubscribe(f Frame) {
 	}
 	sb.cancel()
 	<-sb.done
+	sb.stopFollow(false)
 	// The reply is queued after the drop, so no message of the channel
 	// follows it.
 	s.q.dropMessages(f.Channel)

@@ -118,6 +118,8 @@ type session struct {
 	mu        sync.Mutex
 	subs      map[string]*sub         // guarded by mu
 	delivered map[string]store.Cursor // guarded by mu; per subscribed channel, the last cursor written
+
+	worker workerState // the attached jobs.Worker, if the client is a worker
 }
 
 // ending is the decided end of a connection.
@@ -164,6 +166,10 @@ func (s *session) run(ctx context.Context, h *conn.Handle, first []byte) {
 	s.stopping = true // the reader may still dispatch during a graceful close
 	s.workMu.Unlock()
 	s.work.Wait()
+	// Every request and subscription has returned: tell the jobs.Service
+	// at once (before the flush) whether this peer departed.
+	s.unfollowAll(e.reason)
+	s.detachWorker(e.reason)
 	if e.mode == conn.CloseGraceful {
 		s.closeGracefully(e, writerDone)
 	} else {

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/tether-run/tether/store"
@@ -18,6 +19,22 @@ type sub struct {
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the goroutine has exited
 	started time.Time     // the lag clock of history starts here
+
+	// unfollow ends the job follow of a job channel's subscription (nil
+	// otherwise). Set by the subscription's goroutine before done is
+	// closed; called once, by stopFollow.
+	unfollow   func(departed bool)
+	unfollowed sync.Once
+}
+
+// stopFollow ends the subscription's job follow, if any; departed says the
+// connection really went away. Call it after done is closed.
+func (sb *sub) stopFollow(departed bool) {
+	sb.unfollowed.Do(func() {
+		if sb.unfollow != nil {
+			sb.unfollow(departed)
+		}
+	})
 }
 
 func newSub(s *session, channel string) *sub {
@@ -108,4 +125,5 @@ func (sb *sub) fail(err error) {
 	f := encode(errorFrame{Type: TypeError, Code: code, Message: msg, Channel: sb.channel})
 	sb.s.q.pushMsg(sb.ctx, sb, item{frame: f, app: true, channel: sb.channel})
 	sb.s.removeSub(sb)
+	sb.stopFollow(false)
 }
