@@ -1,0 +1,16 @@
+package natsstore
+
+import (
+	"testing"
+
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Engine{
+		Open: func(t testing.TB, dir string, opts storetest.Options) store.Store {
+			return openServerStore(t, dir, Config{Retention: opts.Retention, DedupWindow: opts.DedupWindow})
+		},
+	})
+}

@@ -1,0 +1,313 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/tether-run/tether/store"
+)
+
+// Store is a store.Store kept in a NATS JetStream stream. Create one with
+// Open. Several Stores, in one process or many, may share a stream.
+type Store struct {
+	cfg     Config
+	nc      *nats.Conn
+	ownConn bool // nc was dialled by Open and is closed by Close
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	prefix  string // subjectPrefix(cfg.Stream)
+	// clustered reports that the stream is replicated by a JetStream
+	// cluster, which checks Nats-Msg-Id before expectations (see append.go).
+	clustered bool
+
+	// life orders Close after every call in progress: Append, Read and
+	// Bounds hold it read-locked, and Close write-locks it to set closed.
+	// Wait holds it only while it checks, never while it blocks. Lock
+	// order: life, then mu.
+	life   sync.RWMutex
+	closed bool // guarded by life
+
+	// closing is closed when Close starts; it wakes blocked Waits and
+	// stops the trimmer.
+	closing chan struct{}
+	// watch delivers a header-only copy of every message stored in the
+	// stream (an ordered consumer); it is what wakes Waits.
+	watch       jetstream.ConsumeContext
+	trimmerDone chan struct{}
+
+	mu    sync.Mutex
+	chans map[string]*channel // guarded by mu
+}
+
+// channel is what a Store knows of one channel: the newest sequence seen,
+// the waiters to wake, and the lock that orders this store's appends to it.
+type channel struct {
+	// last is the highest stream sequence of the channel this store has
+	// seen (appended, read as Latest, or been told of by watch). It only
+	// grows. Guarded by mu.
+	last uint64
+	// notify is closed and cleared when last grows; nil while nobody
+	// waits. waiters counts Waits holding this channel. Guarded by mu.
+	notify  chan struct{}
+	waiters int
+	// appendLock (capacity 1) serialises this store's appends to the
+	// channel: each append names its predecessor, so two from one store
+	// would only race each other.
+	appendLock chan struct{}
+}
+
+// Open connects to NATS (unless cfg.Conn is set), creates the stream or
+// updates its configuration, and starts watching it. Close stops what Open
+// started.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:         cfg,
+		nc:          cfg.Conn,
+		prefix:      subjectPrefix(cfg.Stream),
+		closing:     make(chan struct{}),
+		trimmerDone: make(chan struct{}),
+		chans:       map[string]*channel{},
+	}
+	if s.nc == nil {
+		s.nc, err = nats.Connect(cfg.URLs,
+			nats.Name("tether"),
+			nats.MaxReconnects(-1),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				cfg.Logger.Warn("nats: disconnected", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				cfg.Logger.Info("nats: reconnected", "url", nc.ConnectedUrlRedacted())
+			}),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("tether: natsstore: connect %s: %w", cfg.URLs, err)
+		}
+		s.ownConn = true
+	}
+	if err := s.open(ctx); err != nil {
+		if s.ownConn {
+			s.nc.Close()
+		}
+		return nil, err
+	}
+	if cfg.Retention.MaxAge > 0 {
+		go s.runTrimmer()
+	} else {
+		close(s.trimmerDone)
+	}
+	return s, nil
+}
+
+// open creates or updates the stream and starts the watch.
+func (s *Store) open(ctx context.Context) error {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("tether: natsstore: %w", err)
+	}
+	s.js = js
+	replicas := s.cfg.Replicas
+	if replicas == 0 {
+		replicas = clusterReplicas
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, s.streamConfig(replicas))
+	if s.cfg.Replicas == 0 && isAPIError(err, jetstream.ErrorCode(10074)) {
+		// "replicas > 1 not supported in non-clustered mode": a single
+		// server, so the default is 1.
+		stream, err = js.CreateOrUpdateStream(ctx, s.streamConfig(1))
+	}
+	if err != nil {
+		return fmt.Errorf("tether: natsstore: create stream %s: %w", s.cfg.Stream, err)
+	}
+	s.stream = stream
+	info := stream.CachedInfo()
+	s.clustered = info.Cluster != nil && info.Cluster.RaftGroup != ""
+
+	// The watch starts right after the last message stored now. A Wait
+	// reads Latest from the stream after registering, so anything stored
+	// before the watch's start is seen there, and anything after it wakes
+	// the waiter.
+	cons, err := js.OrderedConsumer(ctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{s.prefix + "*"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    info.State.LastSeq + 1,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
+	}
+	s.watch, err = cons.Consume(s.observeMsg, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		s.cfg.Logger.Warn("natsstore: watch", "err", err)
+	}))
+	if err != nil {
+		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
+	}
+	s.cfg.Logger.Info("natsstore: open", "stream", s.cfg.Stream, "replicas", info.Config.Replicas,
+		"clustered", s.clustered, "last_seq", info.State.LastSeq)
+	return nil
+}
+
+// streamConfig is the stream's configuration. MaxAge stays zero on purpose:
+// JetStream would remove a channel's newest message too, and with it the
+// channel's Latest and the sequence the next append must name.
+func (s *Store) streamConfig(replicas int) jetstream.StreamConfig {
+	perSubject := int64(-1)
+	if s.cfg.Retention.MaxMessages > 0 {
+		perSubject = int64(s.cfg.Retention.MaxMessages)
+	}
+	return jetstream.StreamConfig{
+		Name:              s.cfg.Stream,
+		Description:       "tether channels",
+		Subjects:          []string{s.prefix + "*"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: perSubject,
+		MaxMsgs:           -1,
+		MaxBytes:          -1,
+		Duplicates:        s.cfg.DedupWindow,
+		Replicas:          replicas,
+		AllowDirect:       true,
+	}
+}
+
+// observeMsg is the watch's handler: it learns that a message was stored.
+func (s *Store) observeMsg(m jetstream.Msg) {
+	ch, ok := subjectChannel(s.prefix, m.Subject())
+	if !ok {
+		return
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		s.cfg.Logger.Warn("natsstore: watch: no metadata", "subject", m.Subject(), "err", err)
+		return
+	}
+	s.observe(ch, md.Sequence.Stream, false)
+}
+
+// observe records that channel has a message at seq and wakes its waiters
+// if that is news. create makes an entry for a channel this store has not
+// met; the watch does not, so that channels other nodes write and nobody
+// here waits on cost this store nothing.
+func (s *Store) observe(name string, seq uint64, create bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chans[name]
+	if c == nil {
+		if !create {
+			return
+		}
+		c = newChannel()
+		s.chans[name] = c
+	}
+	if seq <= c.last {
+		return
+	}
+	c.last = seq
+	if c.notify != nil {
+		close(c.notify)
+		c.notify = nil
+	}
+}
+
+func newChannel() *channel {
+	return &channel{appendLock: make(chan struct{}, 1)}
+}
+
+// channelState returns the entry of a channel, creating it.
+func (s *Store) channelState(name string) *channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chans[name]
+	if c == nil {
+		c = newChannel()
+		s.chans[name] = c
+	}
+	return c
+}
+
+// Close stops accepting calls, waits for those in progress, wakes blocked
+// Waits with store.ErrClosed, stops the watch and the trimmer, and closes
+// the connection if Open dialled it. It returns store.ErrClosed when called
+// again.
+func (s *Store) Close() error {
+	s.life.Lock() // waits for Appends, Reads and Bounds in progress
+	if s.closed {
+		s.life.Unlock()
+		return store.ErrClosed
+	}
+	s.closed = true
+	close(s.closing)
+	s.life.Unlock()
+
+	s.watch.Stop()
+	<-s.watch.Closed()
+	<-s.trimmerDone
+	if s.ownConn {
+		s.nc.Close()
+	}
+	return nil
+}
+
+// use read-locks life for a call; the caller must call the returned func
+// when done.
+func (s *Store) use() (done func(), err error) {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return nil, store.ErrClosed
+	}
+	return s.life.RUnlock, nil
+}
+
+// opCtx bounds a call to the stream when the caller's ctx has no deadline,
+// so that a NATS outage fails the call instead of hanging it.
+func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, opTimeout)
+}
+
+// opTimeout is how long one call to the stream may take without a deadline
+// from the caller.
+const opTimeout = 10 * time.Second
+
+// isAPIError reports whether err is a JetStream API error with code.
+func isAPIError(err error, code jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
+}
+
+// mapErr turns a connection that closed under a call into store.ErrClosed
+// when the store is closing, and a done ctx into its cause.
+func (s *Store) mapErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	select {
+	case <-s.closing:
+		if errors.Is(err, nats.ErrConnectionClosed) {
+			return store.ErrClosed
+		}
+	default:
+	}
+	return fmt.Errorf("tether: natsstore: %w", err)
+}
+
+var _ store.Store = (*Store)(nil)
+
+func asAPIError(err error, target **jetstream.APIError) bool {
+	return errors.As(err, target)
+}
