@@ -94,6 +94,9 @@ type Job struct {
 	// Cursor is the ID of the last event folded: the ExpectLatest of the
 	// next write, and where a follower resumes.
 	Cursor store.Cursor `json:"cursor"`
+
+	released int       // attempts handed back, which do not count against MaxAttempts
+	cancelAt time.Time // when cancel_requested was accepted
 }
 
 // MarshalJSON writes Timeout as a Go duration string ("10m0s").
