@@ -48,17 +48,16 @@ func (j *Job) Progress(ctx context.Context, data any) error {
 	return err
 }
 
-// outcome builds the job.done frame for a handler's return. After a
-// job.cancel frame the attempt ends canceled whatever the handler
-// returned, except for a cancel for the job's timeout, which fails the
-// attempt (the server retries it).
-func outcome(job *Job, res any, err error, canceled bool, reason string) map[string]any {
+// outcome builds the job.done frame for a handler's return. A handler that
+// returned an error after a job.cancel frame is reported canceled (the
+// server records the job canceled, or, for a cancel of its timeout, the
+// attempt failed); one that returned a result despite the cancel reports
+// the result, which the server keeps: the work was done.
+func outcome(job *Job, res any, err error, canceled bool) map[string]any {
 	done := map[string]any{"type": "job.done", "job": job.ID, "attempt": job.Attempt}
 	switch {
-	case canceled && reason != "timeout":
+	case err != nil && canceled:
 		done["canceled"] = true
-	case canceled:
-		done["error"] = "timeout"
 	case err != nil:
 		done["error"] = errText(err)
 	default:

@@ -106,10 +106,9 @@ type run struct {
 	job    *Job
 	cancel context.CancelCauseFunc
 	// guarded by Worker.mu:
-	canceled     bool   // a job.cancel frame came
-	cancelReason string // its reason
-	fenced       bool   // a job.fenced frame came: drop the outcome
-	abandoned    bool   // released or connection lost: drop the outcome
+	canceled  bool // a job.cancel frame came
+	fenced    bool // a job.fenced frame came: drop the outcome
+	abandoned bool // released or connection lost: drop the outcome
 }
 
 // New validates cfg and applies its defaults.
@@ -381,9 +380,11 @@ func (w *Worker) heartbeatLoop(l *link) {
 }
 
 // heartbeat sends one job.heartbeat naming every attempt whose outcome is
-// not yet recorded, or a ping when there is none (so that the server's
-// silence is noticed). It does not wait for the answer: a refused attempt
-// comes back as a job.fenced frame.
+// not yet recorded, none included: an empty one tells the server the
+// worker is alive (after one of its leases ran out, it assigns nothing new
+// until then), and its answer keeps the server's silence noticeable. It
+// does not wait for the answer: a refused attempt comes back as a
+// job.fenced frame.
 func (w *Worker) heartbeat(l *link) {
 	w.mu.Lock()
 	jobs := make(map[string]int, len(w.running))
@@ -393,11 +394,7 @@ func (w *Worker) heartbeat(l *link) {
 		}
 	}
 	w.mu.Unlock()
-	frame := map[string]any{"type": "ping", "id": "hb"}
-	if len(jobs) > 0 {
-		frame = map[string]any{"type": "job.heartbeat", "id": "hb", "jobs": jobs}
-	}
-	l.send(context.Background(), frame)
+	l.send(context.Background(), map[string]any{"type": "job.heartbeat", "id": "hb", "jobs": jobs})
 }
 
 // handleFrame serves a server frame that is not an answer to a request.
@@ -409,7 +406,7 @@ func (w *Worker) handleFrame(l *link, f inFrame) {
 	case "job.cancel":
 		w.mu.Lock()
 		if r := w.running[runKey{f.Job, f.Attempt}]; r != nil && !r.canceled {
-			r.canceled, r.cancelReason = true, f.Reason
+			r.canceled = true
 			r.cancel(ErrCanceled)
 		}
 		w.mu.Unlock()
@@ -552,13 +549,13 @@ func (w *Worker) execute(ctx context.Context, r *run, h Handler) {
 	}
 	w.mu.Lock()
 	drop := r.fenced || r.abandoned || w.running[k] != r
-	canceled, reason := r.canceled, r.cancelReason
+	canceled := r.canceled
 	w.mu.Unlock()
 	r.cancel(nil)
 	if drop {
 		return
 	}
-	w.report(r, outcome(r.job, res, err, canceled, reason))
+	w.report(r, outcome(r.job, res, err, canceled))
 }
 
 // call runs h, turning a panic into an error.
