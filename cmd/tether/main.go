@@ -145,6 +145,10 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", 5*time.Second, "window over which shutdown spreads clients' reconnects")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&cfg.Jobs.HeartbeatInterval, "job-heartbeat", time.Second, "jobs: how often workers renew their leases (expired leases are swept every half interval)")
+	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", 3, "jobs: a lease lasts this many heartbeat intervals")
+	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", 5*time.Second, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
+	fs.DurationVar(&cfg.Jobs.FollowGrace, "job-follow-grace", 10*time.Second, "jobs: how long an on_disconnect=cancel job outlives its last follower's departure")
 	fs.DurationVar(&opts.grace, "shutdown-grace", 30*time.Second, "how long a stop waits for requests in flight")
 	if err := applyEnv(fs); err != nil {
 		return cfg, opts, err
