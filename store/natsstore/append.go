@@ -2,6 +2,7 @@ package natsstore
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -53,6 +54,8 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 		return store.AppendResult{}, err
 	}
 	defer done()
+	ctx, cancel := opCtx(ctx)
+	defer cancel()
 
 	c := s.channelState(channel)
 	select {
@@ -64,34 +67,59 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 	}
 	defer func() { <-c.appendLock }()
 
-	subject := channelSubject(s.prefix, channel)
-	var id string
-	if opts.IdempotencyKey != "" {
-		id = msgID(channel, opts.IdempotencyKey)
+	a := &appendOp{
+		channel: channel,
+		subject: channelSubject(s.prefix, channel),
+		data:    data,
+		nonce:   nuid.Next(),
+		prev:    expect,
 	}
-	prev := expect
+	if opts.IdempotencyKey != "" {
+		a.id = msgID(channel, opts.IdempotencyKey)
+	}
 	if !conditional {
 		s.mu.Lock()
-		prev = c.last
+		a.prev = c.last
 		s.mu.Unlock()
 	}
+	a.now = time.Now()
 	for attempt := 1; ; attempt++ {
-		now := time.Now()
-		ack, err := s.publish(ctx, subject, data, id, prev, now)
+		ack, err := s.publish(ctx, a)
 		if err == nil {
-			return s.acked(ctx, channel, ack, now)
+			return s.acked(ctx, a, ack)
+		}
+		if ctx.Err() != nil {
+			return store.AppendResult{}, context.Cause(ctx)
 		}
 		switch {
 		case isAPIError(err, codeWrongLastSeq), isAPIError(err, codeWrongLastSeqConst):
-			if conditional {
-				return s.conflict(ctx, channel, subject, id)
+			if a.unsure {
+				// An earlier try timed out: the message after prev may be it.
+				if m, ok, err := s.landed(ctx, a); err != nil {
+					return store.AppendResult{}, s.mapErr(ctx, err)
+				} else if ok {
+					s.observe(channel, m.seq, true)
+					return store.AppendResult{ID: formatCursor(m.seq), Time: a.now}, nil
+				}
 			}
-			if prev, err = s.newPrev(ctx, channel, subject, err); err != nil {
+			if conditional {
+				return s.conflict(ctx, a)
+			}
+			if a.prev, err = s.newPrev(ctx, channel, a.subject, err); err != nil {
 				return store.AppendResult{}, s.mapErr(ctx, err)
 			}
+			a.now, a.unsure = time.Now(), false
 		case isAPIError(err, codeDupInProcess):
 			// Another store's append with this key is being replicated;
 			// the next try finds it done and answers its duplicate.
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			// The try's own timeout: the message may or may not be stored.
+			// The same message, naming the same predecessor, is sent again;
+			// it cannot be stored twice, because only one message can follow
+			// prev, and landed recognises it by its nonce.
+			a.unsure = true
+		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+			// No stream leader right now (an election): nothing was stored.
 		default:
 			return store.AppendResult{}, s.mapErr(ctx, err)
 		}
@@ -104,40 +132,74 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 	}
 }
 
-// publish sends one message and waits for the stream's acknowledgement,
-// which comes once the message is stored at the stream's replicas.
-func (s *Store) publish(ctx context.Context, subject string, data []byte, id string, prev uint64, now time.Time) (*jetstream.PubAck, error) {
-	m := nats.NewMsg(subject)
-	m.Data = data
-	p := strconv.FormatUint(prev, 10)
+// appendOp is one Append on its way to the stream.
+type appendOp struct {
+	channel, subject string
+	data             []byte
+	id               string // Nats-Msg-Id, empty without an idempotency key
+	// nonce identifies this append's message, so that a try that timed out
+	// can be recognised in the stream.
+	nonce string
+	// prev is the predecessor the message names; now its accept time. Both
+	// change only when the stream refused the message.
+	prev uint64
+	now  time.Time
+	// unsure is set when a try with this prev timed out: the message may
+	// be stored.
+	unsure bool
+}
+
+// landed reports whether the channel's message after a.prev is a's, stored
+// by a try that timed out.
+func (s *Store) landed(ctx context.Context, a *appendOp) (stored, bool, error) {
+	m, err := s.leaderGet(ctx, getRequest{Seq: a.prev + 1, NextFor: a.subject})
+	if errors.Is(err, errNoMessage) {
+		return stored{}, false, nil
+	}
+	return m, err == nil && m.nonce == a.nonce, err
+}
+
+// publish sends a's message once and waits for the stream's
+// acknowledgement, which comes once the message is stored at the stream's
+// replicas, or for tryTimeout.
+func (s *Store) publish(ctx context.Context, a *appendOp) (*jetstream.PubAck, error) {
+	m := nats.NewMsg(a.subject)
+	m.Data = a.data
+	p := strconv.FormatUint(a.prev, 10)
 	m.Header.Set(hdrPrev, p)
 	m.Header.Set(hdrExpectedSubjSeq, p)
-	m.Header.Set(hdrTime, strconv.FormatInt(now.UnixNano(), 10))
-	if id != "" {
-		m.Header.Set(hdrMsgID, id)
+	m.Header.Set(hdrTime, strconv.FormatInt(a.now.UnixNano(), 10))
+	m.Header.Set(hdrNonce, a.nonce)
+	if a.id != "" {
+		m.Header.Set(hdrMsgID, a.id)
 	}
-	ctx, cancel := opCtx(ctx)
+	ctx, cancel := context.WithTimeout(ctx, tryTimeout)
 	defer cancel()
-	return s.js.PublishMsg(ctx, m)
+	return s.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(0))
 }
+
+// tryTimeout bounds one try of an append: a request lost in a failover is
+// sent again after it rather than waited on for the caller's whole ctx.
+const tryTimeout = 2 * time.Second
 
 // acked turns an acknowledgement into the append's result. A duplicate's
 // Time is the original message's, read back from the stream; it is zero if
-// retention has removed that message.
-func (s *Store) acked(ctx context.Context, channel string, ack *jetstream.PubAck, now time.Time) (store.AppendResult, error) {
-	res := store.AppendResult{ID: formatCursor(ack.Sequence), Time: now, Duplicate: ack.Duplicate}
-	if !ack.Duplicate {
-		s.observe(channel, ack.Sequence, true)
-		return res, nil
+// retention has removed that message. A "duplicate" that is a's own
+// message, stored by a try that timed out, is no duplicate.
+func (s *Store) acked(ctx context.Context, a *appendOp, ack *jetstream.PubAck) (store.AppendResult, error) {
+	res := store.AppendResult{ID: formatCursor(ack.Sequence), Time: a.now}
+	if ack.Duplicate {
+		m, err := s.leaderGet(ctx, getRequest{Seq: ack.Sequence})
+		switch {
+		case err == nil:
+			res.Time, res.Duplicate = m.time, m.nonce != a.nonce
+		case errors.Is(err, errNoMessage):
+			res.Time, res.Duplicate = time.Time{}, true
+		default:
+			return store.AppendResult{}, s.mapErr(ctx, err)
+		}
 	}
-	res.Time = time.Time{}
-	m, err := s.leaderGet(ctx, getRequest{Seq: ack.Sequence})
-	switch {
-	case err == nil:
-		res.Time = m.time
-	case err != errNoMessage:
-		return store.AppendResult{}, s.mapErr(ctx, err)
-	}
+	s.observe(a.channel, ack.Sequence, true)
 	return res, nil
 }
 
@@ -171,22 +233,22 @@ func (s *Store) newPrev(ctx context.Context, channel, subject string, refusal er
 // (Nats-Expected-Last-Msg-Id, which a single server checks after
 // deduplication, and which stores nothing when it fails): a duplicate is
 // answered as such, anything else is the conflict.
-func (s *Store) conflict(ctx context.Context, channel, subject, id string) (store.AppendResult, error) {
-	if id == "" || s.clustered {
+func (s *Store) conflict(ctx context.Context, a *appendOp) (store.AppendResult, error) {
+	if a.id == "" || s.clustered {
 		return store.AppendResult{}, store.ErrConflict
 	}
-	m := nats.NewMsg(subject)
-	m.Header.Set(hdrMsgID, id)
+	m := nats.NewMsg(a.subject)
+	m.Header.Set(hdrMsgID, a.id)
 	m.Header.Set(hdrExpectedLastID, "tether-probe-"+nuid.Next())
 	pctx, cancel := opCtx(ctx)
 	defer cancel()
 	ack, err := s.js.PublishMsg(pctx, m)
 	switch {
 	case err == nil && ack.Duplicate:
-		return s.acked(ctx, channel, ack, time.Time{})
+		return s.acked(ctx, a, ack)
 	case err == nil:
 		// Cannot happen: no message ID is ever "tether-probe-<nuid>".
-		s.cfg.Logger.Error("natsstore: duplicate probe was stored", "subject", subject, "seq", ack.Sequence)
+		s.cfg.Logger.Error("natsstore: duplicate probe was stored", "subject", a.subject, "seq", ack.Sequence)
 		return store.AppendResult{}, store.ErrConflict
 	case isAPIError(err, codeWrongLastMsgID):
 		return store.AppendResult{}, store.ErrConflict

@@ -17,6 +17,7 @@ type stored struct {
 	subject string
 	seq     uint64
 	prev    uint64 // Tether-Prev
+	nonce   string // Tether-Nonce
 	time    time.Time
 	data    []byte
 }
@@ -103,6 +104,7 @@ func (m *stored) parseHeaders(h nats.Header) error {
 		}
 		m.prev = p
 	}
+	m.nonce = h.Get(hdrNonce)
 	if v := h.Get(hdrTime); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {

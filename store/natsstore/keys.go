@@ -24,6 +24,9 @@ const (
 	// hdrTime holds when the appending store accepted the message, in Unix
 	// nanoseconds: the message's Time.
 	hdrTime = "Tether-Time"
+	// hdrNonce identifies the append that wrote the message (a NUID), so
+	// that an append whose acknowledgement was lost can find its message.
+	hdrNonce = "Tether-Nonce"
 )
 
 // NATS headers the store uses (nats-server's names).
@@ -48,7 +51,7 @@ func channelSubject(prefix, channel string) string {
 // subject that is not a channel subject under prefix.
 func subjectChannel(prefix, subject string) (string, bool) {
 	tok, ok := strings.CutPrefix(subject, prefix)
-	if !ok {
+	if !ok || strings.Contains(tok, ".") {
 		return "", false
 	}
 	ch := strings.ReplaceAll(tok, "~", ".")

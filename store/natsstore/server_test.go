@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,8 +30,19 @@ func startServer(t testing.TB, dir string) *server.Server {
 }
 
 // newServer starts a server with opts completed by the settings every test
-// server shares.
+// server shares, and waits until it accepts clients.
 func newServer(t testing.TB, opts *server.Options) *server.Server {
+	t.Helper()
+	srv := launchServer(t, opts)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		shutdown(srv)
+		t.Fatal("nats-server: not ready within 10s")
+	}
+	return srv
+}
+
+// launchServer starts a server without waiting for it.
+func launchServer(t testing.TB, opts *server.Options) *server.Server {
 	t.Helper()
 	opts.Host = "127.0.0.1"
 	opts.Port = -1
@@ -42,10 +56,6 @@ func newServer(t testing.TB, opts *server.Options) *server.Server {
 		t.Fatalf("nats-server: %v", err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		shutdown(srv)
-		t.Fatal("nats-server: not ready within 10s")
-	}
 	return srv
 }
 
@@ -108,26 +118,41 @@ func openServerStore(t testing.TB, dir string, cfg Config) *serverStore {
 // cluster over loopback routes, and shuts them down when the test ends.
 func clusterServers(t testing.TB, n int) []*server.Server {
 	t.Helper()
+	// JetStream clustering needs every server's routes configured at start,
+	// so the route ports are picked first: the kernel hands out free ones,
+	// which are released just before the servers bind them.
+	routes := make([]string, n)
+	for i := range routes {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes[i] = "nats://" + l.Addr().String()
+		l.Close()
+	}
 	srvs := make([]*server.Server, 0, n)
 	t.Cleanup(func() {
 		for _, s := range srvs {
 			shutdown(s)
 		}
 	})
-	var seed string
 	for i := range n {
-		opts := &server.Options{
+		port, err := strconv.Atoi(routes[i][strings.LastIndexByte(routes[i], ':')+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A clustered server is ready for clients only once the cluster
+		// has formed, so the servers start first and are waited on after.
+		srvs = append(srvs, launchServer(t, &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
-			StoreDir:   filepath.Join(t.TempDir(), "jetstream"),
-			Cluster:    server.ClusterOpts{Name: "tether-test", Host: "127.0.0.1", Port: -1},
-		}
-		if seed != "" {
-			opts.Routes = server.RoutesFromStr(seed)
-		}
-		srv := newServer(t, opts)
-		srvs = append(srvs, srv)
-		if seed == "" {
-			seed = "nats://" + srv.ClusterAddr().String()
+			StoreDir:   t.TempDir(),
+			Cluster:    server.ClusterOpts{Name: "tether-test", Host: "127.0.0.1", Port: port},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}))
+	}
+	for _, srv := range srvs {
+		if !srv.ReadyForConnections(20 * time.Second) {
+			t.Fatalf("nats-server %s: not ready within 20s", srv.Name())
 		}
 	}
 	return srvs
