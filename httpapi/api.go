@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/store"
 )
 
@@ -56,6 +58,9 @@ type Config struct {
 	// ProbeWait bounds how long conn.Watch waits for a peer's answer to a
 	// probe. Zero means conn's default.
 	ProbeWait time.Duration
+	// Jobs, when set, serves the jobs API (/v1/jobs) and counts SSE
+	// streams of job channels as followers. Nil means no jobs routes.
+	Jobs *jobs.Service
 }
 
 func (c *Config) setDefaults() error {
@@ -107,6 +112,8 @@ type API struct {
 	sseMaxLag    time.Duration
 	metrics      *metrics
 	reg          *conn.Registry
+	jobs         *jobs.Service   // nil: no jobs API
+	shutdown     context.Context // nil: never
 	handler      http.Handler
 }
 
@@ -123,6 +130,8 @@ func New(cfg Config) (*API, error) {
 		sseRetry:     cfg.SSERetry,
 		sseMaxLag:    cfg.SSEMaxLag,
 		reg:          cfg.Registry,
+		jobs:         cfg.Jobs,
+		shutdown:     cfg.Shutdown,
 		limits: limits{
 			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,
 			defaultLimit: cfg.DefaultLimit, maxLimit: cfg.MaxLimit,
@@ -138,7 +147,7 @@ func New(cfg Config) (*API, error) {
 	// so that what it acknowledges is what it stored.
 	watch := func(route string, h http.HandlerFunc) http.Handler {
 		shutdown := cfg.Shutdown
-		if route == "publish" {
+		if route == "publish" || strings.HasPrefix(route, "jobs.") {
 			shutdown = nil
 		}
 		return withSlot(conn.Watch(h, conn.WatchConfig{
@@ -154,7 +163,17 @@ func New(cfg Config) (*API, error) {
 	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(conn.TransportLongPoll, a.poll)))
 	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.track(conn.TransportSSE, a.events)))
 	mux.HandleFunc("GET /healthz", a.healthz)
-	for _, path := range []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"} {
+	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}
+	if a.jobs != nil {
+		// Job routes are not ended by a shutdown (a create must finish
+		// storing); a waiting create answers 202 on shutdown by itself.
+		mux.Handle("POST /v1/jobs", watch("jobs.create", a.createJob))
+		mux.Handle("GET /v1/jobs", watch("jobs.list", a.listJobs))
+		mux.Handle("GET /v1/jobs/{id}", watch("jobs.get", a.getJob))
+		mux.Handle("POST /v1/jobs/{id}/cancel", watch("jobs.cancel", a.cancelJob))
+		paths = append(paths, "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel")
+	}
+	for _, path := range paths {
 		mux.HandleFunc(path, methodNotAllowed)
 	}
 	mux.HandleFunc("/", notFound)

@@ -38,7 +38,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	s := &sseStream{w: w, rc: http.NewResponseController(w), stall: stall, count: counter(ctx)}
 	s.bw.WriteString("retry: " + strconv.Itoa(int(a.sseRetry/time.Millisecond)) + "\n\n")
-	if err := a.stream(ctx, s, p, res); err != nil && ctx.Err() == nil {
+	unfollow := a.followJob(ctx, p.channel)
+	err := a.stream(ctx, s, p, res)
+	unfollow(err)
+	if err != nil && ctx.Err() == nil {
 		a.log.DebugContext(ctx, "sse stream ended", "channel", p.channel, "err", err)
 	}
 }

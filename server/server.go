@@ -24,6 +24,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
+	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -75,6 +76,9 @@ type Config struct {
 	// WSOriginPatterns are the hosts (path.Match patterns) whose browser
 	// pages may open WebSockets cross-origin. Empty means same-origin only.
 	WSOriginPatterns []string
+	// Jobs tunes the jobs service (heartbeat, lease, cancel and follow
+	// grace). Its Store, Logger and Registerer are set by the Server.
+	Jobs jobs.Config
 	// ShutdownSpread is the window over which Stop spreads the reconnect
 	// hints it gives clients, so they do not all come back at once. Zero
 	// means 5s; it is capped by Stop's deadline.
@@ -94,6 +98,7 @@ type Server struct {
 	conns    *conn.Registry
 	ws       *ws.Handler
 	tcp      *tcp.Server // nil unless TCPAddr is set
+	jobs     *jobs.Service
 	store    store.Store
 	ownStore bool
 	stop     context.CancelCauseFunc
@@ -137,26 +142,34 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.startJobs(ctx, st); err != nil {
+		closeOwned(st, own)
+		return err
+	}
 	lc := s.cfg.Lifecycle
 	lc.Logger, lc.Registerer = s.log, s.cfg.Registry
 	conns, err := conn.NewRegistry(lc)
 	if err != nil {
+		s.stopJobs()
 		closeOwned(st, own)
 		return err
 	}
 	h, shutdown, err := s.handler(st, conns)
 	if err != nil {
+		s.stopJobs()
 		closeOwned(st, own)
 		return err
 	}
 	ln, err := conn.Listen(ctx, s.cfg.Addr, s.cfg.KeepAlive)
 	if err != nil {
+		s.stopJobs()
 		closeOwned(st, own)
 		return fmt.Errorf("tether: listen: %w", err)
 	}
 	if s.tcp != nil {
 		if err := s.tcp.Start(ctx); err != nil {
 			ln.Close()
+			s.stopJobs()
 			closeOwned(st, own)
 			return fmt.Errorf("tether: listen tcp: %w", err)
 		}
@@ -175,6 +188,38 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { s.serveErr <- s.http.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String(), "data", s.dataDesc())
 	return nil
+}
+
+// startJobs creates and starts the jobs service on the store. Start holds
+// s.mu.
+func (s *Server) startJobs(ctx context.Context, st store.Store) error {
+	jc := s.cfg.Jobs
+	jc.Store, jc.Logger, jc.Registerer = st, s.log, s.cfg.Registry
+	svc, err := jobs.New(jc)
+	if err != nil {
+		return err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return err
+	}
+	s.jobs = svc
+	return nil
+}
+
+// stopJobs stops the jobs service after a failed Start.
+func (s *Server) stopJobs() {
+	if s.jobs != nil {
+		s.jobs.Stop(context.Background())
+		s.jobs = nil
+	}
+}
+
+// Jobs returns the jobs service (nil before Start): create, read and
+// cancel jobs in process, attach in-process workers.
+func (s *Server) Jobs() *jobs.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobs
 }
 
 func (s *Server) openStore() (store.Store, bool, error) {
@@ -199,6 +244,7 @@ func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, co
 	shutdownCtx, shutdown := context.WithCancelCause(context.Background())
 	hc := s.cfg.HTTP
 	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry = st, s.log, s.cfg.Registry, shutdownCtx, conns
+	hc.Jobs = s.jobs
 	api, err := httpapi.New(hc)
 	if err != nil {
 		shutdown(nil)
@@ -223,6 +269,7 @@ func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, co
 func (s *Server) transports(st store.Store, conns *conn.Registry) error {
 	pc := s.cfg.Protocol
 	pc.Store, pc.Registry, pc.Logger = st, conns, s.log
+	pc.Jobs = s.jobs
 	eng, err := protocol.NewEngine(pc)
 	if err != nil {
 		return err
@@ -310,6 +357,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if serr := <-s.serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) {
 		s.log.Error("serve", "err", serr)
+	}
+	// Jobs are not cancelled by a stop: the service stops dispatching and
+	// sweeping; running attempts keep their leases, which another node (or
+	// this one restarted) honours or expires.
+	if jerr := s.jobs.Stop(ctx); jerr != nil && err == nil {
+		err = jerr
 	}
 	if s.ownStore {
 		if cerr := s.store.Close(); cerr != nil && err == nil {

@@ -1,0 +1,219 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/jobs"
+)
+
+// Job error codes (docs/api.md).
+const (
+	CodeBadRequest = "bad_request"
+)
+
+// jobSpec is the body of POST /v1/jobs.
+type jobSpec struct {
+	Type         string          `json:"type"`
+	Payload      json.RawMessage `json:"payload"`
+	Timeout      string          `json:"timeout"`
+	MaxAttempts  int             `json:"max_attempts"`
+	OnDisconnect jobs.Policy     `json:"on_disconnect"`
+}
+
+// jobRef answers a create that did not wait for the end.
+type jobRef struct {
+	ID      string `json:"id"`
+	Channel string `json:"channel"`
+}
+
+// createJob serves POST /v1/jobs. Without ?wait it answers 201 with the
+// job's id and channel once the job is stored. With ?wait=D it holds the
+// request until the job is final (200, the job with its result or error)
+// or D runs out or the server stops (202, id and channel: follow the
+// channel or GET the job later).
+//
+// The request's context is conn.Watch's: it ends only when the client is
+// really gone. A client that closes or resets its connection, or goes
+// silent (timeout), while waiting on an on_disconnect=cancel job cancels
+// it (reason client-gone). A half-closed client is still there and gets
+// its answer; a server stop is not the client's departure.
+func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if e := decodeIdempotencyKey(key); e != nil {
+		writeError(w, e)
+		return
+	}
+	var wait time.Duration
+	if q := r.URL.Query(); q.Has("wait") {
+		d, ok := parseWait(q.Get("wait"))
+		if !ok || d < 0 || d > a.limits.maxWait {
+			writeError(w, errorf(http.StatusBadRequest, CodeBadWait,
+				"wait must be a duration (\"30s\") or seconds, at most "+a.limits.maxWait.String()))
+			return
+		}
+		wait = d
+	}
+	spec, e := a.decodeJobSpec(w, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	ctx := r.Context()
+	job, created, err := a.jobs.Create(ctx, spec, key)
+	if err != nil {
+		a.writeJobError(w, r, err)
+		return
+	}
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	ref := jobRef{ID: job.ID, Channel: job.Channel}
+	if wait == 0 {
+		writeJSON(w, http.StatusCreated, ref)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if a.shutdown != nil {
+		stop := context.AfterFunc(a.shutdown, cancel)
+		defer stop()
+	}
+	job, err = a.jobs.Await(wctx, job.ID)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, job)
+	case ctx.Err() != nil:
+		a.clientLeftWait(ctx, job)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		writeJSON(w, http.StatusAccepted, ref) // wait ran out, or the server is stopping
+	default:
+		a.writeJobError(w, r, err)
+	}
+}
+
+// clientLeftWait acts on the departure of a client that waited on job.
+func (a *API) clientLeftWait(ctx context.Context, job jobs.Job) {
+	reason := conn.ReasonOf(context.Cause(ctx))
+	if !departure(reason) || job.OnDisconnect != jobs.Cancel || job.State.Final() {
+		return
+	}
+	if _, err := a.jobs.Cancel(context.WithoutCancel(ctx), job.ID, jobs.ReasonClientGone); err != nil {
+		a.log.Warn("job cancel after client departure failed", "job", job.ID, "err", err)
+		return
+	}
+	a.log.Info("job canceled: its waiting client left", "job", job.ID, "reason", string(reason))
+}
+
+// departure reports whether an end reason means the client really left:
+// closed, reset or silent. Shutdown, kicks and normal ends are not theirs.
+func departure(r conn.Reason) bool {
+	return r == conn.ReasonClosed || r == conn.ReasonReset || r == conn.ReasonTimeout
+}
+
+func (a *API) decodeJobSpec(w http.ResponseWriter, r *http.Request) (jobs.Spec, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return jobs.Spec{}, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+				"the body is larger than "+strconv.FormatInt(a.maxBody, 10)+" bytes")
+		}
+		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeBadRequest, "reading the body failed")
+	}
+	var js jobSpec
+	if err := json.Unmarshal(body, &js); err != nil {
+		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON job spec: "+err.Error())
+	}
+	spec := jobs.Spec{Type: js.Type, Payload: js.Payload, MaxAttempts: js.MaxAttempts, OnDisconnect: js.OnDisconnect}
+	if js.Timeout != "" {
+		d, err := time.ParseDuration(js.Timeout)
+		if err != nil || d <= 0 {
+			return spec, errorf(http.StatusBadRequest, CodeBadRequest, "timeout must be a positive Go duration such as \"10m\"")
+		}
+		spec.Timeout = d
+	}
+	return spec, nil
+}
+
+// getJob serves GET /v1/jobs/{id}.
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := a.jobs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeJobError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// listJobs serves GET /v1/jobs?state=&limit=: newest first.
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := a.limits.defaultLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > a.limits.maxLimit {
+			writeError(w, errorf(http.StatusBadRequest, CodeBadLimit, "limit must be 1-"+strconv.Itoa(a.limits.maxLimit)))
+			return
+		}
+		limit = n
+	}
+	l, err := a.jobs.List(r.Context(), jobs.State(q.Get("state")), limit)
+	if err != nil {
+		a.writeJobError(w, r, err)
+		return
+	}
+	if l == nil {
+		l = []jobs.Job{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Jobs []jobs.Job `json:"jobs"`
+	}{l})
+}
+
+// cancelJob serves POST /v1/jobs/{id}/cancel. It answers the job as the
+// cancel left it: canceled, or running with cancel_requested until its
+// handler returns; a final job unchanged.
+func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := a.jobs.Cancel(r.Context(), r.PathValue("id"), jobs.ReasonAPI)
+	if err != nil {
+		a.writeJobError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (a *API) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, jobs.ErrNotFound):
+		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id")))
+	case errors.Is(err, jobs.ErrBadSpec):
+		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, err.Error()))
+	default:
+		a.writeStoreError(w, r, err)
+	}
+}
+
+// followJob counts an SSE stream of a job channel as a follower of the job
+// (on_disconnect=cancel jobs end when their last follower departed and the
+// follow grace passed). The returned func ends the follow; streamErr is
+// what ended the stream.
+func (a *API) followJob(ctx context.Context, channel string) func(streamErr error) {
+	id, ok := jobs.IDFromChannel(channel)
+	if a.jobs == nil || !ok {
+		return func(error) {}
+	}
+	stop := a.jobs.Follow(id)
+	return func(streamErr error) {
+		// A write that failed while the context still stands is a client
+		// that vanished too.
+		departed := departure(conn.ReasonOf(context.Cause(ctx))) || (streamErr != nil && ctx.Err() == nil)
+		stop(departed)
+	}
+}
