@@ -270,7 +270,6 @@ func (s *Server) transports(st store.Store, conns *conn.Registry) error {
 	pc := s.cfg.Protocol
 	pc.Store, pc.Registry, pc.Logger = st, conns, s.log
 	pc.Jobs = s.jobs
-	pc.Jobs = s.jobs
 	eng, err := protocol.NewEngine(pc)
 	if err != nil {
 		return err
