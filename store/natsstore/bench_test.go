@@ -1,0 +1,110 @@
+package natsstore
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/store"
+)
+
+// The benchmarks mirror store/pebblestore's, so that the two engines'
+// figures sit side by side: the same message size, publishers and pages.
+// The NATS server runs in the benchmark's process, with sync always.
+
+// BenchmarkAppend measures durable appends of 128-byte messages to one
+// channel by 1 and by 64 concurrent publishers.
+func BenchmarkAppend(b *testing.B) {
+	for _, publishers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("Publishers=%d", publishers), func(b *testing.B) {
+			s := openBench(b)
+			data := make([]byte, 128)
+			start := time.Now()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for p := range publishers {
+				n := b.N / publishers
+				if p < b.N%publishers {
+					n++
+				}
+				wg.Go(func() {
+					for range n {
+						if _, err := s.Append(b.Context(), "bench", data, store.AppendOptions{}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+		})
+	}
+}
+
+// BenchmarkAppendChannels measures 64 publishers appending to 64 channels,
+// one each: appends to different channels do not wait for each other in a
+// Store, so this is the stream's own rate.
+func BenchmarkAppendChannels(b *testing.B) {
+	const publishers = 64
+	s := openBench(b)
+	data := make([]byte, 128)
+	start := time.Now()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for p := range publishers {
+		n := b.N / publishers
+		if p < b.N%publishers {
+			n++
+		}
+		wg.Go(func() {
+			ch := fmt.Sprint("bench-", p)
+			for range n {
+				if _, err := s.Append(b.Context(), ch, data, store.AppendOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+}
+
+// BenchmarkRead measures reading 100 messages after a cursor in a channel
+// of 10,000.
+func BenchmarkRead(b *testing.B) {
+	s := openBench(b)
+	const total, page = 10_000, 100
+	var wg sync.WaitGroup
+	data := make([]byte, 128)
+	for range 50 { // concurrent, as in pebblestore
+		wg.Go(func() {
+			for range total / 50 {
+				if _, err := s.Append(b.Context(), "bench", data, store.AppendOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// The only channel of the stream: its cursors are 1..total.
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		after := formatCursor(uint64(i*page) % (total - page))
+		r, err := s.Read(b.Context(), "bench", after, page)
+		if err != nil || len(r.Messages) != page {
+			b.Fatalf("Read after %s: %d messages, %v", after, len(r.Messages), err)
+		}
+	}
+}
+
+func openBench(b *testing.B) *Store {
+	b.Helper()
+	srv := startServer(b, b.TempDir())
+	return openStore(b, srv.ClientURL(), Config{})
+}
