@@ -138,7 +138,7 @@ func (s *Store) directBatch(ctx context.Context, subject string, from uint64, n 
 	}
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
-	inbox := s.nc.NewRespInbox()
+	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, err
