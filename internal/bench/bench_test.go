@@ -1,0 +1,167 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tinyConfig is the "tiny" preset against the given systems and
+// scenarios, writing into a temp dir.
+func tinyConfig(t *testing.T, systems []System, scenarios ...string) Config {
+	t.Helper()
+	cfg, err := Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.TetherBin, cfg.RepoDir = tetherBin, repoDir
+	cfg.Systems, cfg.Scenarios = systems, scenarios
+	cfg.Out = t.TempDir()
+	cfg.Stdout, cfg.Stderr = testWriter{t}, testWriter{t}
+	return cfg
+}
+
+// testWriter sends the harness's tables and progress to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// runTiny runs cfg and returns its results, failing on any error.
+func runTiny(t *testing.T, cfg Config) []Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk Report
+	if err := json.Unmarshal(b, &onDisk); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if len(onDisk.Results) != len(rep.Results) {
+		t.Fatalf("results.json has %d results, Run returned %d", len(onDisk.Results), len(rep.Results))
+	}
+	for _, re := range rep.Results {
+		if re.Err != "" {
+			t.Errorf("%s %s on %s: %s", re.Scenario, re.Case, re.System, re.Err)
+		}
+	}
+	return rep.Results
+}
+
+// checkResult fails unless every want holds for re's metrics: a key with
+// a positive want must be at least that, with 0 exactly 0.
+func checkResult(t *testing.T, re Result, want map[string]float64) {
+	t.Helper()
+	if re.Skipped != "" {
+		return
+	}
+	for k, w := range want {
+		got, ok := re.Metrics[k]
+		switch {
+		case !ok:
+			t.Errorf("%s %s on %s: no metric %s", re.Scenario, re.Case, re.System, k)
+		case w == 0 && got != 0:
+			t.Errorf("%s %s on %s: %s = %v, want 0", re.Scenario, re.Case, re.System, k, got)
+		case w > 0 && got < w:
+			t.Errorf("%s %s on %s: %s = %v, want at least %v", re.Scenario, re.Case, re.System, k, got, w)
+		}
+	}
+}
+
+// checkScenarios checks what each scenario must show, for any system.
+func checkScenarios(t *testing.T, cfg Config, results []Result) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, re := range results {
+		seen[re.Scenario] = true
+		switch re.Scenario {
+		case "idle":
+			checkResult(t, re, map[string]float64{"conns": float64(cfg.IdleConns), "rss_per_conn_bytes": -1})
+		case "fanout":
+			checkResult(t, re, map[string]float64{"delivered_per_s": 1, "missed": 0, "repeated": 0, "p99_ms": -1})
+		case "publish":
+			checkResult(t, re, map[string]float64{"appends_per_s": 1, "errors": 0, "p99_ms": -1})
+		case "churn":
+			checkResult(t, re, map[string]float64{"connects_per_s": 1, "missed": 0, "repeated": 0})
+		case "detection":
+			checkDetection(t, re)
+		}
+	}
+	for _, sc := range cfg.Scenarios {
+		if !seen[sc] {
+			t.Errorf("no result for scenario %s", sc)
+		}
+	}
+	for _, ps := range plots {
+		if seen[ps.scenario] {
+			if _, err := os.Stat(filepath.Join(cfg.Out, ps.file)); err != nil {
+				t.Errorf("plot %s: %v", ps.file, err)
+			}
+		}
+	}
+}
+
+// checkDetection: RST and FIN are noticed within a second (tether must
+// name the reason), a silent peer within 10 s by tether.
+func checkDetection(t *testing.T, re Result) {
+	t.Helper()
+	if re.Skipped != "" {
+		t.Logf("detection %s on %s skipped: %s", re.Case, re.System, re.Skipped)
+		return
+	}
+	secs, reason := re.Metrics["seconds"], re.Text["seconds"]
+	limit := 1.0
+	want := map[string]string{"rst": "reset", "fin": "closed", "silent": "timeout"}[re.Case]
+	if re.Case == "silent" {
+		limit = 10
+		if re.System != Tether {
+			return // the peers may not notice at all with their defaults
+		}
+	}
+	if secs < 0 || secs > limit {
+		t.Errorf("detection %s on %s: %v s (%s), want within %v s", re.Case, re.System, secs, reason, limit)
+	}
+	if re.System == Tether && reason != want {
+		t.Errorf("detection %s on tether: reason %q, want %q", re.Case, reason, want)
+	}
+}
+
+// TestScenariosTether runs every scenario at the tiny scale against tether:
+// the harness must keep working as the server changes.
+func TestScenariosTether(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t, []System{Tether}, Scenarios...)
+	checkScenarios(t, cfg, runTiny(t, cfg))
+}
+
+// TestScenariosPeers runs the scenarios against Nchan and socket.io when
+// they are installed (scripts/peers/*.sh install), all but the silent
+// drop, which the peers' defaults do not notice within the test's time.
+func TestScenariosPeers(t *testing.T) {
+	t.Parallel()
+	for _, sys := range []System{Nchan, SocketIO} {
+		t.Run(string(sys), func(t *testing.T) {
+			t.Parallel()
+			if why := peerMissing(repoDir, sys); why != "" {
+				t.Skipf("%s: %s", sys, why)
+			}
+			cfg := tinyConfig(t, []System{sys}, Scenarios...)
+			cfg.IdleTransports = []string{"websocket"}
+			cfg.DetectModes = []string{"rst", "fin"}
+			checkScenarios(t, cfg, runTiny(t, cfg))
+		})
+	}
+}

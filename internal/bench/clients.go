@@ -1,0 +1,342 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/coder/websocket"
+)
+
+// dialer dials the harness's client connections: from namespace ns when
+// set, else on loopback from a source address spread over 127.0.0.2 to
+// 127.0.0.251 when spread is set, so that 100k connections to one server
+// port do not run out of ephemeral ports.
+type dialer struct {
+	ns     string
+	spread bool
+	next   atomic.Uint32
+	onConn func(net.Conn) // if set, sees every connection dialed
+}
+
+// DialContext has the signature http.Transport wants.
+func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	if d.spread && d.ns == "" {
+		i := d.next.Add(1)
+		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%250))}
+	}
+	var c net.Conn
+	err := inNS(d.ns, func() error {
+		var err error
+		c, err = nd.DialContext(ctx, network, addr)
+		return err
+	})
+	if err == nil && d.onConn != nil {
+		d.onConn(c)
+	}
+	return c, err
+}
+
+// clientPlace returns a dialer for clients of a server at pl.
+func clientPlace(pl place, spread bool) *dialer {
+	d := &dialer{spread: spread}
+	if pl.pair != nil {
+		d.ns = pl.pair.client
+	}
+	return d
+}
+
+// httpClient is a client for many concurrent requests through d: one
+// connection each, kept alive for reuse.
+func httpClient(d *dialer, conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         d.DialContext,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		DisableCompression:  true,
+	}}
+}
+
+// publish POSTs one payload to channel ch and waits for the server's
+// acknowledgement: tether answers once the message is fsynced, Nchan once
+// it is in its memory store, socket.io once it is handed to its sockets.
+func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p []byte) error {
+	var u string
+	body := p
+	switch sys {
+	case Tether:
+		u = "http://" + addr + "/v1/channels/" + ch + "/messages"
+		body = make([]byte, 0, len(p)+2)
+		body = append(append(append(body, '"'), p...), '"')
+	default:
+		u = "http://" + addr + "/pub/" + ch
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: publish: %w", err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 && res.StatusCode != 201 && res.StatusCode != 202 {
+		return fmt.Errorf("bench: publish: %s", res.Status)
+	}
+	return nil
+}
+
+// wsSub is one WebSocket subscriber of one channel, on any system: tether's
+// framed protocol at /v1/ws, Nchan's WebSocket subscriber at /sub/<ch>,
+// socket.io's websocket transport (Engine.IO 4) joined to room <ch>.
+type wsSub struct {
+	sys   System
+	c     *websocket.Conn
+	raw   net.Conn // the TCP connection under it
+	local string   // its local address, as the server sees the remote
+}
+
+// dialWS connects and subscribes; when it returns, the subscription is
+// active (tether replied to subscribe, socket.io acknowledged the
+// namespace connect; Nchan subscribes on upgrade).
+func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub, error) {
+	s := &wsSub{sys: sys}
+	dd := &dialer{ns: d.ns, spread: d.spread, onConn: func(c net.Conn) { s.raw = c }}
+	if d.spread {
+		dd.next.Store(d.next.Add(1))
+	}
+	var u string
+	switch sys {
+	case Tether:
+		u = "ws://" + addr + "/v1/ws"
+	case Nchan:
+		u = "ws://" + addr + "/sub/" + ch
+	case SocketIO:
+		u = "ws://" + addr + "/socket.io/?EIO=4&transport=websocket&channel=" + url.QueryEscape(ch)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dd.DialContext, DisableKeepAlives: true}}
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		return nil, fmt.Errorf("bench: websocket %s: %w", u, err)
+	}
+	c.SetReadLimit(1 << 20)
+	s.c = c
+	s.local = s.raw.LocalAddr().String()
+	if err := s.subscribe(ctx, ch); err != nil {
+		c.CloseNow()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *wsSub) subscribe(ctx context.Context, ch string) error {
+	switch s.sys {
+	case Tether:
+		req := fmt.Sprintf(`{"id":"sub","type":"subscribe","channel":%q}`, ch)
+		if err := s.c.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+			return fmt.Errorf("bench: subscribe: %w", err)
+		}
+		return s.until(ctx, func(f []byte) bool { return bytes.Contains(f, []byte(`"id":"sub"`)) }, `"ok":true`)
+	case SocketIO:
+		// Engine.IO open packet "0{...}", then the namespace connect "40".
+		if err := s.until(ctx, func(f []byte) bool { return len(f) > 0 && f[0] == '0' }, ""); err != nil {
+			return err
+		}
+		if err := s.c.Write(ctx, websocket.MessageText, []byte("40")); err != nil {
+			return fmt.Errorf("bench: socket.io connect: %w", err)
+		}
+		return s.until(ctx, func(f []byte) bool { return bytes.HasPrefix(f, []byte("40")) }, "")
+	}
+	return nil
+}
+
+// until reads frames until match, and fails unless that frame contains
+// want.
+func (s *wsSub) until(ctx context.Context, match func([]byte) bool, want string) error {
+	for range 100 {
+		_, f, err := s.c.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("bench: %s handshake: %w", s.sys, err)
+		}
+		if match(f) {
+			if want != "" && !bytes.Contains(f, []byte(want)) {
+				return fmt.Errorf("bench: %s handshake: %s", s.sys, f)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("bench: %s handshake: no answer in 100 frames", s.sys)
+}
+
+// next returns the next frame that may carry a message, answering the
+// heartbeats of tether (ping frames) and socket.io ("2") on the way.
+func (s *wsSub) next(ctx context.Context) ([]byte, error) {
+	for {
+		_, f, err := s.c.Read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch s.sys {
+		case Tether:
+			if bytes.Contains(f, []byte(`"type":"ping"`)) {
+				var p struct{ ID string }
+				json.Unmarshal(f, &p)
+				pong, _ := json.Marshal(map[string]string{"type": "pong", "id": p.ID})
+				if err := s.c.Write(ctx, websocket.MessageText, pong); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if !bytes.Contains(f, []byte(`"type":"message"`)) {
+				continue
+			}
+		case SocketIO:
+			if len(f) == 1 && f[0] == '2' {
+				if err := s.c.Write(ctx, websocket.MessageText, []byte("3")); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if !bytes.HasPrefix(f, []byte("42")) {
+				continue
+			}
+		}
+		return f, nil
+	}
+}
+
+// drain reads and answers heartbeats until the connection ends.
+func (s *wsSub) drain(ctx context.Context) {
+	for {
+		if _, err := s.next(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// closeNow closes the TCP connection without a WebSocket close frame: the
+// server sees a FIN.
+func (s *wsSub) closeNow() { s.c.CloseNow() }
+
+// reset closes the TCP connection with SO_LINGER 0: the server sees a RST.
+func (s *wsSub) reset() {
+	if tc, ok := s.raw.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+		tc.Close()
+	}
+	s.c.CloseNow()
+}
+
+// sseEvent is one Server-Sent Event.
+type sseEvent struct {
+	id   string
+	data []byte
+}
+
+// sseStream reads one SSE response: tether's /v1/channels/<ch>/events or
+// Nchan's EventSource subscriber.
+type sseStream struct {
+	res *http.Response
+	br  *bufio.Reader
+}
+
+// openSSE opens a stream of ch. lastID resumes after an event id; when it
+// is empty the stream starts from the oldest retained message if fromStart
+// is set, else with the messages published from now on.
+func openSSE(ctx context.Context, c *http.Client, sys System, addr, ch, lastID string, fromStart bool) (*sseStream, error) {
+	var u string
+	switch sys {
+	case Tether:
+		u = "http://" + addr + "/v1/channels/" + ch + "/events"
+		if lastID == "" && fromStart {
+			u += "?after=0"
+		}
+	case Nchan:
+		u = "http://" + addr + "/sub/" + ch
+	default:
+		return nil, fmt.Errorf("bench: %s has no SSE", sys)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: SSE %s: %w", u, err)
+	}
+	if res.StatusCode != 200 {
+		res.Body.Close()
+		return nil, fmt.Errorf("bench: SSE %s: %s", u, res.Status)
+	}
+	return &sseStream{res: res, br: bufio.NewReaderSize(res.Body, 4096)}, nil
+}
+
+// next returns the next event that has data.
+func (s *sseStream) next() (sseEvent, error) {
+	var ev sseEvent
+	for {
+		line, err := s.br.ReadSlice('\n')
+		if err != nil {
+			return ev, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0:
+			if ev.data != nil {
+				return ev, nil
+			}
+			ev = sseEvent{}
+		case bytes.HasPrefix(line, []byte("id:")):
+			ev.id = strings.TrimSpace(string(line[3:]))
+		case bytes.HasPrefix(line, []byte("data:")):
+			ev.data = bytes.Clone(bytes.TrimSpace(line[5:]))
+		}
+	}
+}
+
+func (s *sseStream) close() { s.res.Body.Close() }
+
+// longPoll holds one long-poll request of ch open until it is answered or
+// ctx ends: tether's GET /v1/channels/<ch>/messages with the longest wait,
+// Nchan's long-poll subscriber.
+// wrote is called once the request is sent.
+func longPoll(ctx context.Context, c *http.Client, sys System, addr, ch string, wrote func()) error {
+	var u string
+	switch sys {
+	case Tether:
+		u = "http://" + addr + "/v1/channels/" + ch + "/messages?wait=120s"
+	case Nchan:
+		u = "http://" + addr + "/sub/" + ch
+	default:
+		return fmt.Errorf("bench: %s has no long-poll", sys)
+	}
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote() }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), "GET", u, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return errors.New("bench: long-poll answered")
+}

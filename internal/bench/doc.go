@@ -1,0 +1,37 @@
+// Package bench is tether's load harness: it drives real connections on
+// loopback against a tether server and its peers (Nchan, socket.io), each a
+// separate process started and stopped by the harness, and reports the
+// figures side by side with their ratios.
+//
+// Scenarios (see Config and each run* function):
+//
+//   - idle: N long-lived connections per transport; server RSS (VmRSS
+//     delta of the server's processes) and goroutines per connection.
+//   - fanout: one channel, S WebSocket subscribers, one HTTP publisher at a
+//     fixed rate and flat out; delivered messages/s, publish-to-receive
+//     latency, and a check that no subscriber missed or repeated a message.
+//   - publish: P concurrent HTTP publishers; acknowledged appends/s and ack
+//     latency.
+//   - churn: SSE clients that connect, read a little, leave and come back
+//     with Last-Event-ID; connects/s, and a check that nothing was lost.
+//   - detection: a WebSocket client resets (RST), closes (FIN), or goes
+//     silent (its network namespace drops every packet); the time until
+//     the server reports the end.
+//
+// Every message carries the same 64-byte payload (see payload.go) with a
+// sequence number and its send time, so that the checks and latencies are
+// computed the same way for every system.
+//
+// # Example
+//
+//	cfg := bench.Preset("small")
+//	cfg.Out = "bench-out"
+//	err := bench.Run(ctx, cfg) // tables on cfg.Stdout, progress on cfg.Stderr
+//
+// # Concurrency
+//
+// Run owns every goroutine and process it starts: each scenario waits for
+// its clients to end before it returns, and each server process is stopped
+// (and its temporary directory removed) before the next case begins. Every
+// loop is bounded by a count and by a deadline.
+package bench

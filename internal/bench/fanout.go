@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fanoutCases: S WebSocket subscribers of one channel, a publisher at a
+// fixed rate, then flat out; each with a fresh server.
+func (r *runner) fanoutCases() []benchCase {
+	var cs []benchCase
+	for _, s := range r.cfg.FanoutSubs {
+		rate := max(1, r.cfg.FanoutRate/s)
+		fixed := max(1, int(float64(rate)*r.cfg.FanoutDuration.Seconds()))
+		flat := max(1, r.cfg.FanoutFlat/s)
+		cs = append(cs,
+			benchCase{scenario: "fanout", name: fmt.Sprintf("S=%d rate=%d/s x%d", s, rate, fixed),
+				systems: []System{Tether, Nchan, SocketIO},
+				run: func(ctx context.Context, sys System) (measure, error) {
+					return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
+						return r.fanout(ctx, in, s, fixed, time.Second/time.Duration(rate))
+					})
+				}},
+			benchCase{scenario: "fanout", name: fmt.Sprintf("S=%d flat-out x%d", s, flat),
+				systems: []System{Tether, Nchan, SocketIO},
+				run: func(ctx context.Context, sys System) (measure, error) {
+					return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
+						return r.fanout(ctx, in, s, flat, 0)
+					})
+				}})
+	}
+	return cs
+}
+
+// subscriber is one fan-out subscriber's record.
+type subscriber struct {
+	check seqCheck
+	lat   latencies
+}
+
+// fanout subscribes subs WebSocket clients, publishes msgs messages (one
+// every interval, or back to back when interval is 0) and waits until
+// every subscriber has the last one, for at most a minute after the last
+// publish.
+func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, interval time.Duration) (measure, error) {
+	const ch = "fanout"
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	d := &dialer{spread: true}
+
+	recs := make([]*subscriber, subs)
+	var complete atomic.Int64
+	allDone := make(chan struct{})
+	var lastRx atomic.Int64 // UnixNano of the latest delivery
+	conns := make([]*wsSub, subs)
+	var openErr error
+	var mu sync.Mutex
+	sem := make(chan struct{}, 100)
+	var owg sync.WaitGroup
+	for i := range subs {
+		recs[i] = &subscriber{lat: make(latencies, 0, msgs)}
+		sem <- struct{}{}
+		owg.Add(1)
+		go func() {
+			defer owg.Done()
+			defer func() { <-sem }()
+			dctx, dcancel := context.WithTimeout(cctx, 30*time.Second)
+			s, err := dialWS(dctx, in.sys, in.addr, ch, d)
+			dcancel()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				openErr = err
+				return
+			}
+			conns[i] = s
+		}()
+	}
+	owg.Wait()
+	if openErr != nil {
+		for _, c := range conns {
+			if c != nil {
+				c.closeNow()
+			}
+		}
+		return measure{}, openErr
+	}
+	if _, err := in.waitConnections(ctx, subs, false, 30*time.Second); err != nil {
+		return measure{}, err
+	}
+	for i, s := range conns {
+		stop := context.AfterFunc(cctx, s.closeNow)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer stop()
+			rec := recs[i]
+			for {
+				f, err := s.next(context.Background())
+				if err != nil {
+					return
+				}
+				rx := time.Now()
+				seq, sent, ok := parsePayload(f)
+				if !ok || !rec.check.see(seq) {
+					continue
+				}
+				rec.lat = append(rec.lat, rx.Sub(sent))
+				lastRx.Store(rx.UnixNano())
+				if seq == int64(msgs) && complete.Add(1) == int64(subs) {
+					close(allDone)
+				}
+			}
+		}()
+	}
+	r.logf("fanout %s: %d subscribers in; publishing %d messages", in.sys, subs, msgs)
+
+	pc := httpClient(&dialer{}, 1)
+	defer pc.CloseIdleConnections()
+	start := time.Now()
+	var tick *time.Ticker
+	if interval > 0 {
+		tick = time.NewTicker(interval)
+		defer tick.Stop()
+	}
+	for seq := int64(1); seq <= int64(msgs); seq++ {
+		if err := publish(ctx, pc, in.sys, in.addr, ch, payload(seq, time.Now())); err != nil {
+			return measure{}, err
+		}
+		if tick != nil && seq < int64(msgs) {
+			<-tick.C
+		}
+	}
+	pubTime := time.Since(start)
+	select {
+	case <-allDone:
+	case <-time.After(60 * time.Second):
+		r.logf("fanout %s: not every subscriber had every message 60s after the last publish", in.sys)
+	case <-ctx.Done():
+		return measure{}, ctx.Err()
+	}
+	cancel()
+	wg.Wait()
+
+	var all latencies
+	var missed, repeated, got int64
+	for _, rec := range recs {
+		rec.check.finish(int64(msgs))
+		missed += rec.check.missed
+		repeated += rec.check.repeated
+		got += rec.check.got
+		all = append(all, rec.lat...)
+	}
+	span := time.Unix(0, lastRx.Load()).Sub(start)
+	m := measure{m: map[string]float64{
+		"delivered_per_s": float64(got) / span.Seconds(),
+		"published_per_s": float64(msgs) / pubTime.Seconds(),
+		"p50_ms":          ms(all.quantile(0.50)),
+		"p99_ms":          ms(all.quantile(0.99)),
+		"max_ms":          ms(all.quantile(1)),
+		"missed":          float64(missed),
+		"repeated":        float64(repeated),
+	}}
+	r.logf("fanout %s: %.0f delivered/s, p99 %.1f ms, missed %d, repeated %d", in.sys, m.m["delivered_per_s"], m.m["p99_ms"], missed, repeated)
+	return m, nil
+}

@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// metricDef describes a metric for the tables and plots.
+type metricDef struct {
+	key, label string
+	better     string // "higher", "lower" or "" (a count that must be 0, or a fact)
+}
+
+// scenarioMetrics are the metrics each scenario's table shows, in order.
+var scenarioMetrics = map[string][]metricDef{
+	"idle": {
+		{"rss_per_conn_bytes", "server RSS per connection (B)", "lower"},
+		{"goroutines_per_conn", "goroutines per connection", "lower"},
+		{"open_per_s", "connections opened/s", "higher"},
+	},
+	"fanout": {
+		{"delivered_per_s", "delivered msgs/s", "higher"},
+		{"p50_ms", "latency p50 (ms)", "lower"},
+		{"p99_ms", "latency p99 (ms)", "lower"},
+		{"max_ms", "latency max (ms)", "lower"},
+		{"missed", "missed (must be 0)", ""},
+		{"repeated", "repeated (must be 0)", ""},
+	},
+	"publish": {
+		{"appends_per_s", "acked publishes/s", "higher"},
+		{"p50_ms", "ack latency p50 (ms)", "lower"},
+		{"p99_ms", "ack latency p99 (ms)", "lower"},
+		{"errors", "errors", ""},
+	},
+	"churn": {
+		{"connects_per_s", "connects/s (with resume)", "higher"},
+		{"missed", "missed (must be 0)", ""},
+		{"repeated", "repeated (must be 0)", ""},
+	},
+	"detection": {
+		{"seconds", "time to notice (s)", "lower"},
+	},
+}
+
+// printTable writes one scenario's results: a row per case and metric, a
+// column per system, and tether's ratio to each peer.
+func printTable(w io.Writer, scenario string, results []Result) {
+	fmt.Fprintf(w, "\n== %s ==\n", scenario)
+	for _, row := range tableRows(scenario, results) {
+		fmt.Fprintln(w, row)
+	}
+}
+
+// tableRows renders the table as tab-aligned text lines, also used for
+// the Markdown of docs/benchmarks.md (see MarkdownTable).
+func tableRows(scenario string, results []Result) []string {
+	systems, cases, by := index(results)
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 0, 2, ' ', 0)
+	head := []string{"case", "metric"}
+	for i, s := range systems {
+		head = append(head, string(s))
+		if i > 0 {
+			head = append(head, "tether/"+string(s))
+		}
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, c := range cases {
+		for _, md := range scenarioMetrics[scenario] {
+			cells := []string{c, md.label}
+			any := false
+			for i, s := range systems {
+				re := by[c][s]
+				cells = append(cells, cell(re, md.key))
+				if re != nil && re.Metrics != nil {
+					if _, ok := re.Metrics[md.key]; ok {
+						any = true
+					}
+				}
+				if i > 0 {
+					cells = append(cells, ratio(by[c][systems[0]], re, md))
+				}
+			}
+			if any || md == scenarioMetrics[scenario][0] {
+				fmt.Fprintln(tw, strings.Join(cells, "\t"))
+			}
+		}
+	}
+	tw.Flush()
+	return strings.Split(strings.TrimRight(sb.String(), "\n"), "\n")
+}
+
+// MarkdownTable renders a scenario's results as a Markdown table.
+func MarkdownTable(scenario string, results []Result) string {
+	var out strings.Builder
+	for i, row := range tableRows(scenario, results) {
+		parts := splitCols(row)
+		out.WriteString("| " + strings.Join(parts, " | ") + " |\n")
+		if i == 0 {
+			out.WriteString("|" + strings.Repeat("---|", len(parts)) + "\n")
+		}
+	}
+	return out.String()
+}
+
+// splitCols splits a tabwriter row on runs of two or more spaces.
+func splitCols(row string) []string {
+	var parts []string
+	for _, p := range strings.Split(row, "  ") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return parts
+}
+
+func index(results []Result) (systems []System, cases []string, by map[string]map[System]*Result) {
+	by = map[string]map[System]*Result{}
+	for i := range results {
+		re := &results[i]
+		if by[re.Case] == nil {
+			by[re.Case] = map[System]*Result{}
+			cases = append(cases, re.Case)
+		}
+		by[re.Case][re.System] = re
+		found := false
+		for _, s := range systems {
+			found = found || s == re.System
+		}
+		if !found {
+			systems = append(systems, re.System)
+		}
+	}
+	return systems, cases, by
+}
+
+func cell(re *Result, key string) string {
+	switch {
+	case re == nil:
+		return "n/a"
+	case re.Skipped != "":
+		return "skipped"
+	case re.Err != "":
+		return "error"
+	}
+	v, ok := re.Metrics[key]
+	if !ok {
+		return "-"
+	}
+	t := re.Text[key]
+	if v < 0 && t != "" {
+		return t
+	}
+	s := num(v)
+	if t != "" {
+		s += " (" + t + ")"
+	}
+	return s
+}
+
+// ratio is tether's figure over the peer's, marked "better" or "worse" by
+// the metric's direction.
+func ratio(t, p *Result, md metricDef) string {
+	if t == nil || p == nil || md.better == "" || t.Metrics == nil || p.Metrics == nil {
+		return "-"
+	}
+	a, ok1 := t.Metrics[md.key]
+	b, ok2 := p.Metrics[md.key]
+	if !ok1 || !ok2 || a < 0 || b <= 0 {
+		if ok1 && ok2 && a >= 0 && b < 0 && md.better == "lower" {
+			return "better"
+		}
+		return "-"
+	}
+	x := a / b
+	good := (md.better == "higher") == (x >= 1)
+	word := "worse"
+	if good {
+		word = "better"
+	}
+	if x == 1 {
+		word = "same"
+	}
+	return fmt.Sprintf("%sx (%s)", num(x), word)
+}
+
+// num formats v with three significant digits, and thousands separators
+// from 1,000 on.
+func num(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	a := math.Abs(v)
+	switch {
+	case a >= 1000:
+		s := strconv.FormatInt(int64(math.Round(a)), 10)
+		var b strings.Builder
+		for i, c := range s {
+			if i > 0 && (len(s)-i)%3 == 0 {
+				b.WriteByte(',')
+			}
+			b.WriteRune(c)
+		}
+		if v < 0 {
+			return "-" + b.String()
+		}
+		return b.String()
+	case a == 0:
+		return "0"
+	default:
+		return strconv.FormatFloat(v, 'g', 3, 64)
+	}
+}
