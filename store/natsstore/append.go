@@ -83,6 +83,12 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 		s.mu.Unlock()
 	}
 	a.now = time.Now()
+	return s.send(ctx, a, conditional)
+}
+
+// send publishes a's message until the stream stores it, refuses a
+// conditional append, or fails. The caller holds the channel's appendLock.
+func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.AppendResult, error) {
 	for attempt := 1; ; attempt++ {
 		ack, err := s.publish(ctx, a)
 		if err == nil {
@@ -98,14 +104,14 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 				if m, ok, err := s.landed(ctx, a); err != nil {
 					return store.AppendResult{}, s.mapErr(ctx, err)
 				} else if ok {
-					s.observe(channel, m.seq, true)
+					s.observe(a.channel, m.seq, true)
 					return store.AppendResult{ID: formatCursor(m.seq), Time: a.now}, nil
 				}
 			}
 			if conditional {
 				return s.conflict(ctx, a)
 			}
-			if a.prev, err = s.newPrev(ctx, channel, a.subject, err); err != nil {
+			if a.prev, err = s.newPrev(ctx, a.channel, a.subject, err); err != nil {
 				return store.AppendResult{}, s.mapErr(ctx, err)
 			}
 			a.now, a.unsure = time.Now(), false

@@ -245,3 +245,43 @@ func TestChannelSubjects(t *testing.T) {
 		}
 	}
 }
+
+// TestLostAcknowledgement replays what an append does when a try times out
+// although the stream stored the message: the try is sent again unchanged,
+// the stream refuses it (its predecessor is taken), and the append finds
+// its own message by its nonce. The result is that message, once, not a
+// duplicate, with or without an idempotency key.
+func TestLostAcknowledgement(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	s := openStore(t, srv.ClientURL(), Config{})
+	ctx := t.Context()
+	for _, key := range []string{"", "k"} {
+		ch := "lost-" + key + "x"
+		before, err := s.Append(ctx, ch, []byte("before"), store.AppendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev, _ := parseCursor(before.ID)
+		a := &appendOp{channel: ch, subject: channelSubject(s.prefix, ch), data: []byte("once"),
+			nonce: "test-nonce-" + key, prev: prev, now: time.Now()}
+		if key != "" {
+			a.id = msgID(ch, key)
+		}
+		stored, err := s.publish(ctx, a) // the try whose acknowledgement is "lost"
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.unsure = true
+		res, err := s.send(ctx, a, false)
+		if err != nil {
+			t.Fatalf("key %q: retry after a lost acknowledgement: %v", key, err)
+		}
+		if res.ID != formatCursor(stored.Sequence) || res.Duplicate || !res.Time.Equal(a.now) {
+			t.Fatalf("key %q: retry = %+v; want the stored message %d, not a duplicate, Time %v", key, res, stored.Sequence, a.now)
+		}
+		r, err := s.Read(ctx, ch, before.ID, 10)
+		if err != nil || len(r.Messages) != 1 {
+			t.Fatalf("key %q: channel after the retry = %+v, %v; want one message after %q", key, r, err, before.ID)
+		}
+	}
+}
