@@ -66,7 +66,10 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	job, created, err := a.jobs.Create(ctx, spec, key)
+	// The create itself is not cut short by the client leaving: a job
+	// half-created (stored but not indexed) would be lost to other nodes.
+	// What the departure means is decided below.
+	job, created, err := a.jobs.Create(context.WithoutCancel(ctx), spec, key)
 	if err != nil {
 		a.writeJobError(w, r, err)
 		return
@@ -85,11 +88,14 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		stop := context.AfterFunc(a.shutdown, cancel)
 		defer stop()
 	}
-	job, err = a.jobs.Await(wctx, job.ID)
+	final, err := a.jobs.Await(wctx, job.ID)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, job)
+		writeJSON(w, http.StatusOK, final)
 	case ctx.Err() != nil:
+		if final.ID != "" {
+			job = final
+		}
 		a.clientLeftWait(ctx, job)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		writeJSON(w, http.StatusAccepted, ref) // wait ran out, or the server is stopping

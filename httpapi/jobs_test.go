@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -47,7 +48,8 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 	}
 	reg := prometheus.NewRegistry()
 	shutdown, stop := context.WithCancelCause(context.Background())
-	api, err := New(Config{Store: st, Jobs: svc, Shutdown: shutdown, Registerer: reg})
+	api, err := New(Config{Store: st, Jobs: svc, Shutdown: shutdown, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +75,13 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 		st.Close()
 	})
 	return &jobsEnv{t: t, svc: svc, reg: reg, addr: ln.Addr().String(), base: "http://" + ln.Addr().String()}
+}
+
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
 }
 
 func (env *jobsEnv) attach(cfg jobstest.Config) *jobstest.Worker {
@@ -191,6 +200,7 @@ func TestJobWaitResetCancels(t *testing.T) {
 	a := <-started
 	c.SetLinger(0)
 	c.Close()
+	eventually(t, 5*time.Second, "the reset is noticed", func() bool { return env.ends("jobs.create", "reset") == 1 })
 	j := env.await(a.JobID)
 	if j.State != jobs.Canceled || j.CancelReason != jobs.ReasonClientGone {
 		t.Fatalf("job after the reset: %+v; want canceled, client-gone", j)

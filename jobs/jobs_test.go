@@ -20,6 +20,8 @@ func openPebble(t testing.TB, dir string, opts storetest.Options) store.Store {
 	return s
 }
 
+func storetestOptions() storetest.Options { return storetest.Options{} }
+
 // TestJobs runs the engine-neutral job cases (claims, leases, fencing,
 // cancellation) on the Pebble engine; every engine runs them through
 // storetest.Run.

@@ -1,0 +1,222 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/jobs/jobstest"
+	"github.com/tether-run/tether/store"
+)
+
+func newService(t *testing.T, st store.Store, mod func(*jobs.Config)) *jobs.Service {
+	t.Helper()
+	cfg := jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond, CancelGrace: 300 * time.Millisecond,
+		FollowGrace: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := jobs.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
+}
+
+func pebble(t *testing.T) store.Store {
+	t.Helper()
+	st := openPebble(t, t.TempDir(), storetestOptions())
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// recorder is a WorkerConn that only records what it is told.
+type recorder struct {
+	mu      sync.Mutex
+	assigns []jobs.Assignment
+	cancels []string
+	fenced  []string
+	pushed  chan string
+}
+
+func newRecorder() *recorder { return &recorder{pushed: make(chan string, 16)} }
+
+func (r *recorder) Assign(a jobs.Assignment) error {
+	r.mu.Lock()
+	r.assigns = append(r.assigns, a)
+	r.mu.Unlock()
+	r.pushed <- "assign " + a.JobID
+	return nil
+}
+
+func (r *recorder) Cancel(id string, n int, reason string) {
+	r.mu.Lock()
+	r.cancels = append(r.cancels, id)
+	r.mu.Unlock()
+	r.pushed <- "cancel " + id
+}
+
+func (r *recorder) Fenced(id string, n int, reason string) {
+	r.mu.Lock()
+	r.fenced = append(r.fenced, id+" "+reason)
+	r.mu.Unlock()
+	r.pushed <- "fenced " + id
+}
+
+func next(t *testing.T, r *recorder) string {
+	t.Helper()
+	select {
+	case p := <-r.pushed:
+		return p
+	case <-time.After(5 * time.Second):
+		t.Fatal("no push within 5s")
+		return ""
+	}
+}
+
+// A worker that reconnects (a new connection, same worker id) and
+// heartbeats its attempt keeps it: the node adopts it and handles its
+// cancel from then on.
+func TestReconnectedWorkerKeepsItsJob(t *testing.T) {
+	s := newService(t, pebble(t), nil)
+	r1 := newRecorder()
+	w1, err := s.AttachWorker("w1", nil, 1, r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, _ := s.Create(t.Context(), jobs.Spec{Type: "t"}, "")
+	if p := next(t, r1); p != "assign "+j.ID {
+		t.Fatalf("push %q", p)
+	}
+	w1.Detach(false) // the connection ended with the server's stop, say
+	r2 := newRecorder()
+	w2, _ := s.AttachWorker("w1", nil, 1, r2)
+	if err := w2.Heartbeat(t.Context(), map[string]int{j.ID: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(t.Context(), j.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, r2); p != "cancel "+j.ID {
+		t.Fatalf("push to the reconnected worker %q; want its cancel", p)
+	}
+	if err := w2.Complete(t.Context(), j.ID, 1, jobs.Outcome{Canceled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(t.Context(), j.ID); got.State != jobs.Canceled || got.Attempt != 1 {
+		t.Fatalf("job %+v; want canceled in attempt 1", got)
+	}
+	// Another worker's heartbeat for it is fenced.
+	r3 := newRecorder()
+	w3, _ := s.AttachWorker("w3", []string{"other"}, 1, r3)
+	w3.Heartbeat(t.Context(), map[string]int{j.ID: 1})
+	if p := next(t, r3); p != "fenced "+j.ID {
+		t.Fatalf("push %q; want fenced", p)
+	}
+}
+
+// The follow grace: a follower that comes back in time keeps the job; a
+// job whose last follower departed for good is canceled after the grace.
+func TestFollowGrace(t *testing.T) {
+	s := newService(t, pebble(t), nil)
+	kept, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody"}, "")
+	detached, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody", OnDisconnect: jobs.Detach}, "")
+	ended, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody"}, "")
+
+	s.Follow(kept.ID)(true)
+	back := s.Follow(kept.ID) // within the grace
+	s.Follow(detached.ID)(true)
+	s.Follow(ended.ID)(false) // a normal end is not a departure
+	t0 := time.Now()
+	gone := s.Follow(ended.ID)
+	gone(true)
+	gone(true) // counted once
+
+	j := await(t, s, ended.ID)
+	if j.State != jobs.Canceled || j.CancelReason != jobs.ReasonClientGone {
+		t.Fatalf("job of the departed follower: %+v", j)
+	}
+	if d := time.Since(t0); d < 200*time.Millisecond {
+		t.Fatalf("canceled after %v; before the grace", d)
+	}
+	// Their timers would have fired first: they were started earlier.
+	for _, id := range []string{kept.ID, detached.ID} {
+		if j, _ := s.Get(t.Context(), id); j.State != jobs.Queued {
+			t.Fatalf("job %s: %s; want still queued", id, j.State)
+		}
+	}
+	back(false)
+}
+
+func await(t *testing.T, s *jobs.Service, id string) jobs.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	j, err := s.Await(ctx, id)
+	if err != nil {
+		t.Fatalf("Await: %v (%+v)", err, j)
+	}
+	return j
+}
+
+// A job whose create crashed between its channel append and its index
+// append is repaired when it is read, and then known after a restart.
+func TestMissingIndexEntryRepaired(t *testing.T) {
+	st := pebble(t)
+	s := newService(t, st, nil)
+	j, _, _ := s.Create(t.Context(), jobs.Spec{Type: "t"}, "")
+	// Forge the crash: a second job's queued event without its index entry.
+	id := "01m80e4faxmbktm66ckk7cbez8"
+	ev, _ := json.Marshal(map[string]any{"event": "queued", "job": map[string]any{
+		"id": id, "type": "t", "payload": nil, "timeout": "1m0s", "max_attempts": 3, "on_disconnect": "detach",
+		"created": time.Now()}})
+	if _, err := st.Append(t.Context(), jobs.ChannelPrefix+id, ev, store.AppendOptions{ExpectLatest: store.Start}); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newService(t, st, nil)
+	if l, _ := s2.List(t.Context(), "", 10); len(l) != 1 || l[0].ID != j.ID {
+		t.Fatalf("before the repair: %+v; want only the indexed job", l)
+	}
+	if got, err := s2.Get(t.Context(), id); err != nil || got.State != jobs.Queued {
+		t.Fatalf("Get of the unindexed job: %+v, %v", got, err)
+	}
+	s3 := newService(t, st, nil)
+	if l, _ := s3.List(t.Context(), "", 10); len(l) != 2 {
+		t.Fatalf("after the repair a new node lists %d jobs; want 2", len(l))
+	}
+}
+
+// Stop writes nothing and cancels nothing; a Service refuses workers after it.
+func TestStopLeavesJobsAlone(t *testing.T) {
+	st := pebble(t)
+	s, _ := jobs.New(jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond})
+	if _, err := s.AttachWorker("", nil, 1, newRecorder()); !errors.Is(err, jobs.ErrStopped) {
+		t.Fatalf("AttachWorker before Start: %v", err)
+	}
+	s.Start(t.Context())
+	r := newRecorder()
+	s.AttachWorker("", nil, 1, r)
+	j, _, _ := s.Create(t.Context(), jobs.Spec{Type: "t"}, "")
+	next(t, r)
+	before, _ := st.Bounds(t.Context(), j.Channel)
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := st.Bounds(t.Context(), j.Channel)
+	if before.Latest != after.Latest {
+		t.Fatal("Stop wrote to a running job")
+	}
+	if _, err := s.AttachWorker("", nil, 1, r); !errors.Is(err, jobs.ErrStopped) {
+		t.Fatalf("AttachWorker after Stop: %v", err)
+	}
+}
+
+var _ = jobstest.ErrBoom
