@@ -28,15 +28,21 @@ type Job struct {
 }
 
 // Progress reports data (marshalled to JSON) as the job's progress: a
-// progress event on its channel. It returns ErrFenced when this attempt is
-// no longer current, ErrNotConnected while the worker is reconnecting.
+// progress event on its channel, once the server answered. While the
+// worker is reconnecting it waits for the connection, at most until ctx
+// ends. It returns ErrFenced when this attempt is no longer current,
+// ErrNotConnected when the connection is lost meanwhile or the worker
+// stopped.
 func (j *Job) Progress(ctx context.Context, data any) error {
 	b, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("tether: worker: progress data: %w", err)
 	}
-	l := j.w.currentLink()
+	l := j.w.waitLink(ctx)
 	if l == nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		return ErrNotConnected
 	}
 	err = l.request(ctx, map[string]any{

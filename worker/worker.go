@@ -68,8 +68,8 @@ var (
 	// connection to the server ended without a shutdown notice: the server
 	// retries such attempts elsewhere at once, so this one stops.
 	ErrConnectionLost = errors.New("tether: connection to the server lost")
-	// ErrNotConnected: Progress was called while the worker has no
-	// connection to the server.
+	// ErrNotConnected: the connection to the server was lost while
+	// Progress waited for its answer, or the worker stopped.
 	ErrNotConnected = errors.New("tether: worker not connected")
 )
 
@@ -320,13 +320,6 @@ func (w *Worker) linkLost(l *link, notified bool) {
 	}
 }
 
-// currentLink returns the live link, or nil.
-func (w *Worker) currentLink() *link {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.liveLinkLocked()
-}
-
 func (w *Worker) liveLinkLocked() *link {
 	if w.link == nil {
 		return nil
@@ -340,8 +333,8 @@ func (w *Worker) liveLinkLocked() *link {
 }
 
 // waitLink returns the live link, waiting for one; nil once Run has
-// returned.
-func (w *Worker) waitLink() *link {
+// returned or ctx ended.
+func (w *Worker) waitLink(ctx context.Context) *link {
 	for {
 		w.mu.Lock()
 		l, up := w.liveLinkLocked(), w.linkUp
@@ -352,6 +345,8 @@ func (w *Worker) waitLink() *link {
 		select {
 		case <-up:
 		case <-w.dead:
+			return nil
+		case <-ctx.Done():
 			return nil
 		}
 	}
@@ -573,7 +568,7 @@ func call(ctx context.Context, h Handler, job *Job) (res any, err error) {
 func (w *Worker) report(r *run, done map[string]any) {
 	k := runKey{r.job.ID, r.job.Attempt}
 	for try := 0; ; try++ {
-		l := w.waitLink()
+		l := w.waitLink(context.Background())
 		w.mu.Lock()
 		current := w.running[k] == r
 		w.mu.Unlock()
