@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +28,16 @@ func TestCluster(t *testing.T) {
 	srvs := clusterServers(t, 3)
 	waitFor(t, clusterBound, "JetStream meta leader", func() bool {
 		for _, s := range srvs {
-			if !s.JetStreamIsClustered() || s.JetStreamIsCurrent() == false {
+			if !s.JetStreamIsClustered() || !s.JetStreamIsCurrent() {
 				return false
 			}
 		}
-		return srvs[0].JetStreamIsLeader() || srvs[1].JetStreamIsLeader() || srvs[2].JetStreamIsLeader()
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return len(s.JetStreamClusterPeers()) == len(srvs)
+			}
+		}
+		return false
 	})
 	urls := make([]string, len(srvs))
 	for i, s := range srvs {
@@ -40,7 +46,7 @@ func TestCluster(t *testing.T) {
 	all := strings.Join(urls, ",")
 	// a talks to n1 first, b to n2 first; both know every server.
 	a := openStore(t, all, Config{})
-	b := openStore(t, strings.Join([]string{urls[1], urls[2], urls[0]}, ","), Config{})
+	b := openStore(t, strings.Join([]string{urls[1], urls[2], urls[0]}, ","), Config{Logger: slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if !a.clustered {
 		t.Fatal("store on a JetStream cluster does not know it is clustered")
 	}
@@ -91,8 +97,17 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("stream leader %q is none of the servers", leader)
 	}
 	shutdown(victim)
+	woke = make(chan error, 1)
+	wctx2, cancel3 := context.WithTimeout(t.Context(), 2*clusterBound)
+	defer cancel3()
+	go func() { woke <- b.Wait(wctx2, "orders.eu", acked[len(acked)-1].ID) }()
 	for i := range 5 {
 		appendOn([]*Store{a, b}[i%2], fmt.Sprint("after-", i))
+	}
+	// b's watch may have lived on the lost server; it comes back and
+	// delivers what it missed.
+	if err := receive(t, woke, clusterBound, "Wait on b across the failover"); err != nil {
+		t.Fatal(err)
 	}
 	checkAll(t, a, acked)
 	checkAll(t, b, acked)
@@ -161,3 +176,7 @@ func receive(t *testing.T, c <-chan error, d time.Duration, what string) error {
 		return nil
 	}
 }
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -60,9 +60,11 @@ func (s *Store) leaderGet(ctx context.Context, req getRequest) (stored, error) {
 	if err != nil {
 		return stored{}, err
 	}
-	ctx, cancel := opCtx(ctx)
-	defer cancel()
-	resp, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, body)
+	var resp *nats.Msg
+	err = s.retry(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.cfg.Stream, body)
+		return err
+	})
 	if err != nil {
 		return stored{}, err
 	}
@@ -136,8 +138,17 @@ func (s *Store) directBatch(ctx context.Context, subject string, from uint64, n 
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := opCtx(ctx)
-	defer cancel()
+	var out []stored
+	err = s.retry(ctx, func(ctx context.Context) (err error) {
+		out, err = s.directBatchOnce(ctx, body)
+		return err
+	})
+	return out, err
+}
+
+// directBatchOnce sends one direct get batch request and collects the
+// answers up to the end-of-batch status.
+func (s *Store) directBatchOnce(ctx context.Context, body []byte) ([]stored, error) {
 	inbox := s.nc.NewInbox()
 	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
@@ -172,6 +183,30 @@ func (s *Store) directBatch(ctx context.Context, subject string, from uint64, n 
 			return nil, err
 		}
 		out = append(out, m)
+	}
+}
+
+// retry runs a read-only request f with tryTimeout per try, and tries
+// again after a try that timed out or found no responders (a failover
+// lost the request, or the stream has no leader yet) until ctx ends, or
+// opTimeout passes when ctx has no deadline. Reads are safe to repeat.
+func (s *Store) retry(ctx context.Context, f func(ctx context.Context) error) error {
+	ctx, cancel := opCtx(ctx)
+	defer cancel()
+	for attempt := 1; ; attempt++ {
+		tctx, tcancel := context.WithTimeout(ctx, tryTimeout)
+		err := f(tctx)
+		tcancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
+			!errors.Is(err, nats.ErrNoResponders) {
+			return err
+		}
+		if err := s.backoff(ctx, attempt); err != nil {
+			return err
+		}
 	}
 }
 

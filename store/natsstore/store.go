@@ -144,9 +144,15 @@ func (s *Store) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
 	}
-	s.watch, err = cons.Consume(s.observeMsg, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		s.cfg.Logger.Warn("natsstore: watch", "err", err)
-	}))
+	s.watch, err = cons.Consume(s.observeMsg,
+		// The consumer lives on one server; if that one goes away, two
+		// missed heartbeats make nats.go recreate it from the last
+		// sequence it delivered, so Waits hear of appends within seconds
+		// of a failover, and of none of them too late to count.
+		jetstream.PullHeartbeat(watchHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.cfg.Logger.Warn("natsstore: watch", "err", err)
+		}))
 	if err != nil {
 		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
 	}
@@ -276,6 +282,9 @@ func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithTimeout(ctx, opTimeout)
 }
+
+// watchHeartbeat is how often the watch's server says it is alive.
+const watchHeartbeat = time.Second
 
 // opTimeout is how long one call to the stream may take without a deadline
 // from the caller.
