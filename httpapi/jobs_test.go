@@ -208,6 +208,7 @@ func TestJobWaitResetCancels(t *testing.T) {
 	if cs := w.Cancels(); len(cs) != 1 || cs[0].Reason != jobs.ReasonClientGone {
 		t.Fatalf("worker cancels %+v; want one, client-gone", cs)
 	}
+	w.WaitFor(5*time.Second, func(w *jobstest.Worker) bool { return len(w.Dones()) == 1 })
 	if d := w.Dones(); len(d) != 1 || !d[0].Canceled {
 		t.Fatalf("worker dones %+v; want the handler cancelled", d)
 	}

@@ -120,11 +120,7 @@ func (s *Service) expire(e *entry) {
 	})
 	var ended *attempt
 	if wrote {
-		if ended = s.endLocal(e, n); ended != nil {
-			s.mu.Lock()
-			ended.w.suspect = true
-			s.mu.Unlock()
-		}
+		ended = s.endLocalSuspect(e, n, true)
 	}
 	e.mu.Unlock()
 	if err != nil {

@@ -134,11 +134,21 @@ func (s *Service) endAttemptLocked(l *attempt) bool {
 
 // endLocal ends e's local attempt n, if that is what runs here. e.mu is
 // held.
-func (s *Service) endLocal(e *entry, n int) *attempt {
+func (s *Service) endLocal(e *entry, n int) *attempt { return s.endLocalSuspect(e, n, false) }
+
+// endLocalSuspect is endLocal that also marks the worker suspect (no new
+// job until it heartbeats) in the same step that frees its slot, so the
+// dispatcher never sees the slot free and the worker trusted.
+func (s *Service) endLocalSuspect(e *entry, n int, suspect bool) *attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l := e.local; l != nil && l.n == n && s.endAttemptLocked(l) {
-		return l
+	if l := e.local; l != nil && l.n == n {
+		if suspect {
+			l.w.suspect = true
+		}
+		if s.endAttemptLocked(l) {
+			return l
+		}
 	}
 	return nil
 }
@@ -330,7 +340,12 @@ func (w *Worker) renew(ctx context.Context, id string, n int) error {
 	})
 	var adopted, cancel *attempt
 	if errors.Is(err, ErrFenced) {
-		s.endLocal(e, n)
+		// A heartbeat that crossed the attempt's own completion needs no
+		// fence: the worker has just reported the outcome.
+		if s.endLocal(e, n) == nil && j.State.Final() && j.Attempt == n && j.Worker == w.id {
+			e.mu.Unlock()
+			return nil
+		}
 	} else if err == nil {
 		s.mu.Lock()
 		if e.local == nil && !w.gone && !s.stopped {

@@ -360,6 +360,7 @@ func cancelRunning(t *testing.T, st store.Store, s, via *jobs.Service) {
 	if j.State != jobs.Canceled || j.CancelReason != jobs.ReasonAPI || j.Attempt != 1 {
 		t.Fatalf("final %+v; want canceled (api) in attempt 1", j)
 	}
+	w.WaitFor(5*time.Second, func(w *jobstest.Worker) bool { return len(w.Dones()) == 1 })
 	if d := w.Dones(); len(d) != 1 || !d[0].Canceled || d[0].Err != nil {
 		t.Fatalf("worker saw %+v; want one cancelled handler, its outcome accepted", d)
 	}
