@@ -27,6 +27,7 @@ import (
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/natsstore"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 	"github.com/tether-run/tether/ws"
@@ -44,6 +45,11 @@ type Config struct {
 	// Store, when set, is used instead of the embedded engine. The Server
 	// does not close a Store it was given.
 	Store store.Store
+	// NATS, when its URLs are set (and Store is not), puts the channels on
+	// a NATS JetStream cluster instead of the embedded engine: every node
+	// pointed at the same cluster and stream serves the same channels. Its
+	// Retention, DedupWindow and Logger are set by the Server.
+	NATS natsstore.Config
 	// Retention bounds each channel's history in the embedded engine. The
 	// zero value keeps everything.
 	Retention store.Retention
@@ -222,9 +228,24 @@ func (s *Server) Jobs() *jobs.Service {
 	return s.jobs
 }
 
+// natsOpenTimeout bounds how long a server start waits for the NATS
+// servers to answer and the stream to be created or updated.
+const natsOpenTimeout = 30 * time.Second
+
 func (s *Server) openStore() (store.Store, bool, error) {
 	if s.cfg.Store != nil {
 		return s.cfg.Store, false, nil
+	}
+	if s.cfg.NATS.URLs != "" || s.cfg.NATS.Conn != nil {
+		nc := s.cfg.NATS
+		nc.Retention, nc.DedupWindow, nc.Logger = s.cfg.Retention, s.cfg.DedupWindow, s.log
+		ctx, cancel := context.WithTimeout(context.Background(), natsOpenTimeout)
+		defer cancel()
+		st, err := natsstore.Open(ctx, nc)
+		if err != nil {
+			return nil, false, fmt.Errorf("tether: open NATS JetStream store: %w", err)
+		}
+		return st, true, nil
 	}
 	st, err := pebblestore.Open(pebblestore.Config{
 		Dir:         s.cfg.DataDir,
@@ -299,6 +320,9 @@ func (s *Server) TCPAddr() net.Addr {
 func (s *Server) dataDesc() string {
 	if s.cfg.Store != nil {
 		return "(external store)"
+	}
+	if s.cfg.NATS.URLs != "" || s.cfg.NATS.Conn != nil {
+		return "nats:" + s.cfg.NATS.URLs
 	}
 	if abs, err := filepath.Abs(s.cfg.DataDir); err == nil {
 		return abs

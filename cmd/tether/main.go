@@ -113,6 +113,9 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`address` to listen on")
 	fs.StringVar(&cfg.DataDir, "data", "tether-data", "`directory` for the embedded store")
+	fs.StringVar(&cfg.NATS.URLs, "nats", "", "comma-separated NATS `URLs`: keep channels on a JetStream cluster instead of the embedded store (--data then holds nothing)")
+	fs.StringVar(&cfg.NATS.Stream, "nats-stream", "TETHER", "JetStream stream holding the channels; every node of one service uses the same")
+	fs.IntVar(&cfg.NATS.Replicas, "nats-replicas", 0, "servers holding each message before a publish is acknowledged (0: 3 on a JetStream cluster, else 1)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "retention-max-age", 0, "drop messages older than this (0 keeps them)")
 	fs.IntVar(&cfg.Retention.MaxMessages, "retention-max-messages", 0, "keep at most this many messages per channel (0: no limit)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
@@ -145,13 +148,13 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 		cfg.WSOriginPatterns = append(cfg.WSOriginPatterns, v)
 		return nil
 	})
-	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", 5*time.Second, "window over which shutdown spreads clients' reconnects")
-	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.Jobs.HeartbeatInterval, "job-heartbeat", time.Second, "jobs: how often workers renew their leases (expired leases are swept every half interval)")
 	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", 3, "jobs: a lease lasts this many heartbeat intervals")
 	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", 5*time.Second, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
 	fs.DurationVar(&cfg.Jobs.FollowGrace, "job-follow-grace", 10*time.Second, "jobs: how long an on_disconnect=cancel job outlives its last follower's departure")
+	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", 5*time.Second, "window over which shutdown spreads clients' reconnects")
+	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&opts.grace, "shutdown-grace", 30*time.Second, "how long a stop waits for requests in flight")
 	if err := applyEnv(fs); err != nil {
 		return cfg, opts, err

@@ -215,6 +215,10 @@ func followLongPoll(ctx context.Context, p *proc, channel, after string, got fun
 		if err != nil {
 			return false, err
 		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return false, fmt.Errorf("long-poll: %s", resp.Status)
+		}
 		var a struct {
 			Messages []struct{ ID string }
 			Next     string
