@@ -32,6 +32,7 @@ func bench(args []string, stderr io.Writer) error {
 	install := fs.Bool("install-peers", false, "run scripts/peers/*.sh install first (apt-get and npm; root for apt-get)")
 	repeat := fs.Int("repeat", 0, "runs of each case, systems interleaved; medians are reported (0: the preset's)")
 	idleN := fs.Int("idle-conns", 0, "connections per transport in the idle scenario (0: the preset's)")
+	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated (default: none, tether's defaults)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -56,6 +57,7 @@ func bench(args []string, stderr io.Writer) error {
 	if *silent > 0 {
 		cfg.SilentTimeout = *silent
 	}
+	cfg.TetherArgs = strings.Fields(*tflags)
 	cfg.Out, cfg.Stdout, cfg.Stderr = *out, os.Stdout, stderr
 	if cfg.RepoDir, err = filepath.Abs(*repo); err != nil {
 		return err

@@ -22,6 +22,9 @@ type Config struct {
 	// TetherBin is the tether binary to run as the server under test.
 	// Required.
 	TetherBin string `json:"-"`
+	// TetherArgs are extra flags for tether serve (the defaults are
+	// measured unless they are given).
+	TetherArgs []string `json:"tether_args,omitempty"`
 	// RepoDir is the repository root, where scripts/peers and bench/peers
 	// are. Required when a peer is in Systems.
 	RepoDir string `json:"-"`

@@ -89,7 +89,7 @@ func checkScenarios(t *testing.T, cfg Config, results []Result) {
 		seen[re.Scenario] = true
 		switch re.Scenario {
 		case "idle":
-			checkResult(t, re, map[string]float64{"conns": float64(cfg.IdleConns), "rss_per_conn_bytes": -1})
+			checkResult(t, re, map[string]float64{"conns": float64(cfg.IdleConns), "dropped": 0, "rss_per_conn_bytes": -1})
 		case "fanout":
 			checkResult(t, re, map[string]float64{"delivered_per_s": 1, "missed": 0, "repeated": 0, "p99_ms": -1})
 		case "publish":

@@ -14,8 +14,6 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
-
-	"github.com/coder/websocket"
 )
 
 // dialer dials the harness's client connections: from namespace ns when
@@ -104,70 +102,66 @@ func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p
 // socket.io's websocket transport (Engine.IO 4) joined to room <ch>.
 type wsSub struct {
 	sys   System
-	c     *websocket.Conn
-	raw   net.Conn // the TCP connection under it
-	local string   // its local address, as the server sees the remote
+	ws    *rawWS
+	local string // its local address, as the server sees the remote
 }
 
 // dialWS connects and subscribes; when it returns, the subscription is
 // active (tether replied to subscribe, socket.io acknowledged the
 // namespace connect; Nchan subscribes on upgrade).
 func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub, error) {
-	s := &wsSub{sys: sys}
-	dd := &dialer{ns: d.ns, spread: d.spread, onConn: func(c net.Conn) { s.raw = c }}
-	if d.spread {
-		dd.next.Store(d.next.Add(1))
-	}
-	var u string
+	var path string
 	switch sys {
 	case Tether:
-		u = "ws://" + addr + "/v1/ws"
+		path = "/v1/ws"
 	case Nchan:
-		u = "ws://" + addr + "/sub/" + ch
+		path = "/sub/" + ch
 	case SocketIO:
-		u = "ws://" + addr + "/socket.io/?EIO=4&transport=websocket&channel=" + url.QueryEscape(ch)
+		path = "/socket.io/?EIO=4&transport=websocket&channel=" + url.QueryEscape(ch)
 	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: dd.DialContext, DisableKeepAlives: true}}
-	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc})
+	ws, err := dialRawWS(ctx, d, addr, path)
 	if err != nil {
-		return nil, fmt.Errorf("bench: websocket %s: %w", u, err)
+		return nil, fmt.Errorf("bench: websocket %s%s: %w", addr, path, err)
 	}
-	c.SetReadLimit(1 << 20)
-	s.c = c
-	s.local = s.raw.LocalAddr().String()
-	if err := s.subscribe(ctx, ch); err != nil {
-		c.CloseNow()
+	s := &wsSub{sys: sys, ws: ws, local: ws.c.LocalAddr().String()}
+	stop := context.AfterFunc(ctx, s.closeNow)
+	err = s.subscribe(ch)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		s.closeNow()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *wsSub) subscribe(ctx context.Context, ch string) error {
+func (s *wsSub) subscribe(ch string) error {
 	switch s.sys {
 	case Tether:
 		req := fmt.Sprintf(`{"id":"sub","type":"subscribe","channel":%q}`, ch)
-		if err := s.c.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+		if err := s.ws.writeText([]byte(req)); err != nil {
 			return fmt.Errorf("bench: subscribe: %w", err)
 		}
-		return s.until(ctx, func(f []byte) bool { return bytes.Contains(f, []byte(`"id":"sub"`)) }, `"ok":true`)
+		return s.until(func(f []byte) bool { return bytes.Contains(f, []byte(`"id":"sub"`)) }, `"ok":true`)
 	case SocketIO:
 		// Engine.IO open packet "0{...}", then the namespace connect "40".
-		if err := s.until(ctx, func(f []byte) bool { return len(f) > 0 && f[0] == '0' }, ""); err != nil {
+		if err := s.until(func(f []byte) bool { return len(f) > 0 && f[0] == '0' }, ""); err != nil {
 			return err
 		}
-		if err := s.c.Write(ctx, websocket.MessageText, []byte("40")); err != nil {
+		if err := s.ws.writeText([]byte("40")); err != nil {
 			return fmt.Errorf("bench: socket.io connect: %w", err)
 		}
-		return s.until(ctx, func(f []byte) bool { return bytes.HasPrefix(f, []byte("40")) }, "")
+		return s.until(func(f []byte) bool { return bytes.HasPrefix(f, []byte("40")) }, "")
 	}
 	return nil
 }
 
-// until reads frames until match, and fails unless that frame contains
+// until reads messages until match, and fails unless that one contains
 // want.
-func (s *wsSub) until(ctx context.Context, match func([]byte) bool, want string) error {
+func (s *wsSub) until(match func([]byte) bool, want string) error {
 	for range 100 {
-		_, f, err := s.c.Read(ctx)
+		f, err := s.ws.read()
 		if err != nil {
 			return fmt.Errorf("bench: %s handshake: %w", s.sys, err)
 		}
@@ -178,14 +172,15 @@ func (s *wsSub) until(ctx context.Context, match func([]byte) bool, want string)
 			return nil
 		}
 	}
-	return fmt.Errorf("bench: %s handshake: no answer in 100 frames", s.sys)
+	return fmt.Errorf("bench: %s handshake: no answer in 100 messages", s.sys)
 }
 
-// next returns the next frame that may carry a message, answering the
-// heartbeats of tether (ping frames) and socket.io ("2") on the way.
-func (s *wsSub) next(ctx context.Context) ([]byte, error) {
+// next returns the next message that may carry a payload (valid until the
+// next call), answering the heartbeats of tether (ping frames) and
+// socket.io ("2") on the way.
+func (s *wsSub) next() ([]byte, error) {
 	for {
-		_, f, err := s.c.Read(ctx)
+		f, err := s.ws.read()
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +190,7 @@ func (s *wsSub) next(ctx context.Context) ([]byte, error) {
 				var p struct{ ID string }
 				json.Unmarshal(f, &p)
 				pong, _ := json.Marshal(map[string]string{"type": "pong", "id": p.ID})
-				if err := s.c.Write(ctx, websocket.MessageText, pong); err != nil {
+				if err := s.ws.writeText(pong); err != nil {
 					return nil, err
 				}
 				continue
@@ -205,7 +200,7 @@ func (s *wsSub) next(ctx context.Context) ([]byte, error) {
 			}
 		case SocketIO:
 			if len(f) == 1 && f[0] == '2' {
-				if err := s.c.Write(ctx, websocket.MessageText, []byte("3")); err != nil {
+				if err := s.ws.writeText([]byte("3")); err != nil {
 					return nil, err
 				}
 				continue
@@ -219,9 +214,9 @@ func (s *wsSub) next(ctx context.Context) ([]byte, error) {
 }
 
 // drain reads and answers heartbeats until the connection ends.
-func (s *wsSub) drain(ctx context.Context) {
+func (s *wsSub) drain() {
 	for {
-		if _, err := s.next(ctx); err != nil {
+		if _, err := s.next(); err != nil {
 			return
 		}
 	}
@@ -229,15 +224,14 @@ func (s *wsSub) drain(ctx context.Context) {
 
 // closeNow closes the TCP connection without a WebSocket close frame: the
 // server sees a FIN.
-func (s *wsSub) closeNow() { s.c.CloseNow() }
+func (s *wsSub) closeNow() { s.ws.c.Close() }
 
 // reset closes the TCP connection with SO_LINGER 0: the server sees a RST.
 func (s *wsSub) reset() {
-	if tc, ok := s.raw.(*net.TCPConn); ok {
+	if tc, ok := s.ws.c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
-		tc.Close()
 	}
-	s.c.CloseNow()
+	s.ws.c.Close()
 }
 
 // sseEvent is one Server-Sent Event.

@@ -62,7 +62,7 @@ func (r *runner) detect(ctx context.Context, sys System, mode string) (measure, 
 		return measure{}, err
 	}
 	defer s.closeNow()
-	go s.drain(context.Background())
+	go s.drain()
 	before, err := in.waitConnections(ctx, 1, false, 10*time.Second)
 	if err != nil {
 		return measure{}, err

@@ -100,7 +100,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, inter
 			defer stop()
 			rec := recs[i]
 			for {
-				f, err := s.next(context.Background())
+				f, err := s.next()
 				if err != nil {
 					return
 				}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -329,7 +330,11 @@ func (in *instance) waitConnections(ctx context.Context, n int, down bool, d tim
 			return got, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return got, fmt.Errorf("bench: %s counts %d connections after %v, want %d (%v)", in.sys, got, d, n, err)
+			var ends map[string]int
+			if in.ends != nil {
+				ends = in.ends.counts()
+			}
+			return got, fmt.Errorf("bench: %s counts %d connections after %v, want %d (err %v; ends so far by reason: %v)", in.sys, got, d, n, err, ends)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -347,9 +352,19 @@ type endEvent struct {
 type endLog struct {
 	mu      sync.Mutex
 	watched map[string]chan endEvent // guarded by mu
+	reasons map[string]int           // every end by reason; guarded by mu
 }
 
-func newEndLog() *endLog { return &endLog{watched: map[string]chan endEvent{}} }
+func newEndLog() *endLog {
+	return &endLog{watched: map[string]chan endEvent{}, reasons: map[string]int{}}
+}
+
+// counts returns how many connections ended so far, by reason.
+func (l *endLog) counts() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.reasons)
+}
 
 // watch returns a channel that receives the end of the connection from
 // remote (the client's local address).
@@ -363,6 +378,7 @@ func (l *endLog) watch(remote string) <-chan endEvent {
 
 func (l *endLog) add(remote, reason string, at time.Time) {
 	l.mu.Lock()
+	l.reasons[reason]++
 	c, ok := l.watched[remote]
 	delete(l.watched, remote)
 	l.mu.Unlock()

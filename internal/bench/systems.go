@@ -20,6 +20,7 @@ import (
 func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*instance, error) {
 	args := []string{"serve", "--addr", net.JoinHostPort(pl.host, "0"), "--data", filepath.Join(dir, "data"),
 		"--log-format", "json"}
+	args = append(args, cfg.TetherArgs...)
 	cmd := nsCommand(pl.serverNS(), cfg.TetherBin, args...)
 	in := &instance{sys: Tether, admin: adminClient(pl), ends: newEndLog()}
 	addr := make(chan string, 1)

@@ -21,6 +21,7 @@ var scenarioMetrics = map[string][]metricDef{
 		{"rss_per_conn_bytes", "server RSS per connection (B)", "lower"},
 		{"goroutines_per_conn", "goroutines per connection", "lower"},
 		{"open_per_s", "connections opened/s", "higher"},
+		{"dropped", "ended by the server while idle (must be 0)", ""},
 	},
 	"fanout": {
 		{"delivered_per_s", "delivered msgs/s", "higher"},
