@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,7 +25,8 @@ import (
 // idle-websocket.heap is the heap with TETHER_BENCH_PROFILE_CONNS (default
 // 5000) idle WebSocket subscribers; the harness's clients live in the same
 // process, so focus on the server's stacks (net/http's conn.serve).
-// publish-64.cpu is 3 s of 64 HTTP publishers. Skipped unless
+// publish-64.cpu is 3 s of 64 HTTP publishers; fanout-1000.cpu is 200
+// messages flat out to 1000 WebSocket subscribers. Skipped unless
 // TETHER_BENCH_PROFILE is set.
 func TestProfile(t *testing.T) {
 	dir := os.Getenv("TETHER_BENCH_PROFILE")
@@ -86,13 +88,32 @@ func TestProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &runner{cfg: Config{Stderr: testWriter{t}}}
-	in := &instance{sys: Tether, addr: addr}
+	in := &instance{sys: Tether, addr: addr, admin: &http.Client{}}
 	m, err := r.publish(ctx, in, 64, 3*time.Second)
 	pprof.StopCPUProfile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("64 publishers in-process: %.0f publishes/s, p99 %.2f ms", m.m["appends_per_s"], m.m["p99_ms"])
+
+	for _, s := range subs {
+		s.closeNow()
+	}
+	subs = nil
+	f2, err := os.Create(filepath.Join(dir, "fanout-1000.cpu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f2.Close()
+	if err := pprof.StartCPUProfile(f2); err != nil {
+		t.Fatal(err)
+	}
+	m, err = r.fanout(ctx, in, 1000, 200, 0)
+	pprof.StopCPUProfile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fan-out in-process, 1000 subscribers, 200 messages flat out: %.0f delivered/s, p99 %.1f ms", m.m["delivered_per_s"], m.m["p99_ms"])
 }
 
 func writeProfile(t *testing.T, name, path string) {
