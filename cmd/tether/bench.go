@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,12 +33,25 @@ func bench(args []string, stderr io.Writer) error {
 	install := fs.Bool("install-peers", false, "run scripts/peers/*.sh install first (apt-get and npm; root for apt-get)")
 	repeat := fs.Int("repeat", 0, "runs of each case, systems interleaved; medians are reported (0: the preset's)")
 	idleN := fs.Int("idle-conns", 0, "connections per transport in the idle scenario (0: the preset's)")
+	report := fs.String("markdown", "", "print the Markdown tables of an earlier run's results.json `file`, and exit")
 	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated (default: none, tether's defaults)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
 		return err
+	}
+	if *report != "" {
+		b, err := os.ReadFile(*report)
+		if err != nil {
+			return err
+		}
+		var rep tbench.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("bench: %s: %w", *report, err)
+		}
+		fmt.Print(tbench.Markdown(&rep))
+		return nil
 	}
 	cfg, err := tbench.Preset(*scale)
 	if err != nil {

@@ -183,7 +183,7 @@ func ratio(t, p *Result, md metricDef) string {
 	if good {
 		word = "better"
 	}
-	if x == 1 {
+	if num(x) == "1" {
 		word = "same"
 	}
 	return fmt.Sprintf("%sx (%s)", num(x), word)
@@ -215,4 +215,34 @@ func num(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'g', 3, 64)
 	}
+}
+
+// Markdown renders every scenario of rep as Markdown tables, with the
+// machine and the load it ran under, for docs/benchmarks.md.
+func Markdown(rep *Report) string {
+	var b strings.Builder
+	m := rep.Machine
+	fmt.Fprintf(&b, "Machine: %d cores, %.1f GiB, Linux %s, %s, RLIMIT_NOFILE %d. Run %s to %s, load average %s before, %s after.\n",
+		m.Cores, float64(m.MemoryBytes)/(1<<30), m.Kernel, m.Go, m.NoFile, rep.Started, rep.Finished, m.LoadBefore, m.LoadAfter)
+	var order []string
+	seen := map[string][]Result{}
+	for _, re := range rep.Results {
+		if _, ok := seen[re.Scenario]; !ok {
+			order = append(order, re.Scenario)
+		}
+		seen[re.Scenario] = append(seen[re.Scenario], re)
+	}
+	for _, sc := range order {
+		fmt.Fprintf(&b, "\n#### %s\n\n%s", sc, MarkdownTable(sc, seen[sc]))
+		for _, re := range seen[sc] {
+			switch {
+			case re.Skipped != "":
+				fmt.Fprintf(&b, "\n- %s, %s: skipped: %s", re.Case, re.System, re.Skipped)
+			case re.Err != "":
+				fmt.Fprintf(&b, "\n- %s, %s: error: %s", re.Case, re.System, re.Err)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
