@@ -105,9 +105,9 @@ func BenchmarkThroughput(b *testing.B) {
 			// Every handler writes its line before it reports: once there
 			// are b.N lines, wait for the last jobs to be recorded.
 			deadline := time.Now().Add(10 * time.Minute)
-			for countLines(b, effects) < b.N {
+			for lineCount(effects) < b.N {
 				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d jobs ran within 10 minutes", countLines(b, effects), b.N)
+					b.Fatalf("%d of %d jobs ran within 10 minutes", lineCount(effects), b.N)
 				}
 				time.Sleep(5 * time.Millisecond) // polling against the deadline
 			}
@@ -133,11 +133,9 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
-func countLines(b *testing.B, path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		b.Fatal(err)
-	}
+// lineCount is the number of complete lines in path (0 if it is missing).
+func lineCount(path string) int {
+	data, _ := os.ReadFile(path)
 	return bytes.Count(data, []byte("\n"))
 }
 
