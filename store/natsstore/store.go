@@ -62,8 +62,9 @@ type channel struct {
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
-// updates its configuration, and starts watching it. Close stops what Open
-// started.
+// updates its configuration, and starts watching it. While the JetStream
+// cluster is still forming, Open waits for it until ctx ends, or 30s
+// without a deadline. Close stops what Open started.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -114,15 +115,33 @@ func (s *Store) open(ctx context.Context) error {
 		return fmt.Errorf("tether: natsstore: %w", err)
 	}
 	s.js = js
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, openTimeout)
+		defer cancel()
+	}
 	replicas := s.cfg.Replicas
 	if replicas == 0 {
 		replicas = clusterReplicas
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, s.streamConfig(replicas))
-	if s.cfg.Replicas == 0 && isAPIError(err, jetstream.ErrorCode(10074)) {
-		// "replicas > 1 not supported in non-clustered mode": a single
-		// server, so the default is 1.
-		stream, err = js.CreateOrUpdateStream(ctx, s.streamConfig(1))
+	var stream jetstream.Stream
+	for attempt := 1; ; attempt++ {
+		tctx, tcancel := context.WithTimeout(ctx, tryTimeout)
+		stream, err = js.CreateOrUpdateStream(tctx, s.streamConfig(replicas))
+		tcancel()
+		if s.cfg.Replicas == 0 && replicas > 1 && isAPIError(err, codeReplicasNotSupported) {
+			// A single server, so the default is 1.
+			replicas = 1
+			continue
+		}
+		if err == nil || !transientOpenErr(err) || ctx.Err() != nil {
+			break
+		}
+		// A cluster that is still forming: wait for it as long as ctx lets.
+		s.cfg.Logger.Info("natsstore: waiting for JetStream", "err", err)
+		if berr := s.backoff(ctx, attempt); berr != nil {
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("tether: natsstore: create stream %s: %w", s.cfg.Stream, err)
@@ -283,12 +302,31 @@ func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, opTimeout)
 }
 
+// openTimeout bounds Open's wait for a forming cluster when its ctx has no
+// deadline.
+const openTimeout = 30 * time.Second
+
 // watchHeartbeat is how often the watch's server says it is alive.
 const watchHeartbeat = time.Second
 
 // opTimeout is how long one call to the stream may take without a deadline
 // from the caller.
 const opTimeout = 10 * time.Second
+
+// JetStream error codes Open acts on.
+const (
+	codeReplicasNotSupported jetstream.ErrorCode = 10074 // "replicas > 1 not supported in non-clustered mode"
+	codeNoSuitablePeers      jetstream.ErrorCode = 10005 // "no suitable peers for placement"
+	codeClusterNotAvailable  jetstream.ErrorCode = 10008 // "JetStream system temporarily unavailable"
+)
+
+// transientOpenErr reports whether creating the stream failed because the
+// JetStream cluster is still forming (no meta leader, peers not yet known).
+func transientOpenErr(err error) bool {
+	return isAPIError(err, codeNoSuitablePeers) || isAPIError(err, codeClusterNotAvailable) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // isAPIError reports whether err is a JetStream API error with code.
 func isAPIError(err error, code jetstream.ErrorCode) bool {
