@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,5 +286,37 @@ func TestCancelSameProcessRunsNext(t *testing.T) {
 	}
 	if len(pids) != 1 || !pids[w.pid()] || !w.alive() {
 		t.Fatalf("handlers ran in pids %v, want only %d, still alive", pids, w.pid())
+	}
+}
+
+// The server restarts (SIGTERM, then the same data and address) while a
+// worker runs a job: the worker is told to reconnect, keeps running the
+// attempt, re-announces it with its first heartbeat on the new connection
+// before the lease ends, and the attempt's outcome is recorded: the job
+// succeeds at attempt 1, not retried.
+func TestServerRestartKeepsRunningAttempt(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String() // a free port, for both lives of the server
+	ln.Close()
+	args := []string{"--addr", addr, "--shutdown-spread", "100ms", "--job-heartbeat", "1s"}
+	srv := startServer(t, filepath.Join(dir, "data"), args...)
+	w := startWorker(t, srv, "w", "--types", "sleep", "--heartbeat-interval", "250ms")
+	id := srv.create(t, map[string]any{"type": "sleep", "payload": map[string]int{"ms": 4000}, "on_disconnect": "detach"})
+	srv.waitJob(t, id, 10*time.Second, "running", func(j jobView) bool { return j.State == "running" })
+	srv.signal(syscall.SIGTERM)
+	select {
+	case <-srv.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("tether did not stop within 30s of SIGTERM")
+	}
+	srv = startServer(t, filepath.Join(dir, "data"), args...)
+	w.waitLog(t, 10*time.Second, "server shutting down; reconnecting")
+	j := srv.waitJob(t, id, 20*time.Second, "final", jobView.final)
+	if j.State != "succeeded" || j.Attempt != 1 || j.Worker != "w" {
+		t.Fatalf("job %+v, want succeeded at attempt 1 by w", j)
 	}
 }
