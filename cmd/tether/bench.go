@@ -34,6 +34,7 @@ func bench(args []string, stderr io.Writer) error {
 	repeat := fs.Int("repeat", 0, "runs of each case, systems interleaved; medians are reported (0: the preset's)")
 	idleN := fs.Int("idle-conns", 0, "connections per transport in the idle scenario (0: the preset's)")
 	report := fs.String("markdown", "", "print the Markdown tables of an earlier run's results.json `file`, and exit")
+	replot := fs.Bool("replot", false, "with --markdown: also redraw the plots beside the file")
 	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated (default: none, tether's defaults)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -51,6 +52,9 @@ func bench(args []string, stderr io.Writer) error {
 			return fmt.Errorf("bench: %s: %w", *report, err)
 		}
 		fmt.Print(tbench.Markdown(&rep))
+		if *replot {
+			return tbench.WritePlots(filepath.Dir(*report), &rep)
+		}
 		return nil
 	}
 	cfg, err := tbench.Preset(*scale)

@@ -473,5 +473,5 @@ func writeOut(dir string, rep *Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	return writePlots(dir, rep)
+	return WritePlots(dir, rep)
 }

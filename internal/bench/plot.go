@@ -31,8 +31,8 @@ var systemColors = map[System]color.RGBA{
 	SocketIO: {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 }
 
-// writePlots draws every plot that has data into dir.
-func writePlots(dir string, rep *Report) error {
+// WritePlots draws every plot of rep that has data into dir.
+func WritePlots(dir string, rep *Report) error {
 	for _, ps := range plots {
 		var rs []Result
 		for _, re := range rep.Results {
@@ -55,13 +55,16 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 	p := plot.New()
 	p.Title.Text = ps.title
 	p.Y.Label.Text = ps.ylabel
-	p.Legend.Top = true
-	w := vg.Points(14)
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Points(8)
+	w := vg.Points(18)
+	top := 0.0
 	for i, s := range systems {
 		vals := make(plotter.Values, len(cases))
 		for j, c := range cases {
 			if re := by[c][s]; re != nil && re.Metrics != nil && re.Metrics[ps.metric] > 0 {
 				vals[j] = re.Metrics[ps.metric]
+				top = max(top, vals[j])
 			}
 		}
 		bars, err := plotter.NewBarChart(vals, w)
@@ -75,6 +78,7 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 		p.Legend.Add(string(s), bars)
 	}
 	p.NominalX(cases...)
+	p.Y.Min, p.Y.Max = 0, top*1.3 // room for the legend
 	width := vg.Length(max(6, 1.6*float64(len(cases)))) * vg.Inch
 	return p.Save(width, 4*vg.Inch, path)
 }
