@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
@@ -14,15 +15,16 @@ import (
 // case, a bar per system.
 type plotSpec struct {
 	file, scenario, metric, title, ylabel string
+	logSeconds                            bool // seconds on a log scale, 1 µs to 100 s
 }
 
 var plots = []plotSpec{
-	{"idle-memory.png", "idle", "rss_per_conn_bytes", "Idle: server RSS per connection", "bytes per connection (lower is better)"},
-	{"fanout-throughput.png", "fanout", "delivered_per_s", "Fan-out: delivered messages/s", "messages/s (higher is better)"},
-	{"fanout-p99.png", "fanout", "p99_ms", "Fan-out: publish-to-receive latency p99", "ms (lower is better)"},
-	{"publish-throughput.png", "publish", "appends_per_s", "Publish: acknowledged publishes/s (tether: fsynced)", "publishes/s (higher is better)"},
-	{"churn.png", "churn", "connects_per_s", "Churn: connects/s with resume", "connects/s (higher is better)"},
-	{"detection.png", "detection", "seconds", "Detection: time to notice a departure", "seconds (lower is better; missing: not noticed)"},
+	{"idle-memory.png", "idle", "rss_per_conn_bytes", "Idle: server RSS per connection", "bytes per connection (lower is better)", false},
+	{"fanout-throughput.png", "fanout", "delivered_per_s", "Fan-out: delivered messages/s", "messages/s (higher is better)", false},
+	{"fanout-p99.png", "fanout", "p99_ms", "Fan-out: publish-to-receive latency p99", "ms (lower is better)", false},
+	{"publish-throughput.png", "publish", "appends_per_s", "Publish: acknowledged publishes/s (tether: fsynced)", "publishes/s (higher is better)", false},
+	{"churn.png", "churn", "connects_per_s", "Churn: connects/s with resume", "connects/s (higher is better)", false},
+	{"detection.png", "detection", "seconds", "Detection: time to notice a departure", "log scale (lower is better; no bar: not noticed)", true},
 }
 
 var systemColors = map[System]color.RGBA{
@@ -64,6 +66,10 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 		for j, c := range cases {
 			if re := by[c][s]; re != nil && re.Metrics != nil && re.Metrics[ps.metric] > 0 {
 				vals[j] = re.Metrics[ps.metric]
+				if ps.logSeconds {
+					// Bars grow from 1 µs: height is log10 of microseconds.
+					vals[j] = max(0, math.Log10(vals[j]*1e6))
+				}
 				top = max(top, vals[j])
 			}
 		}
@@ -79,6 +85,51 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 	}
 	p.NominalX(cases...)
 	p.Y.Min, p.Y.Max = 0, top*1.3 // room for the legend
-	width := vg.Length(max(6, 1.6*float64(len(cases)))) * vg.Inch
+	p.Y.Tick.Marker = niceTicks{}
+	if ps.logSeconds {
+		p.Y.Max = 8.5
+		p.Y.Tick.Marker = logSecondTicks{}
+	}
+	width := vg.Length(max(6, 2.2*float64(len(cases)))) * vg.Inch
 	return p.Save(width, 4*vg.Inch, path)
+}
+
+// niceTicks puts about five ticks at round values, labelled like the
+// tables (thousands separated).
+type niceTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
+	if hi <= lo {
+		return []plot.Tick{{Value: lo, Label: num(lo)}}
+	}
+	raw := (hi - lo) / 5
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := mag
+	for _, m := range []float64{1, 2, 5, 10} {
+		if step = m * mag; step >= raw {
+			break
+		}
+	}
+	var ts []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi; v += step {
+		ts = append(ts, plot.Tick{Value: v, Label: num(v)})
+	}
+	return ts
+}
+
+// logSecondTicks labels the log10-of-microseconds axis of a logSeconds
+// plot in time units.
+type logSecondTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (logSecondTicks) Ticks(lo, hi float64) []plot.Tick {
+	labels := []string{"1 µs", "10 µs", "100 µs", "1 ms", "10 ms", "100 ms", "1 s", "10 s", "100 s"}
+	var ts []plot.Tick
+	for i, l := range labels {
+		if v := float64(i); v >= lo && v <= hi {
+			ts = append(ts, plot.Tick{Value: v, Label: l})
+		}
+	}
+	return ts
 }
