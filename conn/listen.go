@@ -19,10 +19,12 @@ import (
 // The defaults notice a silent peer within 10 s whatever the handler does
 // (measured in TestSilentPeer; t = time since the peer was last heard):
 //
-//   - Idle: keepalive probes at Idle (3 s) and every Interval (1 s) after.
+//   - Idle: keepalive probes at Idle (2 s) and every Interval (1 s) after.
 //     With TCP_USER_TIMEOUT set, Linux ignores Count and aborts at the first
 //     keepalive tick at which UserTimeout (4 s) has passed and at least one
-//     probe went unanswered (tcp_keepalive_timer): abort at t = 4 s.
+//     probe went unanswered (tcp_keepalive_timer): abort at t = 4 s. Two
+//     probes (t = 2 s and 3 s) go out before that tick, so one lost probe
+//     or a late answer does not kill a healthy peer.
 //   - Streaming: while data is unacknowledged keepalive stands aside and
 //     the retransmission timer aborts UserTimeout after the FIRST
 //     RETRANSMISSION of the oldest segment (tp->retrans_stamp; the RTO is
@@ -31,13 +33,17 @@ import (
 //   - Worst case, a long-poll answered just before the idle abort:
 //     4 s + RTO + 4 s, about 8.2 s on a LAN, under 10 s while RTO < 2 s.
 //
-// The worst case is about 2 x UserTimeout + RTO, hence 4 s and Idle 3 s
-// (with Idle 4 s the first probe-then-abort tick is at 5 s). 8 s, the
-// obvious choice, gives 8 + RTO + 8 = 16+ s. Without TCP_USER_TIMEOUT
-// (UserTimeout < 0) an idle peer is dropped after Idle + Count x Interval
-// (7 s), but one that goes silent while we stream only after tcp_retries2
-// retransmissions: 15 minutes. The price: a peer silent for 4 s (a long
-// Wi-Fi handover, heavy loss) is disconnected.
+// The worst case is about 2 x UserTimeout + RTO, hence 4 s. 8 s, the
+// obvious choice, gives 8 + RTO + 8 = 16+ s. Idle was 3 s until the load
+// harness showed its cost: with one probe before the abort, 19,000 idle
+// loopback clients whose probes the kernel's backlog dropped in bursts lost
+// up to 2,975 healthy connections as "timeout"; with Idle 2 s, none (see
+// docs/benchmarks.md). An idle connection costs one probe and its answer
+// every Idle. Without TCP_USER_TIMEOUT (UserTimeout < 0) an idle peer is
+// dropped after Idle + Count x Interval (6 s), but one that goes silent
+// while we stream only after tcp_retries2 retransmissions: 15 minutes. The
+// price: a peer silent for 4 s (a long Wi-Fi handover, heavy loss) is
+// disconnected.
 //
 // Slow readers: since Linux 5.11 TCP_USER_TIMEOUT also aborts a peer that
 // is alive but has stopped reading, once its receive window has stayed
@@ -48,7 +54,7 @@ import (
 // protocol Engine (WebSocket, TCP) does.
 type KeepAlive struct {
 	// Idle is how long a connection must be idle before the first probe.
-	// Zero means 3 s. Linux counts in whole seconds; Go rounds up.
+	// Zero means 2 s. Linux counts in whole seconds; Go rounds up.
 	Idle time.Duration
 	// Interval is the time between probes. Zero means 1 s.
 	Interval time.Duration
@@ -64,7 +70,7 @@ func (ka KeepAlive) withDefaults() (KeepAlive, error) {
 		return ka, fmt.Errorf("tether: invalid keepalive %+v: negative value", ka)
 	}
 	if ka.Idle == 0 {
-		ka.Idle = 3 * time.Second
+		ka.Idle = 2 * time.Second
 	}
 	if ka.Interval == 0 {
 		ka.Interval = time.Second

@@ -33,7 +33,7 @@ func TestSilentPeer(t *testing.T) {
 	}{
 		// keepalive probes at 1 and 2 s, abort at 3 s (user timeout).
 		{"idle/small", small, waitHandler, 0, 8 * time.Second},
-		// probe at 3 s, abort at 4 s.
+		// probes at 2 and 3 s, abort at 4 s.
 		{"idle/default", KeepAlive{}, waitHandler, 0, 10 * time.Second},
 		// first unacked filler <= 0.5 s, retransmitted an RTO later, abort
 		// 4 s after that retransmission: ~5 s.
