@@ -37,6 +37,8 @@ func bench(args []string, stderr io.Writer) error {
 	replot := fs.Bool("replot", false, "with --markdown: also redraw the plots beside the file")
 	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated (default: none, tether's defaults)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
+	engine := fs.String("tether-engine", "pebble", "tether's store: pebble (embedded) or nats (JetStream: a fresh single-node nats-server per case, built from the pinned module unless --nats-bin)")
+	natsBin := fs.String("nats-bin", "", "nats-server binary for --tether-engine nats (default: go build it)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
@@ -76,6 +78,23 @@ func bench(args []string, stderr io.Writer) error {
 		cfg.SilentTimeout = *silent
 	}
 	cfg.TetherArgs = strings.Fields(*tflags)
+	switch cfg.Engine = *engine; *engine {
+	case "pebble":
+	case "nats":
+		cfg.NATSBin = *natsBin
+		if cfg.NATSBin == "" {
+			dir, err := os.MkdirTemp("", "tether-bench-nats-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			if cfg.NATSBin, err = tbench.BuildNATS(*repo, dir); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("--tether-engine %q: want pebble or nats", *engine)
+	}
 	cfg.Out, cfg.Stdout, cfg.Stderr = *out, os.Stdout, stderr
 	if cfg.RepoDir, err = filepath.Abs(*repo); err != nil {
 		return err

@@ -25,6 +25,12 @@ type Config struct {
 	// TetherArgs are extra flags for tether serve (the defaults are
 	// measured unless they are given).
 	TetherArgs []string `json:"tether_args,omitempty"`
+	// NATSBin, when set, is a nats-server binary: every tether instance
+	// then runs on the JetStream engine (--nats), over its own fresh
+	// single-node nats-server with sync_interval always.
+	NATSBin string `json:"-"`
+	// Engine records which store tether ran on: "pebble" or "nats".
+	Engine string `json:"engine,omitempty"`
 	// RepoDir is the repository root, where scripts/peers and bench/peers
 	// are. Required when a peer is in Systems.
 	RepoDir string `json:"-"`

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,14 @@ func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*insta
 	args := []string{"serve", "--addr", net.JoinHostPort(pl.host, "0"), "--data", filepath.Join(dir, "data"),
 		"--log-format", "json"}
 	args = append(args, cfg.TetherArgs...)
+	stopNATS := func() error { return nil }
+	if cfg.NATSBin != "" {
+		url, stop, err := startNATS(ctx, cfg, pl, dir)
+		if err != nil {
+			return nil, err
+		}
+		args, stopNATS = append(args, "--nats", url), stop
+	}
 	cmd := nsCommand(pl.serverNS(), cfg.TetherBin, args...)
 	in := &instance{sys: Tether, admin: adminClient(pl), ends: newEndLog()}
 	addr := make(chan string, 1)
@@ -43,16 +52,18 @@ func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*insta
 		}
 	})
 	if err != nil {
+		stopNATS()
 		return nil, err
 	}
-	in.pid, in.stop = cmd.Process.Pid, stop
+	in.pid = cmd.Process.Pid
+	in.stop = func() error { return errors.Join(stop(), stopNATS()) }
 	select {
 	case in.addr = <-addr:
 		return in, nil
 	case <-time.After(20 * time.Second):
 	case <-ctx.Done():
 	}
-	stop()
+	in.stop()
 	return nil, fmt.Errorf("tether did not log its address within 20s")
 }
 
