@@ -44,7 +44,8 @@ type Conn interface {
 // holds no per-connection state; one Engine serves all of a node's
 // WebSocket and TCP connections.
 type Engine struct {
-	cfg Config
+	cfg   Config
+	reads sharedReads // pages shared by the subscriptions of a channel
 }
 
 // NewEngine validates cfg and applies its defaults.

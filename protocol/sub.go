@@ -62,6 +62,7 @@ func (sb *sub) stream(cursor store.Cursor, first *store.ReadResult) {
 	defer sb.cancel()
 	st, batch := sb.s.cfg.Store, sb.s.cfg.ReadBatch
 	res, caughtUp := first, false
+	var frames [][]byte
 	for {
 		if res == nil {
 			if caughtUp {
@@ -70,21 +71,25 @@ func (sb *sub) stream(cursor store.Cursor, first *store.ReadResult) {
 					return
 				}
 			}
-			r, err := st.Read(sb.ctx, sb.channel, cursor, batch)
+			// Subscribers woken by the same append read after the same
+			// cursor: they share one read and its encoded frames.
+			p, err := sb.s.e.reads.read(sb.ctx, st, sb.channel, cursor, batch)
 			if err != nil {
 				sb.fail(err)
 				return
 			}
-			res = &r
+			res, frames = &p.res, p.frames
 		}
-		if err := sb.queue(cursor, res); err != nil {
+		if err := sb.queue(cursor, res, frames); err != nil {
 			return
 		}
-		cursor, caughtUp, res = res.Next, len(res.Messages) < batch, nil
+		cursor, caughtUp, res, frames = res.Next, len(res.Messages) < batch, nil, nil
 	}
 }
 
-func (sb *sub) queue(after store.Cursor, res *store.ReadResult) error {
+// queue queues a page's frames: a gap frame first if the page has a gap,
+// then its messages, from frames (encoded already, shared) when not nil.
+func (sb *sub) queue(after store.Cursor, res *store.ReadResult, frames [][]byte) error {
 	q := sb.s.q
 	if res.Gap {
 		f := encode(gapFrame{Type: TypeGap, Channel: sb.channel, After: string(after), Earliest: string(res.Earliest)})
@@ -98,8 +103,11 @@ func (sb *sub) queue(after store.Cursor, res *store.ReadResult) error {
 			return err
 		}
 	}
-	for _, m := range res.Messages {
-		f := encode(messageFrame{Type: TypeMessage, Channel: sb.channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
+	if frames == nil {
+		frames = encodeMessages(sb.channel, res.Messages)
+	}
+	for i, m := range res.Messages {
+		f := frames[i]
 		since := m.Time
 		if since.Before(sb.started) {
 			since = sb.started

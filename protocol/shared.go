@@ -1,0 +1,154 @@
+package protocol
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/store"
+)
+
+// sharedReads lets the subscriptions of a channel that read after the same
+// cursor share one store read and one encoding of its message frames. An
+// append to a channel with S subscribers wakes all S at once, at the same
+// cursor: without sharing, each reads the store and encodes every frame
+// itself, which the load harness measured as the largest cost of a fan-out.
+//
+// Sharing never hands out a wrong page: every page is a true snapshot of
+// the messages after its cursor at the time it was read. A page may be
+// older than a subscriber's wake-up, so an empty page is never reused (the
+// subscriber would Wait, return at once and read the same empty page
+// again); a non-empty one always moves its reader forward.
+type sharedReads struct {
+	mu     sync.Mutex
+	chans  map[string][]*sharedPage
+	flight int // pages started, for the occasional sweep
+}
+
+// sharedPage is one read of a channel after a cursor, and its frames.
+type sharedPage struct {
+	after store.Cursor
+	limit int
+	done  chan struct{} // closed once res, frames and err are set
+
+	res    store.ReadResult
+	frames [][]byte // message frames of res.Messages, encoded once, never modified
+	err    error
+	at     time.Time // when the read finished
+}
+
+const (
+	// sharedPageTTL is how long a finished page may be reused.
+	sharedPageTTL = time.Second
+	// maxSharedPages bounds the pages kept per channel.
+	maxSharedPages = 16
+	// sweepEvery is how many reads pass between sweeps of idle channels.
+	sweepEvery = 1024
+)
+
+// read returns a page of channel after the cursor, sharing a read in
+// flight or one just finished.
+func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+	now := time.Now()
+	r.mu.Lock()
+	if r.chans == nil {
+		r.chans = map[string][]*sharedPage{}
+	}
+	for _, p := range r.chans[channel] {
+		if p.after != after || p.limit != limit {
+			continue
+		}
+		select {
+		case <-p.done:
+			if p.err == nil && len(p.res.Messages) > 0 && now.Sub(p.at) < sharedPageTTL {
+				r.mu.Unlock()
+				return p, nil
+			}
+			continue
+		default:
+		}
+		r.mu.Unlock()
+		select { // a read in flight: join it
+		case <-p.done:
+			if p.err == nil {
+				return p, nil
+			}
+			// Its reader's failure is not necessarily ours: read alone.
+			return r.readAlone(ctx, st, channel, after, limit)
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	p := &sharedPage{after: after, limit: limit, done: make(chan struct{})}
+	r.chans[channel] = append(r.prune(r.chans[channel], now), p)
+	if r.flight++; r.flight%sweepEvery == 0 {
+		r.sweep(now)
+	}
+	r.mu.Unlock()
+
+	// The read serves every joiner, so one subscriber's end must not fail
+	// it; the store bounds its own calls.
+	p.res, p.err = st.Read(context.WithoutCancel(ctx), channel, after, limit)
+	if p.err == nil {
+		p.frames = encodeMessages(channel, p.res.Messages)
+	}
+	p.at = time.Now()
+	close(p.done)
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p, nil
+}
+
+// readAlone reads without sharing.
+func (r *sharedReads) readAlone(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+	res, err := st.Read(ctx, channel, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return &sharedPage{after: after, limit: limit, res: res, frames: encodeMessages(channel, res.Messages)}, nil
+}
+
+// prune drops a channel's pages that are finished and stale, and the
+// oldest beyond the bound. r.mu is held.
+func (r *sharedReads) prune(pages []*sharedPage, now time.Time) []*sharedPage {
+	kept := pages[:0]
+	for _, p := range pages {
+		select {
+		case <-p.done:
+			if now.Sub(p.at) >= sharedPageTTL {
+				continue
+			}
+		default:
+		}
+		kept = append(kept, p)
+	}
+	clear(pages[len(kept):])
+	if n := len(kept) - (maxSharedPages - 1); n > 0 {
+		kept = append(kept[:0], kept[n:]...)
+	}
+	return kept
+}
+
+// sweep forgets channels whose pages are all stale. r.mu is held.
+func (r *sharedReads) sweep(now time.Time) {
+	for ch, pages := range r.chans {
+		if pages = r.prune(pages, now); len(pages) == 0 {
+			delete(r.chans, ch)
+		} else {
+			r.chans[ch] = pages
+		}
+	}
+}
+
+// encodeMessages encodes the message frames of msgs. Each frame's capacity
+// is clipped to its length, so that nothing appending to a shared frame
+// can write into another's bytes.
+func encodeMessages(channel string, msgs []store.Message) [][]byte {
+	frames := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		f := encode(messageFrame{Type: TypeMessage, Channel: channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
+		frames[i] = f[:len(f):len(f)]
+	}
+	return frames
+}

@@ -1,0 +1,122 @@
+package protocol
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/pebblestore"
+)
+
+// countingStore counts the reads that reach the real store beneath it.
+type countingStore struct {
+	store.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) Read(ctx context.Context, channel string, after store.Cursor, limit int) (store.ReadResult, error) {
+	c.reads.Add(1)
+	return c.Store.Read(ctx, channel, after, limit)
+}
+
+func openCounting(t *testing.T) *countingStore {
+	t.Helper()
+	st, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &countingStore{Store: st}
+}
+
+func TestSharedReadsShareAPage(t *testing.T) {
+	st := openCounting(t)
+	ctx := context.Background()
+	var ids []store.Cursor
+	for i := range 5 {
+		r, err := st.Append(ctx, "fan", fmt.Appendf(nil, `"m%d"`, i), store.AppendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	var reads sharedReads
+	const readers = 200
+	pages := make([]*sharedPage, readers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Go(func() {
+			<-start
+			p, err := reads.read(ctx, st, "fan", store.Start, 100)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			pages[i] = p
+		})
+	}
+	close(start)
+	wg.Wait()
+	if n := st.reads.Load(); n >= readers/2 {
+		t.Fatalf("%d readers at one cursor made %d store reads; want them shared", readers, n)
+	}
+	for i, p := range pages {
+		if p == nil || len(p.res.Messages) != len(ids) || len(p.frames) != len(ids) {
+			t.Fatalf("reader %d got %+v", i, p)
+		}
+		for j, f := range p.frames {
+			if cap(f) != len(f) {
+				t.Fatalf("frame %d has spare capacity %d: an append could write into a shared frame", j, cap(f)-len(f))
+			}
+		}
+	}
+	t.Logf("%d readers, %d store reads", readers, st.reads.Load())
+}
+
+// An empty page must not be reused: a subscriber woken by an append reads
+// again and must see it.
+func TestSharedReadsDoNotReuseEmptyPage(t *testing.T) {
+	st := openCounting(t)
+	ctx := context.Background()
+	r, err := st.Append(ctx, "fan", []byte(`"first"`), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads sharedReads
+	p, err := reads.read(ctx, st, "fan", r.ID, 100)
+	if err != nil || len(p.res.Messages) != 0 {
+		t.Fatalf("read at the latest cursor = %+v, %v; want an empty page", p, err)
+	}
+	next, err := st.Append(ctx, "fan", []byte(`"second"`), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = reads.read(ctx, st, "fan", r.ID, 100)
+	if err != nil || len(p.res.Messages) != 1 || p.res.Messages[0].ID != next.ID {
+		t.Fatalf("read after an append = %+v, %v; want the new message", p, err)
+	}
+}
+
+// A subscriber whose context ends while it leads a shared read must not
+// fail the others joined to it.
+func TestSharedReadsSurviveLeaderCancel(t *testing.T) {
+	st := openCounting(t)
+	if _, err := st.Append(context.Background(), "fan", []byte(`"m"`), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var reads sharedReads
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The leader's context is already done: the read still serves others.
+	if _, err := reads.read(ctx, st, "fan", store.Start, 10); err != nil {
+		t.Fatalf("read with a done context: %v (the shared read must not depend on one reader's context)", err)
+	}
+	p, err := reads.read(context.Background(), st, "fan", store.Start, 10)
+	if err != nil || len(p.res.Messages) != 1 {
+		t.Fatalf("second reader = %+v, %v", p, err)
+	}
+}
