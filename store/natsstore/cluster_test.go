@@ -66,7 +66,8 @@ func TestCluster(t *testing.T) {
 	woke := make(chan error, 1)
 	wctx, cancel := context.WithTimeout(t.Context(), clusterBound)
 	defer cancel()
-	go func() { woke <- b.Wait(wctx, "orders.eu", acked[len(acked)-1].ID) }()
+	after := acked[len(acked)-1].ID // read here: appendOn grows acked meanwhile
+	go func() { woke <- b.Wait(wctx, "orders.eu", after) }()
 	appendOn(a, "wake")
 	if err := receive(t, woke, wakeBound, "Wait on b after an append on a"); err != nil {
 		t.Fatal(err)
@@ -88,7 +89,8 @@ func TestCluster(t *testing.T) {
 	woke = make(chan error, 1)
 	wctx2, cancel3 := context.WithTimeout(t.Context(), 2*clusterBound)
 	defer cancel3()
-	go func() { woke <- b.Wait(wctx2, "orders.eu", acked[len(acked)-1].ID) }()
+	after = acked[len(acked)-1].ID
+	go func() { woke <- b.Wait(wctx2, "orders.eu", after) }()
 	for i := range 5 {
 		appendOn([]*Store{a, b}[i%2], fmt.Sprint("after-", i))
 	}

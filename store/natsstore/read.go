@@ -119,19 +119,28 @@ func (s *Store) Wait(ctx context.Context, channel string, after store.Cursor) er
 		return store.ErrClosed
 	default:
 	}
-	c, notify, known := s.register(channel)
+	c, notify, known, synced := s.register(channel)
 	defer s.deregister(c)
 	if known > cur {
 		return s.checkCursor(ctx, channel, cur, known)
 	}
-	last, err := s.checkLatest(ctx, channel)
-	switch {
-	case err != nil:
-		return err
-	case cur > last:
-		return store.ErrCursorAhead
-	case cur < last:
-		return s.checkCursor(ctx, channel, cur, last)
+	// A subscriber that has caught up waits after the newest message this
+	// store knows of; once the leader confirmed that knowledge (synced),
+	// the watch reports anything later, so the wait needs no round trip.
+	// (cur is then that channel's own message, hence a valid cursor.)
+	if !synced || cur != known {
+		last, err := s.checkLatest(ctx, channel)
+		switch {
+		case err != nil:
+			return err
+		case cur > last:
+			return store.ErrCursorAhead
+		case cur < last:
+			return s.checkCursor(ctx, channel, cur, last)
+		}
+		s.mu.Lock()
+		c.synced = true // registered before asking: the watch covers the rest
+		s.mu.Unlock()
 	}
 	for {
 		select {
@@ -200,7 +209,7 @@ func (s *Store) checkCursor(ctx context.Context, channel string, cur, last uint6
 
 // register counts a waiter on the channel and returns what to wait on and
 // the highest sequence known so far.
-func (s *Store) register(name string) (*channel, chan struct{}, uint64) {
+func (s *Store) register(name string) (*channel, chan struct{}, uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.chans[name]
@@ -212,7 +221,7 @@ func (s *Store) register(name string) (*channel, chan struct{}, uint64) {
 		c.notify = make(chan struct{})
 	}
 	c.waiters++
-	return c, c.notify, c.last
+	return c, c.notify, c.last, c.synced
 }
 
 // deregister undoes register.

@@ -55,6 +55,11 @@ type channel struct {
 	// waits. waiters counts Waits holding this channel. Guarded by mu.
 	notify  chan struct{}
 	waiters int
+	// synced reports that last is the channel's Latest as the stream's
+	// leader told a Wait that registered before asking, so that the watch
+	// has reported every later message since: a Wait after last needs no
+	// round trip to the leader. Guarded by mu.
+	synced bool
 	// appendLock (capacity 1) serialises this store's appends to the
 	// channel: each append names its predecessor, so two from one store
 	// would only race each other.
