@@ -21,9 +21,9 @@ func TestListenSocketOptions(t *testing.T) {
 		ka                       KeepAlive
 		userMS, idle, intvl, cnt int
 	}{
-		{"defaults", KeepAlive{}, 4000, 3, 1, 4},
-		{"custom", KeepAlive{Idle: 2 * time.Second, Interval: 3 * time.Second, Count: 5, UserTimeout: 1500 * time.Millisecond}, 1500, 2, 3, 5},
-		{"no-user-timeout", KeepAlive{UserTimeout: -1}, 0, 3, 1, 4},
+		{"defaults", KeepAlive{}, 4000, 2, 1, 4},
+		{"custom", KeepAlive{Idle: 5 * time.Second, Interval: 3 * time.Second, Count: 5, UserTimeout: 1500 * time.Millisecond}, 1500, 5, 3, 5},
+		{"no-user-timeout", KeepAlive{UserTimeout: -1}, 0, 2, 1, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := acceptOne(t, tc.ka)
