@@ -33,6 +33,11 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 		return store.ReadResult{}, err
 	}
 	defer done()
+	release, err := s.readSlot(ctx)
+	if err != nil {
+		return store.ReadResult{}, err
+	}
+	defer release()
 
 	subject := channelSubject(s.prefix, channel)
 	last, err := s.latest(ctx, subject)
@@ -171,6 +176,11 @@ func (s *Store) checkLatest(ctx context.Context, channel string) (uint64, error)
 		return 0, err
 	}
 	defer done()
+	release, err := s.readSlot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	last, err := s.latest(ctx, channelSubject(s.prefix, channel))
 	if err != nil {
 		return 0, s.mapErr(ctx, err)
@@ -191,6 +201,11 @@ func (s *Store) checkCursor(ctx context.Context, channel string, cur, last uint6
 		return err
 	}
 	defer done()
+	release, err := s.readSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	subject := channelSubject(s.prefix, channel)
 	page, err := s.directBatch(ctx, subject, cur+1, 1)
 	if err == nil && (len(page) == 0 || page[0].seq > last) {

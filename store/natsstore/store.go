@@ -35,6 +35,8 @@ type Store struct {
 	// closing is closed when Close starts; it wakes blocked Waits and
 	// stops the trimmer.
 	closing chan struct{}
+	// readSlots holds one token per read request in flight (readSlot).
+	readSlots chan struct{}
 	// watch delivers a header-only copy of every message stored in the
 	// stream (an ordered consumer); it is what wakes Waits.
 	watch       jetstream.ConsumeContext
@@ -80,6 +82,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		nc:          cfg.Conn,
 		prefix:      subjectPrefix(cfg.Stream),
 		closing:     make(chan struct{}),
+		readSlots:   make(chan struct{}, maxReadsInFlight),
 		trimmerDone: make(chan struct{}),
 		chans:       map[string]*channel{},
 	}
@@ -289,6 +292,26 @@ func (s *Store) Close() error {
 
 // use read-locks life for a call; the caller must call the returned func
 // when done.
+// maxReadsInFlight bounds the store's read requests to NATS in flight at
+// once. Without it, 10,000 subscriptions opening together sent 10,000
+// requests at once; they timed out on the one connection, and appends
+// queued behind them failed too. Reads beyond the bound wait here, with
+// their caller's context, before their request (and its timeout) starts.
+const maxReadsInFlight = 64
+
+// readSlot takes one of the read slots, to be given back by the func it
+// returns.
+func (s *Store) readSlot(ctx context.Context) (func(), error) {
+	select {
+	case s.readSlots <- struct{}{}:
+		return func() { <-s.readSlots }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-s.closing:
+		return nil, store.ErrClosed
+	}
+}
+
 func (s *Store) use() (done func(), err error) {
 	s.life.RLock()
 	if s.closed {
