@@ -65,4 +65,3 @@ func Example() {
 	fmt.Println(resp.StatusCode, job.State, job.Worker, job.Result.Greeting)
 	// Output: 200 succeeded greeter hello, Ada
 }
-

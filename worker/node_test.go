@@ -137,4 +137,3 @@ func transports(t *testing.T, f func(t *testing.T, url func(*node) string)) {
 	t.Run("ws", func(t *testing.T) { f(t, func(n *node) string { return n.WSURL }) })
 	t.Run("tcp", func(t *testing.T) { f(t, func(n *node) string { return n.TCPAddr }) })
 }
-

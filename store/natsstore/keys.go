@@ -2,7 +2,6 @@ package natsstore
 
 import (
 	"encoding/base64"
-	"strconv"
 	"strings"
 
 	"github.com/tether-run/tether/store"
@@ -67,26 +66,8 @@ func msgID(channel, key string) string {
 }
 
 // formatCursor returns the cursor of a stream sequence.
-func formatCursor(seq uint64) store.Cursor {
-	return store.Cursor(strconv.FormatUint(seq, 10))
-}
+func formatCursor(seq uint64) store.Cursor { return store.SeqCursor(seq) }
 
 // parseCursor parses a cursor this engine minted: a stream sequence in
-// canonical decimal, "0" being store.Start. Anything else, leading zeros
-// and signs included, is not a cursor.
-func parseCursor(c store.Cursor) (seq uint64, ok bool) {
-	s := string(c)
-	if len(s) == 0 || len(s) > 20 {
-		return 0, false
-	}
-	if s[0] == '0' {
-		return 0, len(s) == 1
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	return seq, err == nil
-}
+// canonical decimal, "0" being store.Start.
+func parseCursor(c store.Cursor) (uint64, bool) { return store.ParseSeqCursor(c) }

@@ -3,7 +3,6 @@ package pebblestore
 import (
 	"encoding/binary"
 	"errors"
-	"strconv"
 
 	"github.com/tether-run/tether/store"
 )
@@ -165,30 +164,7 @@ func decodeIdem(b []byte) (idemEntry, error) {
 
 // formatCursor mints the cursor of seq: its decimal form. Seq 0 is
 // store.Start; minted cursors start at 1.
-func formatCursor(seq uint64) store.Cursor {
-	return store.Cursor(strconv.FormatUint(seq, 10))
-}
+func formatCursor(seq uint64) store.Cursor { return store.SeqCursor(seq) }
 
-// parseCursor is the inverse of formatCursor and accepts nothing else:
-// decimal digits only, no sign, no leading zeros, within uint64. Being
-// strict means every cursor has one spelling, so equal positions are equal
-// strings, as callers comparing cursors expect.
-func parseCursor(c store.Cursor) (seq uint64, ok bool) {
-	s := string(c)
-	if len(s) == 0 || len(s) > 20 {
-		return 0, false
-	}
-	if s[0] == '0' {
-		return 0, len(s) == 1
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	return seq, true
-}
+// parseCursor is the inverse of formatCursor and accepts nothing else.
+func parseCursor(c store.Cursor) (uint64, bool) { return store.ParseSeqCursor(c) }
