@@ -123,6 +123,47 @@ func TestReconnectedWorkerKeepsItsJob(t *testing.T) {
 	}
 }
 
+// A worker whose node goes away reconnects to another node of the same
+// service (same store) and keeps its running attempt there: the lease, the
+// cancel push and the outcome all go through the new node.
+func TestWorkerKeepsItsJobOnAnotherNode(t *testing.T) {
+	st := pebble(t)
+	a, b := newService(t, st, nil), newService(t, st, nil)
+	r1 := newRecorder()
+	w1, err := a.AttachWorker("w1", nil, 1, r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, _ := a.Create(t.Context(), jobs.Spec{Type: "t"}, "")
+	if p := next(t, r1); p != "assign "+j.ID {
+		t.Fatalf("push %q", p)
+	}
+	w1.Detach(false) // node a stops: not a departure
+	r2 := newRecorder()
+	w2, err := b.AttachWorker("w1", nil, 1, r2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Heartbeat(t.Context(), map[string]int{j.ID: 1}); err != nil {
+		t.Fatalf("heartbeat through node b: %v", err)
+	}
+	// A cancel written through node a reaches the worker through node b.
+	if _, err := a.Cancel(t.Context(), j.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if p := next(t, r2); p != "cancel "+j.ID {
+		t.Fatalf("push to the worker on node b %q; want its cancel", p)
+	}
+	if err := w2.Complete(t.Context(), j.ID, 1, jobs.Outcome{Canceled: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*jobs.Service{a, b} {
+		if got, _ := s.Get(t.Context(), j.ID); got.State != jobs.Canceled || got.Attempt != 1 {
+			t.Fatalf("job %+v; want canceled in attempt 1, seen alike from both nodes", got)
+		}
+	}
+}
+
 // The follow grace: a follower that comes back in time keeps the job; a
 // job whose last follower departed for good is canceled after the grace.
 func TestFollowGrace(t *testing.T) {
