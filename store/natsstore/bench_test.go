@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/storetest"
 )
 
 // The benchmarks mirror store/pebblestore's, so that the two engines'
@@ -22,22 +23,7 @@ func BenchmarkAppend(b *testing.B) {
 			data := make([]byte, 128)
 			start := time.Now()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			for p := range publishers {
-				n := b.N / publishers
-				if p < b.N%publishers {
-					n++
-				}
-				wg.Go(func() {
-					for range n {
-						if _, err := s.Append(b.Context(), "bench", data, store.AppendOptions{}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			storetest.AppendSpread(b, s, publishers, b.N, func(int) string { return "bench" }, data)
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
 		})
@@ -53,23 +39,7 @@ func BenchmarkAppendChannels(b *testing.B) {
 	data := make([]byte, 128)
 	start := time.Now()
 	b.ResetTimer()
-	var wg sync.WaitGroup
-	for p := range publishers {
-		n := b.N / publishers
-		if p < b.N%publishers {
-			n++
-		}
-		wg.Go(func() {
-			ch := fmt.Sprint("bench-", p)
-			for range n {
-				if _, err := s.Append(b.Context(), ch, data, store.AppendOptions{}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	storetest.AppendSpread(b, s, publishers, b.N, func(p int) string { return fmt.Sprint("bench-", p) }, data)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/storetest"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,22 +24,7 @@ func BenchmarkAppend(b *testing.B) {
 			syncs0, appends0 := s.stats.syncs.Load(), s.stats.appends.Load()
 			start := time.Now()
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			for p := range publishers {
-				n := b.N / publishers
-				if p < b.N%publishers {
-					n++
-				}
-				wg.Go(func() {
-					for range n {
-						if _, err := s.Append(b.Context(), "bench", data, store.AppendOptions{}); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			storetest.AppendSpread(b, s, publishers, b.N, func(int) string { return "bench" }, data)
 			b.StopTimer()
 			elapsed := time.Since(start)
 			syncs, appends := s.stats.syncs.Load()-syncs0, s.stats.appends.Load()-appends0
