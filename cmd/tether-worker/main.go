@@ -29,7 +29,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -37,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether/internal/cli"
 	"github.com/tether-run/tether/worker"
 )
 
@@ -65,7 +65,7 @@ func run(args []string, stderr io.Writer) error {
 		}
 		return err
 	}
-	log := newLogger(stderr, *logFormat, *logLevel)
+	log := cli.NewLogger(stderr, *logFormat, *logLevel)
 	w, err := worker.New(worker.Config{
 		URL: *url, ID: *id, Concurrency: *concurrency,
 		HeartbeatInterval: *heartbeat, ShutdownGrace: *grace, Logger: log,
@@ -164,16 +164,4 @@ func (e *effectsLog) wrap(h worker.Handler) worker.Handler {
 		}
 		return res, err
 	}
-}
-
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if strings.EqualFold(format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/cli"
 	"github.com/tether-run/tether/server"
 )
 
@@ -62,7 +62,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = newLogger(stderr, opts.logFormat, opts.logLevel)
+	cfg.Logger = cli.NewLogger(stderr, opts.logFormat, opts.logLevel)
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
@@ -86,18 +86,6 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
-}
-
-func newLogger(w io.Writer, format, level string) *slog.Logger {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		lv = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	if strings.EqualFold(format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 // serveOptions are the flags that are not server configuration.
