@@ -33,6 +33,9 @@
 // 10 s, idle or streaming (see KeepAlive for the arithmetic); the read
 // then fails with ETIMEDOUT and the handler gets ErrTimeout.
 //
+// The connection registry (ids, end reasons, admission, shutdown) is
+// package registry; this package works at the socket only.
+//
 // A peer that is alive but stopped reading is a different matter: its
 // kernel keeps ACKing with a zero window. Linux (>= 5.11) still aborts it
 // after TCP_USER_TIMEOUT; StallGuard lets the application's own lag limit
@@ -56,17 +59,6 @@
 //			log.Print("client left: ", conn.ReasonOf(context.Cause(r.Context())))
 //		}
 //	}
-//
-// # The lifecycle layer
-//
-// Every connection, whatever its transport (long-poll, SSE, WebSocket,
-// TCP), is Opened in a Registry: it gets an id, a State, and exactly one
-// end Reason, which reaches the application (RegistryConfig.OnDisconnect),
-// the log and the metrics. The Registry lists live connections, closes one
-// with a CloseMode (graceful, reset or discard, see CloseConn), admits a
-// connection that presents a session key only after its predecessor's
-// cleanup has returned, and shuts everything down over a snapshot of the
-// live set (Registry.Shutdown).
 //
 // # Concurrency contract
 //

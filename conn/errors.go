@@ -51,7 +51,7 @@ const (
 	// the configured lag; it resumes from its last delivered cursor.
 	ReasonSlowConsumer Reason = "slow-consumer"
 	// ReasonKicked: an operator or the application closed the connection
-	// (Registry.Close, POST /v1/connections/{id}/close).
+	// (registry.Registry.Close, POST /v1/connections/{id}/close).
 	ReasonKicked Reason = "kicked"
 	// ReasonProtocolError: the client broke the framed protocol (oversized
 	// or malformed frame, too many requests in flight).

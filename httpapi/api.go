@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 )
 
@@ -30,7 +31,7 @@ type Config struct {
 	// Registry, when set, tracks every long-poll and SSE request as a
 	// connection: listed, closable, told of shutdown (Registry.Shutdown),
 	// ended with one reason. Nil means requests are not tracked.
-	Registry *conn.Registry
+	Registry *registry.Registry
 
 	// DefaultWait is how long a long-poll waits when the request gives no
 	// wait. Zero means 25s.
@@ -111,7 +112,7 @@ type API struct {
 	sseRetry     time.Duration
 	sseMaxLag    time.Duration
 	metrics      *metrics
-	reg          *conn.Registry
+	reg          *registry.Registry
 	jobs         *jobs.Service   // nil: no jobs API
 	shutdown     context.Context // nil: never
 	handler      http.Handler
@@ -160,8 +161,8 @@ func New(cfg Config) (*API, error) {
 		}))
 	}
 	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
-	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(conn.TransportLongPoll, a.poll)))
-	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.track(conn.TransportSSE, a.events)))
+	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(registry.TransportLongPoll, a.poll)))
+	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.track(registry.TransportSSE, a.events)))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}
 	if a.jobs != nil {

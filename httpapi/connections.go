@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 )
 
 // Error codes of the connections admin API (docs/api.md).
@@ -15,7 +16,7 @@ const (
 
 // ConnectionsHandler serves the connections admin API over reg:
 //
-//   - GET /v1/connections: {"connections": [conn.Info...]}, oldest first.
+//   - GET /v1/connections: {"connections": [registry.Info...]}, oldest first.
 //   - POST /v1/connections/{id}/close?mode=close|reset|discard (default
 //     close): ends the connection with reason kicked and answers 200
 //     {"id": ..., "mode": ...} once its transport acted on the socket. mode
@@ -24,11 +25,11 @@ const (
 //     404 no_connection for an unknown id, 400 bad_mode for another mode.
 //
 // It is an operator's API: mount it only where operators reach it.
-func ConnectionsHandler(reg *conn.Registry) http.Handler {
+func ConnectionsHandler(reg *registry.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/connections", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, struct {
-			Connections []conn.Info `json:"connections"`
+			Connections []registry.Info `json:"connections"`
 		}{reg.List()})
 	})
 	mux.HandleFunc("POST /v1/connections/{id}/close", func(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +47,7 @@ type closeAnswer struct {
 	Requested conn.CloseMode `json:"requested,omitempty"`
 }
 
-func closeConnection(reg *conn.Registry, w http.ResponseWriter, r *http.Request) {
+func closeConnection(reg *registry.Registry, w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	mode := conn.CloseMode(r.URL.Query().Get("mode"))
 	switch mode {
@@ -61,7 +62,7 @@ func closeConnection(reg *conn.Registry, w http.ResponseWriter, r *http.Request)
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, closeAnswer{ID: id, Mode: mode})
-	case errors.Is(err, conn.ErrNoConnection):
+	case errors.Is(err, registry.ErrNoConnection):
 		writeError(w, errorf(http.StatusNotFound, CodeNoConnection, "no live connection "+id))
 	case errors.Is(err, conn.ErrDiscardRefused):
 		writeJSON(w, http.StatusOK, closeAnswer{ID: id, Mode: conn.CloseReset, Requested: mode})

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 )
 
 // tcpPeer is a minimal transport over a real loopback connection: Close
@@ -25,7 +26,7 @@ type tcpPeer struct {
 	c net.Conn
 
 	mu sync.Mutex
-	h  *conn.Handle // guarded by mu
+	h  *registry.Handle // guarded by mu
 }
 
 func (p *tcpPeer) Close(mode conn.CloseMode, reason conn.Reason) error {
@@ -42,7 +43,7 @@ func (p *tcpPeer) NotifyShutdown(time.Duration) {}
 // connFixture is a Registry with real loopback connections in it, and the
 // admin API on a real loopback HTTP server.
 type connFixture struct {
-	reg     *conn.Registry
+	reg     *registry.Registry
 	api     string
 	mu      sync.Mutex
 	reasons map[string]conn.Reason // guarded by mu
@@ -51,7 +52,7 @@ type connFixture struct {
 func newConnFixture(t *testing.T) *connFixture {
 	t.Helper()
 	f := &connFixture{reasons: map[string]conn.Reason{}}
-	reg, err := conn.NewRegistry(conn.RegistryConfig{OnDisconnect: func(i conn.Info, r conn.Reason) {
+	reg, err := registry.New(registry.Config{OnDisconnect: func(i registry.Info, r conn.Reason) {
 		f.mu.Lock()
 		f.reasons[i.ID] = r
 		f.mu.Unlock()
@@ -68,7 +69,7 @@ func newConnFixture(t *testing.T) *connFixture {
 
 // connect opens a loopback TCP connection, admits its server end, and
 // returns the handle and the client end.
-func (f *connFixture) connect(t *testing.T, tr conn.Transport) (*conn.Handle, *net.TCPConn) {
+func (f *connFixture) connect(t *testing.T, tr registry.Transport) (*registry.Handle, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,7 +87,7 @@ func (f *connFixture) connect(t *testing.T, tr conn.Transport) (*conn.Handle, *n
 	}
 	t.Cleanup(func() { server.Close() })
 	p := &tcpPeer{c: server}
-	h, err := f.reg.Open(context.Background(), conn.OpenInfo{Transport: tr, Remote: server.RemoteAddr().String(), Conn: server}, p)
+	h, err := f.reg.Open(context.Background(), registry.OpenInfo{Transport: tr, Remote: server.RemoteAddr().String(), Conn: server}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func call(t *testing.T, method, url string, wantStatus int, v any) {
 }
 
 type listAnswer struct {
-	Connections []conn.Info `json:"connections"`
+	Connections []registry.Info `json:"connections"`
 }
 
 type errAnswer struct {
@@ -145,8 +146,8 @@ func TestConnectionsList(t *testing.T) {
 		t.Fatalf("empty list = %s, want []", got)
 	}
 
-	a, _ := f.connect(t, conn.TransportTCP)
-	b, _ := f.connect(t, conn.TransportWebSocket)
+	a, _ := f.connect(t, registry.TransportTCP)
+	b, _ := f.connect(t, registry.TransportWebSocket)
 	b.SetChannels([]string{"news"})
 	b.Count(5, 700)
 
@@ -156,10 +157,10 @@ func TestConnectionsList(t *testing.T) {
 		t.Fatalf("listed %d connections, want 2: %+v", len(got.Connections), got)
 	}
 	ga, gb := got.Connections[0], got.Connections[1]
-	if ga.ID != a.ID() || ga.Transport != conn.TransportTCP || ga.State != conn.StateOpen || ga.Remote == "" {
+	if ga.ID != a.ID() || ga.Transport != registry.TransportTCP || ga.State != registry.StateOpen || ga.Remote == "" {
 		t.Errorf("first = %+v, want a, tcp, open, with its remote address", ga)
 	}
-	if gb.ID != b.ID() || gb.Transport != conn.TransportWebSocket || !slices.Equal(gb.Channels, []string{"news"}) ||
+	if gb.ID != b.ID() || gb.Transport != registry.TransportWebSocket || !slices.Equal(gb.Channels, []string{"news"}) ||
 		gb.BytesIn != 5 || gb.BytesOut != 700 || gb.Age <= 0 || gb.LastActivity.IsZero() {
 		t.Errorf("second = %+v, want b, websocket, [news], 5 in, 700 out, an age and last activity", gb)
 	}
@@ -169,7 +170,7 @@ func TestConnectionsClose(t *testing.T) {
 	f := newConnFixture(t)
 
 	t.Run("reset", func(t *testing.T) {
-		h, client := f.connect(t, conn.TransportTCP)
+		h, client := f.connect(t, registry.TransportTCP)
 		var ans map[string]string
 		call(t, "POST", f.api+"/v1/connections/"+h.ID()+"/close?mode=reset", 200, &ans)
 		if ans["id"] != h.ID() || ans["mode"] != "reset" {
@@ -185,7 +186,7 @@ func TestConnectionsClose(t *testing.T) {
 	})
 
 	t.Run("close by default", func(t *testing.T) {
-		h, client := f.connect(t, conn.TransportTCP)
+		h, client := f.connect(t, registry.TransportTCP)
 		// The graceful close drains until our FIN: answer the server's
 		// FIN with ours, as a well-behaved client does.
 		eof := make(chan error, 1)
@@ -205,7 +206,7 @@ func TestConnectionsClose(t *testing.T) {
 	})
 
 	t.Run("discard", func(t *testing.T) {
-		h, client := f.connect(t, conn.TransportTCP)
+		h, client := f.connect(t, registry.TransportTCP)
 		var ans map[string]string
 		call(t, "POST", f.api+"/v1/connections/"+h.ID()+"/close?mode=discard", 200, &ans)
 		client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -225,7 +226,7 @@ func TestConnectionsClose(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		h, _ := f.connect(t, conn.TransportTCP)
+		h, _ := f.connect(t, registry.TransportTCP)
 		var e errAnswer
 		call(t, "POST", f.api+"/v1/connections/nope/close", 404, &e)
 		if e.Error.Code != CodeNoConnection {

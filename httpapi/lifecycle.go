@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 )
 
 // Long-polls and SSE streams are connections of the lifecycle layer like
-// any other: each request is Opened in the conn.Registry, listed at
+// any other: each request is Opened in the registry.Registry, listed at
 // GET /v1/connections, can be closed by an operator, is told of a shutdown,
 // and Ends with exactly one reason. Watch decides that reason when the
 // client leaves; the Registry's own decisions (kicked, shutdown) win over
@@ -33,7 +34,7 @@ type reqPeer struct {
 	reconnect time.Duration // guarded by mu: the shutdown hint
 }
 
-// Close implements conn.Peer. Graceful: the handler answers and returns.
+// Close implements registry.Peer. Graceful: the handler answers and returns.
 // Reset and discard act on the socket at once, and the handler's context
 // ends so that its work stops too.
 func (p *reqPeer) Close(mode conn.CloseMode, reason conn.Reason) error {
@@ -48,7 +49,7 @@ func (p *reqPeer) Close(mode conn.CloseMode, reason conn.Reason) error {
 	return conn.CloseConn(p.nc, mode)
 }
 
-// NotifyShutdown implements conn.Peer: the long-poll answers its keepalive,
+// NotifyShutdown implements registry.Peer: the long-poll answers its keepalive,
 // the SSE stream sends a shutdown event with the hint, and the request ends.
 func (p *reqPeer) NotifyShutdown(reconnectAfter time.Duration) {
 	p.mu.Lock()
@@ -80,7 +81,7 @@ func (p *reqPeer) state() (conn.Reason, time.Duration) {
 // Watch) to Watch's OnEnd (outside it). Set once, on the handler's
 // goroutine, before OnEnd reads it on the same goroutine.
 type trackSlot struct {
-	h    *conn.Handle
+	h    *registry.Handle
 	peer *reqPeer
 }
 
@@ -101,7 +102,7 @@ func withSlot(next http.Handler) http.Handler {
 
 // track opens the request in the Registry before next runs, and gives next
 // a context the Registry can end.
-func (a *API) track(tr conn.Transport, next http.HandlerFunc) http.HandlerFunc {
+func (a *API) track(tr registry.Transport, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		slot := slotFrom(r.Context())
 		if a.reg == nil || slot == nil {
@@ -111,7 +112,7 @@ func (a *API) track(tr conn.Transport, next http.HandlerFunc) http.HandlerFunc {
 		ctx, cancel := context.WithCancelCause(r.Context())
 		defer cancel(nil)
 		p := &reqPeer{cancel: cancel, nc: conn.NetConn(ctx)}
-		h, err := a.reg.Open(ctx, conn.OpenInfo{Transport: tr, Remote: r.RemoteAddr, Conn: p.nc}, p)
+		h, err := a.reg.Open(ctx, registry.OpenInfo{Transport: tr, Remote: r.RemoteAddr, Conn: p.nc}, p)
 		if err != nil {
 			writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 			return

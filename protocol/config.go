@@ -8,6 +8,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 )
 
@@ -17,7 +18,7 @@ type Config struct {
 	// Store holds the channels. Required.
 	Store store.Store
 	// Registry admits every connection and records its end. Required.
-	Registry *conn.Registry
+	Registry *registry.Registry
 	// Logger receives the engine's own messages (the Registry logs every
 	// end). Nil means discard.
 	Logger *slog.Logger

@@ -5,12 +5,12 @@
 //
 // A transport turns its connection into a [Conn] (read one frame, write
 // one frame, close the transport's way) and calls [Engine.Serve], which
-// opens the connection in the conn.Registry, serves it, and returns once
+// opens the connection in the registry.Registry, serves it, and returns once
 // Handle.End has recorded its one end reason:
 //
 //	eng, err := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
 //	...
-//	err = eng.Serve(ctx, myConn, conn.OpenInfo{Transport: conn.TransportTCP, Remote: addr, Conn: nc}, nil)
+//	err = eng.Serve(ctx, myConn, registry.OpenInfo{Transport: registry.TransportTCP, Remote: addr, Conn: nc}, nil)
 //
 // Inside a session: one reader goroutine decodes frames and dispatches
 // them; requests that touch storage run on their own goroutines, at most
@@ -32,6 +32,6 @@
 // a client that is alive but not reading before MaxLag does.
 //
 // Concurrency: an Engine is safe for concurrent use; each Serve call
-// serves one connection. The session implements conn.Peer, whose methods
+// serves one connection. The session implements registry.Peer, whose methods
 // are safe to call from any goroutine at any time.
 package protocol

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 )
 
@@ -67,7 +68,7 @@ func (e *Engine) Config() Config { return e.cfg }
 // is ended gracefully with reason shutdown. Serve returns an error only
 // when the Registry refused the connection; the client has then been sent
 // an unavailable error frame and the connection closed.
-func (e *Engine) Serve(ctx context.Context, c Conn, oi conn.OpenInfo, first []byte) error {
+func (e *Engine) Serve(ctx context.Context, c Conn, oi registry.OpenInfo, first []byte) error {
 	s := newSession(e, c)
 	h, err := e.cfg.Registry.Open(ctx, oi, s)
 	if err != nil {
@@ -90,7 +91,7 @@ type session struct {
 	e   *Engine
 	cfg *Config
 	c   Conn
-	h   *conn.Handle
+	h   *registry.Handle
 	q   *queue
 	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
 	// but not reading; nil when the transport's socket has none. Used by
@@ -143,7 +144,7 @@ func newSession(e *Engine, c Conn) *session {
 
 func (s *session) now() time.Time { return s.cfg.Now() }
 
-func (s *session) run(ctx context.Context, h *conn.Handle, first []byte) {
+func (s *session) run(ctx context.Context, h *registry.Handle, first []byte) {
 	s.h = h
 	s.guard = conn.NewStallGuard(s.c.NetConn())
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -231,7 +232,7 @@ func (s *session) end() *ending {
 	return s.ending
 }
 
-// Close implements conn.Peer.
+// Close implements registry.Peer.
 func (s *session) Close(mode conn.CloseMode, reason conn.Reason) error {
 	var final func() []byte
 	if reason == conn.ReasonKicked {
@@ -241,7 +242,7 @@ func (s *session) Close(mode conn.CloseMode, reason conn.Reason) error {
 	return nil
 }
 
-// NotifyShutdown implements conn.Peer: it queues the shutdown frame ahead
+// NotifyShutdown implements registry.Peer: it queues the shutdown frame ahead
 // of any message.
 func (s *session) NotifyShutdown(reconnectAfter time.Duration) {
 	s.notified.Store(true)

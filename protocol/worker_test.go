@@ -12,6 +12,7 @@ import (
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 )
@@ -22,7 +23,7 @@ type jobNode struct {
 	svc  *jobs.Service
 	addr string
 	tcp  *tcp.Server
-	reg  *conn.Registry
+	reg  *registry.Registry
 }
 
 func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
@@ -53,7 +54,7 @@ func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
 		})
 		pc.Jobs = n.svc
 	}
-	if n.reg, err = conn.NewRegistry(conn.RegistryConfig{}); err != nil {
+	if n.reg, err = registry.New(registry.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	pc.Registry = n.reg

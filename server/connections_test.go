@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/server"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestHTTPConnectionsAreTracked(t *testing.T) {
 	ends := make(chan conn.Reason, 10)
 	n := startNode(t, func(c *server.Config) {
-		c.Lifecycle.OnDisconnect = func(i conn.Info, r conn.Reason) { ends <- r }
+		c.Lifecycle.OnDisconnect = func(i registry.Info, r conn.Reason) { ends <- r }
 		c.ShutdownSpread = 2 * time.Second
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -36,19 +37,19 @@ func TestHTTPConnectionsAreTracked(t *testing.T) {
 		polled <- a
 	}()
 	n.waitingPolls(1)
-	var list struct{ Connections []conn.Info }
+	var list struct{ Connections []registry.Info }
 	resp, err := http.Get(n.base + "/v1/connections")
 	if err != nil {
 		t.Fatal(err)
 	}
 	decodeStatus(t, resp, 200, &list)
 	resp.Body.Close()
-	byTransport := map[conn.Transport]conn.Info{}
+	byTransport := map[registry.Transport]registry.Info{}
 	for _, c := range list.Connections {
 		byTransport[c.Transport] = c
 	}
-	lp, ok1 := byTransport[conn.TransportLongPoll]
-	sse, ok2 := byTransport[conn.TransportSSE]
+	lp, ok1 := byTransport[registry.TransportLongPoll]
+	sse, ok2 := byTransport[registry.TransportSSE]
 	if !ok1 || !ok2 || len(lp.Channels) != 1 || lp.Channels[0] != "tracked" || lp.ID == "" || sse.BytesOut == 0 {
 		t.Fatalf("connections %+v, want a long-poll and an SSE stream on channel tracked", list.Connections)
 	}

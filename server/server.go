@@ -26,6 +26,7 @@ import (
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/natsstore"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -71,7 +72,7 @@ type Config struct {
 	// Lifecycle carries the application's connection hooks (OnConnect,
 	// OnDisconnect with the end reason) and the session admission bound.
 	// Its Logger and Registerer are set by the Server.
-	Lifecycle conn.RegistryConfig
+	Lifecycle registry.Config
 	// TCPAddr, when set, serves the framed protocol over plain TCP on this
 	// address (docs/protocol.md). Empty means off.
 	TCPAddr string
@@ -101,7 +102,7 @@ type Server struct {
 	stopped  bool
 	ln       net.Listener
 	http     *http.Server
-	conns    *conn.Registry
+	conns    *registry.Registry
 	ws       *ws.Handler
 	tcp      *tcp.Server // nil unless TCPAddr is set
 	jobs     *jobs.Service
@@ -154,7 +155,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	lc := s.cfg.Lifecycle
 	lc.Logger, lc.Registerer = s.log, s.cfg.Registry
-	conns, err := conn.NewRegistry(lc)
+	conns, err := registry.New(lc)
 	if err != nil {
 		s.stopJobs()
 		closeOwned(st, own)
@@ -261,7 +262,7 @@ func (s *Server) openStore() (store.Store, bool, error) {
 
 // handler builds the routes: the API, /metrics, and the context whose
 // cancellation tells every open request that the server is stopping.
-func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, context.CancelCauseFunc, error) {
+func (s *Server) handler(st store.Store, conns *registry.Registry) (http.Handler, context.CancelCauseFunc, error) {
 	shutdownCtx, shutdown := context.WithCancelCause(context.Background())
 	hc := s.cfg.HTTP
 	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry = st, s.log, s.cfg.Registry, shutdownCtx, conns
@@ -287,7 +288,7 @@ func (s *Server) handler(st store.Store, conns *conn.Registry) (http.Handler, co
 
 // transports builds the framed protocol's engine and its two transports,
 // which share it. The TCP server listens only in Start.
-func (s *Server) transports(st store.Store, conns *conn.Registry) error {
+func (s *Server) transports(st store.Store, conns *registry.Registry) error {
 	pc := s.cfg.Protocol
 	pc.Store, pc.Registry, pc.Logger = st, conns, s.log
 	pc.Jobs = s.jobs
@@ -342,7 +343,7 @@ func (s *Server) Addr() net.Addr {
 
 // Registry returns the server's connection registry (nil before Start):
 // list connections, close one, or read its Info.
-func (s *Server) Registry() *conn.Registry {
+func (s *Server) Registry() *registry.Registry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns

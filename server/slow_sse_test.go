@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/server"
 )
 
@@ -21,7 +22,7 @@ func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
 	reasons := make(chan conn.Reason, 10)
 	n := startNode(t, func(c *server.Config) {
 		c.HTTP.SSEMaxLag = maxLag
-		c.Lifecycle.OnDisconnect = func(_ conn.Info, r conn.Reason) { reasons <- r }
+		c.Lifecycle.OnDisconnect = func(_ registry.Info, r conn.Reason) { reasons <- r }
 	})
 	// The stalled client: a small receive buffer, and it never reads.
 	raw, err := net.Dial("tcp", n.addr())

@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 
-	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 )
@@ -20,7 +20,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 	st, _ := pebblestore.Open(pebblestore.Config{Dir: dir})
 	defer st.Close()
-	reg, _ := conn.NewRegistry(conn.RegistryConfig{})
+	reg, _ := registry.New(registry.Config{})
 	eng, _ := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
 	srv, _ := tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:0"})
 	if err := srv.Start(context.Background()); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 )
 
 // Config configures a Server.
@@ -192,7 +193,7 @@ func (s *Server) handle(nc net.Conn) {
 		conn.CloseConn(nc, conn.CloseGraceful)
 		return
 	}
-	oi := conn.OpenInfo{Transport: conn.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}
+	oi := registry.OpenInfo{Transport: registry.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}
 	if f, err := protocol.Decode(first); err == nil && f.Type == protocol.TypeHello {
 		if f.Session != "" && !protocol.ValidSessionKey(f.Session) {
 			c.WriteFrame(s.base, errorJSON("bad_request", "session must be 1 to 255 bytes of printable ASCII"), true)

@@ -11,6 +11,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 )
 
 func TestPublishSubscribe(t *testing.T) {
@@ -89,7 +90,7 @@ func TestHelloSessionKey(t *testing.T) {
 	c.Send(map[string]any{"type": "hello", "session": "user-7"})
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	infos := e.Registry.List()
-	if len(infos) != 1 || infos[0].SessionKey != "user-7" || infos[0].Transport != conn.TransportTCP {
+	if len(infos) != 1 || infos[0].SessionKey != "user-7" || infos[0].Transport != registry.TransportTCP {
 		t.Fatalf("registry lists %+v, want one tcp connection with session user-7", infos)
 	}
 	if len(infos[0].Channels) != 1 || infos[0].Channels[0] != "a" {

@@ -9,6 +9,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 	"github.com/tether-run/tether/ws"
@@ -54,7 +55,7 @@ func startNode(t testing.TB, nc nodeConfig) *node {
 		defer cancel()
 		svc.Stop(ctx)
 	})
-	reg, err := conn.NewRegistry(conn.RegistryConfig{})
+	reg, err := registry.New(registry.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/ws"
 	"go.uber.org/goleak"
 )
@@ -46,12 +47,12 @@ func newEnvKA(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive) *env {
 // or on 127.0.0.1 when ns is empty.
 func newEnvIn(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string) *env {
 	t.Helper()
-	return newEnvRC(t, pcfg, ka, ns, conn.RegistryConfig{})
+	return newEnvRC(t, pcfg, ka, ns, registry.Config{})
 }
 
 // newEnvRC is newEnvIn with the Registry's hooks; a nil OnDisconnect
 // means the env's, which feeds e.Ends.
-func newEnvRC(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string, rc conn.RegistryConfig) *env {
+func newEnvRC(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string, rc registry.Config) *env {
 	t.Helper()
 	e := &env{Node: prototest.NewNode(t, prototest.NodeConfig{Protocol: pcfg, Hooks: rc})}
 	var err error

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 )
 
 // TestSessionReconnectRace: clients with session keys drop their
@@ -23,8 +24,8 @@ func TestSessionReconnectRace(t *testing.T) {
 	var admitted, cleaned sync.WaitGroup
 	admitted.Add(keys * rounds)
 	cleaned.Add(keys * rounds)
-	rc := conn.RegistryConfig{
-		OnConnect: func(i conn.Info) {
+	rc := registry.Config{
+		OnConnect: func(i registry.Info) {
 			mu.Lock()
 			defer mu.Unlock()
 			if live[i.SessionKey] > 0 {
@@ -33,7 +34,7 @@ func TestSessionReconnectRace(t *testing.T) {
 			live[i.SessionKey]++
 			admitted.Done()
 		},
-		OnDisconnect: func(i conn.Info, _ conn.Reason) {
+		OnDisconnect: func(i registry.Info, _ conn.Reason) {
 			// Cleanup that takes a while widens the window a wrong order
 			// would show in. Work being simulated, not synchronisation.
 			time.Sleep(5 * time.Millisecond)

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 )
 
 // Config configures a Handler.
@@ -82,7 +83,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// would close at once).
 	c.SetReadLimit(-1)
 	wc := &wsConn{c: c, nc: rec.nc, limit: h.cfg.Engine.Config().MaxFrameSize}
-	oi := conn.OpenInfo{Transport: conn.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: rec.nc}
+	oi := registry.OpenInfo{Transport: registry.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: rec.nc}
 	h.cfg.Engine.Serve(h.base, wc, oi, nil)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 )
 
 func TestPublishSubscribe(t *testing.T) {
@@ -27,7 +28,7 @@ func TestPublishSubscribe(t *testing.T) {
 		t.Fatalf("got %v, want message %s", m, cur)
 	}
 	infos := e.Registry.List()
-	if len(infos) != 1 || infos[0].SessionKey != "alice" || infos[0].Transport != conn.TransportWebSocket {
+	if len(infos) != 1 || infos[0].SessionKey != "alice" || infos[0].Transport != registry.TransportWebSocket {
 		t.Fatalf("registry lists %+v, want one websocket connection of session alice", infos)
 	}
 	prototest.WantError(t, c.Request(map[string]any{"id": "x", "type": "nope"}), "unknown_type")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
 )
@@ -18,7 +19,7 @@ import (
 // after the cleanups registered later (the transport's).
 type Node struct {
 	Store    *pebblestore.Store
-	Registry *conn.Registry
+	Registry *registry.Registry
 	Engine   *protocol.Engine
 	// Ends receives each connection end (buffer 100), unless
 	// NodeConfig.Hooks.OnDisconnect is set.
@@ -27,7 +28,7 @@ type Node struct {
 
 // End is a connection end, as the Registry's OnDisconnect saw it.
 type End struct {
-	Info   conn.Info
+	Info   registry.Info
 	Reason conn.Reason
 	At     time.Time
 }
@@ -44,7 +45,7 @@ type NodeConfig struct {
 	// Hooks are the Registry's. When OnDisconnect is nil (the usual
 	// case), the Node's own hooks feed Ends and Events; otherwise Hooks
 	// are used as they are and Ends and Events receive nothing.
-	Hooks conn.RegistryConfig
+	Hooks registry.Config
 }
 
 // NewNode opens the store and builds the Registry and Engine.
@@ -59,17 +60,17 @@ func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	rc := cfg.Hooks
 	if rc.OnDisconnect == nil {
 		events := cfg.Events
-		rc.OnDisconnect = func(i conn.Info, r conn.Reason) {
+		rc.OnDisconnect = func(i registry.Info, r conn.Reason) {
 			if events != nil {
 				events <- "disconnect " + i.SessionKey
 			}
 			n.Ends <- End{i, r, time.Now()}
 		}
 		if events != nil {
-			rc.OnConnect = func(i conn.Info) { events <- "connect " + i.SessionKey }
+			rc.OnConnect = func(i registry.Info) { events <- "connect " + i.SessionKey }
 		}
 	}
-	if n.Registry, err = conn.NewRegistry(rc); err != nil {
+	if n.Registry, err = registry.New(rc); err != nil {
 		t.Fatal(err)
 	}
 	pcfg := cfg.Protocol

@@ -1,4 +1,4 @@
-package conn_test
+package registry_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
 )
 
 // nopPeer stands for a transport; a real one closes its socket in Close
@@ -20,21 +21,21 @@ func (nopPeer) NotifyShutdown(time.Duration)            {}
 // the old one's cleanup has returned, so the application never tears down
 // state its successor already uses.
 func ExampleRegistry() {
-	reg, err := conn.NewRegistry(conn.RegistryConfig{
-		OnConnect:    func(i conn.Info) { fmt.Println("connect", i.Transport, i.SessionKey) },
-		OnDisconnect: func(i conn.Info, r conn.Reason) { fmt.Println("cleanup", i.SessionKey, r) },
+	reg, err := registry.New(registry.Config{
+		OnConnect:    func(i registry.Info) { fmt.Println("connect", i.Transport, i.SessionKey) },
+		OnDisconnect: func(i registry.Info, r conn.Reason) { fmt.Println("cleanup", i.SessionKey, r) },
 	})
 	if err != nil {
 		panic(err)
 	}
 	ctx := context.Background()
-	oi := conn.OpenInfo{Transport: conn.TransportWebSocket, Remote: "192.0.2.7:50000", SessionKey: "alice"}
+	oi := registry.OpenInfo{Transport: registry.TransportWebSocket, Remote: "192.0.2.7:50000", SessionKey: "alice"}
 	first, err := reg.Open(ctx, oi, nopPeer{})
 	if err != nil {
 		panic(err)
 	}
 
-	admitted := make(chan *conn.Handle)
+	admitted := make(chan *registry.Handle)
 	go func() {
 		h, err := reg.Open(ctx, oi, nopPeer{}) // waits for first's cleanup
 		if err != nil {

@@ -1,4 +1,4 @@
-package conn
+package registry
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tether-run/tether/conn"
 )
 
 func TestShutdownPhases(t *testing.T) {
@@ -53,15 +55,15 @@ func TestShutdownFakePeers(t *testing.T) {
 		const n = 40
 		const spread = 10 * time.Second
 		var mu sync.Mutex
-		reasons := map[string]Reason{}
-		r := newTestRegistry(t, RegistryConfig{OnDisconnect: func(i Info, reason Reason) {
+		reasons := map[string]conn.Reason{}
+		r := newTestRegistry(t, Config{OnDisconnect: func(i Info, reason conn.Reason) {
 			mu.Lock()
 			reasons[i.ID] = reason
 			mu.Unlock()
 		}})
 
-		var ends sync.WaitGroup // transports' goroutines that call End
-		endLater := func(p *fakePeer, reason Reason, after time.Duration) {
+		var ends sync.WaitGroup // transports' goroutines that call conn.End
+		endLater := func(p *fakePeer, reason conn.Reason, after time.Duration) {
 			ends.Go(func() {
 				time.Sleep(after)
 				p.handle().End(reason, 0)
@@ -73,12 +75,14 @@ func TestShutdownFakePeers(t *testing.T) {
 			p := &fakePeer{}
 			switch i % 4 {
 			case 0, 1: // leaves when told, after a while
-				p.onNotify = func(p *fakePeer, _ time.Duration) { endLater(p, ReasonClosed, time.Duration(i)*10*time.Millisecond) }
+				p.onNotify = func(p *fakePeer, _ time.Duration) {
+					endLater(p, conn.ReasonClosed, time.Duration(i)*10*time.Millisecond)
+				}
 			case 2: // leaves when the server closes gracefully
-				p.onClose = func(p *fakePeer, _ CloseMode, reason Reason) { endLater(p, reason, 0) }
+				p.onClose = func(p *fakePeer, _ conn.CloseMode, reason conn.Reason) { endLater(p, reason, 0) }
 			case 3: // holds on until reset
-				p.onClose = func(p *fakePeer, mode CloseMode, reason Reason) {
-					if mode == CloseReset {
+				p.onClose = func(p *fakePeer, mode conn.CloseMode, reason conn.Reason) {
+					if mode == conn.CloseReset {
 						endLater(p, reason, 0)
 					}
 				}
@@ -107,15 +111,15 @@ func TestShutdownFakePeers(t *testing.T) {
 			if want := []time.Duration{spread * time.Duration(i) / n}; !slices.Equal(hints, want) {
 				t.Errorf("peer %d: hints %v, want %v", i, hints, want)
 			}
-			var wantCloses []CloseMode
-			wantReason := ReasonShutdown
+			var wantCloses []conn.CloseMode
+			wantReason := conn.ReasonShutdown
 			switch i % 4 {
 			case 0, 1:
-				wantReason = ReasonClosed
+				wantReason = conn.ReasonClosed
 			case 2:
-				wantCloses = []CloseMode{CloseGraceful}
+				wantCloses = []conn.CloseMode{conn.CloseGraceful}
 			case 3:
-				wantCloses = []CloseMode{CloseGraceful, CloseReset}
+				wantCloses = []conn.CloseMode{conn.CloseGraceful, conn.CloseReset}
 			}
 			if !slices.Equal(closes, wantCloses) {
 				t.Errorf("peer %d: closes %v, want %v", i, closes, wantCloses)
@@ -134,8 +138,8 @@ func TestShutdownFakePeers(t *testing.T) {
 // ctx's error at the deadline, not later.
 func TestShutdownDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newTestRegistry(t, RegistryConfig{})
-		p := &fakePeer{onClose: func(*fakePeer, CloseMode, Reason) {}} // never ends
+		r := newTestRegistry(t, Config{})
+		p := &fakePeer{onClose: func(*fakePeer, conn.CloseMode, conn.Reason) {}} // never ends
 		h := open(t, r, OpenInfo{Transport: TransportWebSocket}, p)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -146,9 +150,9 @@ func TestShutdownDeadline(t *testing.T) {
 		if d := time.Since(t0); d != 2*time.Second {
 			t.Fatalf("Shutdown took %v, want the 2s deadline", d)
 		}
-		if _, closes := p.record(); !slices.Equal(closes, []CloseMode{CloseGraceful, CloseReset}) {
+		if _, closes := p.record(); !slices.Equal(closes, []conn.CloseMode{conn.CloseGraceful, conn.CloseReset}) {
 			t.Fatalf("closes %v, want graceful then reset", closes)
 		}
-		h.End(ReasonShutdown, 0)
+		h.End(conn.ReasonShutdown, 0)
 	})
 }

@@ -1,4 +1,4 @@
-package conn
+package registry
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/tether-run/tether/conn"
 )
 
 // fakePeer is an in-process Peer. It records what the Registry asked of
@@ -20,15 +21,15 @@ import (
 // the reason it was given, as a transport would from its own.
 type fakePeer struct {
 	mu       sync.Mutex
-	h        *Handle         // guarded by mu; set by the test after Open
-	hints    []time.Duration // guarded by mu
-	closes   []CloseMode     // guarded by mu
-	reasons  []Reason        // guarded by mu
+	h        *Handle          // guarded by mu; set by the test after Open
+	hints    []time.Duration  // guarded by mu
+	closes   []conn.CloseMode // guarded by mu
+	reasons  []conn.Reason    // guarded by mu
 	onNotify func(p *fakePeer, hint time.Duration)
-	onClose  func(p *fakePeer, mode CloseMode, reason Reason)
+	onClose  func(p *fakePeer, mode conn.CloseMode, reason conn.Reason)
 }
 
-func (p *fakePeer) Close(mode CloseMode, reason Reason) error {
+func (p *fakePeer) Close(mode conn.CloseMode, reason conn.Reason) error {
 	p.mu.Lock()
 	p.closes = append(p.closes, mode)
 	p.reasons = append(p.reasons, reason)
@@ -57,15 +58,15 @@ func (p *fakePeer) handle() *Handle {
 	return p.h
 }
 
-func (p *fakePeer) record() (hints []time.Duration, closes []CloseMode) {
+func (p *fakePeer) record() (hints []time.Duration, closes []conn.CloseMode) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.hints), slices.Clone(p.closes)
 }
 
-func newTestRegistry(t testing.TB, cfg RegistryConfig) *Registry {
+func newTestRegistry(t testing.TB, cfg Config) *Registry {
 	t.Helper()
-	r, err := NewRegistry(cfg)
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,13 +95,13 @@ func TestRegistryOpenListEnd(t *testing.T) {
 	var connected []Info
 	type disc struct {
 		info   Info
-		reason Reason
+		reason conn.Reason
 	}
 	var disconnected []disc
-	r := newTestRegistry(t, RegistryConfig{
+	r := newTestRegistry(t, Config{
 		Now:          clock,
 		OnConnect:    func(i Info) { connected = append(connected, i) },
-		OnDisconnect: func(i Info, reason Reason) { disconnected = append(disconnected, disc{i, reason}) },
+		OnDisconnect: func(i Info, reason conn.Reason) { disconnected = append(disconnected, disc{i, reason}) },
 	})
 	a := open(t, r, OpenInfo{Transport: TransportTCP, Remote: "10.0.0.1:1"}, &fakePeer{})
 	tick(time.Second)
@@ -136,14 +137,14 @@ func TestRegistryOpenListEnd(t *testing.T) {
 		t.Fatalf("Get(a) = %+v, %v", i, ok)
 	}
 
-	b.End(ReasonHeartbeatTimeout, 5*time.Second)
-	b.End(ReasonClosed, 0) // later ends are no-ops
+	b.End(conn.ReasonHeartbeatTimeout, 5*time.Second)
+	b.End(conn.ReasonClosed, 0) // later ends are no-ops
 	select {
 	case <-b.Done():
 	default:
 		t.Fatal("Done not closed after End returned")
 	}
-	if len(disconnected) != 1 || disconnected[0].reason != ReasonHeartbeatTimeout ||
+	if len(disconnected) != 1 || disconnected[0].reason != conn.ReasonHeartbeatTimeout ||
 		disconnected[0].info.State != StateClosing || disconnected[0].info.BytesOut != 32 {
 		t.Fatalf("OnDisconnect calls = %+v, want one, heartbeat-timeout, closing, 32 bytes out", disconnected)
 	}
@@ -156,22 +157,22 @@ func TestRegistryOpenListEnd(t *testing.T) {
 }
 
 func TestRegistryClose(t *testing.T) {
-	r := newTestRegistry(t, RegistryConfig{})
+	r := newTestRegistry(t, Config{})
 	p := &fakePeer{}
 	h := open(t, r, OpenInfo{Transport: TransportTCP}, p)
-	if err := r.Close("nope", CloseReset); !errors.Is(err, ErrNoConnection) {
+	if err := r.Close("nope", conn.CloseReset); !errors.Is(err, ErrNoConnection) {
 		t.Fatalf("Close(unknown) = %v, want ErrNoConnection", err)
 	}
-	if err := r.Close(h.ID(), "gently"); !errors.Is(err, ErrBadCloseMode) {
+	if err := r.Close(h.ID(), "gently"); !errors.Is(err, conn.ErrBadCloseMode) {
 		t.Fatalf("Close(bad mode) = %v, want ErrBadCloseMode", err)
 	}
-	if err := r.Close(h.ID(), CloseDiscard); err != nil {
+	if err := r.Close(h.ID(), conn.CloseDiscard); err != nil {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
 	closes, reasons := p.closes, p.reasons
 	p.mu.Unlock()
-	if !slices.Equal(closes, []CloseMode{CloseDiscard}) || !slices.Equal(reasons, []Reason{ReasonKicked}) {
+	if !slices.Equal(closes, []conn.CloseMode{conn.CloseDiscard}) || !slices.Equal(reasons, []conn.Reason{conn.ReasonKicked}) {
 		t.Fatalf("Peer.Close calls = %v %v, want [discard] [kicked]", closes, reasons)
 	}
 	if _, ok := r.Get(h.ID()); ok {
@@ -179,11 +180,11 @@ func TestRegistryClose(t *testing.T) {
 	}
 }
 
-func TestRegistryConfigInvalid(t *testing.T) {
-	if _, err := NewRegistry(RegistryConfig{AdmitTimeout: -1}); err == nil {
+func TestConfigInvalid(t *testing.T) {
+	if _, err := New(Config{AdmitTimeout: -1}); err == nil {
 		t.Fatal("negative AdmitTimeout accepted")
 	}
-	r := newTestRegistry(t, RegistryConfig{})
+	r := newTestRegistry(t, Config{})
 	if _, err := r.Open(context.Background(), OpenInfo{}, nil); err == nil {
 		t.Fatal("Open without a Peer accepted")
 	}
@@ -211,7 +212,7 @@ func TestSessionCleanupBeforeReadmission(t *testing.T) {
 		violations = append(violations, fmt.Sprintf(format, args...))
 		mu.Unlock()
 	}
-	reg = newTestRegistry(t, RegistryConfig{
+	reg = newTestRegistry(t, Config{
 		AdmitTimeout: 10 * time.Second,
 		OnConnect: func(i Info) {
 			mu.Lock()
@@ -221,7 +222,7 @@ func TestSessionCleanupBeforeReadmission(t *testing.T) {
 			}
 			holder[i.SessionKey] = i.ID
 		},
-		OnDisconnect: func(i Info, _ Reason) {
+		OnDisconnect: func(i Info, _ conn.Reason) {
 			// The cleanup takes a moment, during which a registry that
 			// released the key too early would admit the successor.
 			for range 3 {
@@ -258,8 +259,8 @@ func TestSessionCleanupBeforeReadmission(t *testing.T) {
 				var next *Handle
 				var err error
 				var round sync.WaitGroup
-				round.Go(func() { <-start; cur.End(ReasonClosed, 0) })
-				round.Go(func() { <-start; cur.End(ReasonKicked, 0) }) // a second end: a no-op
+				round.Go(func() { <-start; cur.End(conn.ReasonClosed, 0) })
+				round.Go(func() { <-start; cur.End(conn.ReasonKicked, 0) }) // a second end: a no-op
 				round.Go(func() {
 					<-start
 					next, err = reg.Open(context.Background(), OpenInfo{Transport: TransportTCP, SessionKey: key}, &fakePeer{})
@@ -272,7 +273,7 @@ func TestSessionCleanupBeforeReadmission(t *testing.T) {
 				}
 				cur = next
 			}
-			cur.End(ReasonClosed, 0)
+			cur.End(conn.ReasonClosed, 0)
 		})
 	}
 	wg.Wait()
@@ -290,12 +291,12 @@ func TestSessionCleanupBeforeReadmission(t *testing.T) {
 func TestSessionAdmissionWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		r := newTestRegistry(t, RegistryConfig{
-			OnDisconnect: func(Info, Reason) { <-release },
+		r := newTestRegistry(t, Config{
+			OnDisconnect: func(Info, conn.Reason) { <-release },
 		})
 		oi := OpenInfo{Transport: TransportWebSocket, SessionKey: "k"}
 		a := open(t, r, oi, &fakePeer{})
-		go a.End(ReasonReset, 0)
+		go a.End(conn.ReasonReset, 0)
 		synctest.Wait() // a's cleanup is running
 
 		type result struct {
@@ -321,7 +322,7 @@ func TestSessionAdmissionWaits(t *testing.T) {
 			if res.err != nil {
 				t.Fatalf("Open after cleanup: %v", res.err)
 			}
-			res.h.End(ReasonClosed, 0)
+			res.h.End(conn.ReasonClosed, 0)
 		default:
 			t.Fatal("successor not admitted after the cleanup returned")
 		}
@@ -332,7 +333,7 @@ func TestSessionAdmissionBounded(t *testing.T) {
 	oi := OpenInfo{Transport: TransportTCP, SessionKey: "k"}
 	t.Run("timeout", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			r := newTestRegistry(t, RegistryConfig{AdmitTimeout: 2 * time.Second})
+			r := newTestRegistry(t, Config{AdmitTimeout: 2 * time.Second})
 			a := open(t, r, oi, &fakePeer{})
 			t0 := time.Now()
 			_, err := r.Open(context.Background(), oi, &fakePeer{})
@@ -343,26 +344,26 @@ func TestSessionAdmissionBounded(t *testing.T) {
 			if l := r.List(); len(l) != 1 || l[0].ID != a.ID() {
 				t.Fatalf("List = %+v, want only a", l)
 			}
-			a.End(ReasonClosed, 0)
+			a.End(conn.ReasonClosed, 0)
 			b := open(t, r, oi, &fakePeer{})
-			b.End(ReasonClosed, 0)
+			b.End(conn.ReasonClosed, 0)
 		})
 	})
 	t.Run("ctx", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			r := newTestRegistry(t, RegistryConfig{})
+			r := newTestRegistry(t, Config{})
 			a := open(t, r, oi, &fakePeer{})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			if _, err := r.Open(ctx, oi, &fakePeer{}); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Open = %v, want context.DeadlineExceeded", err)
 			}
-			a.End(ReasonClosed, 0)
+			a.End(conn.ReasonClosed, 0)
 		})
 	})
 	t.Run("shutdown", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			r := newTestRegistry(t, RegistryConfig{})
+			r := newTestRegistry(t, Config{})
 			open(t, r, oi, &fakePeer{})
 			got := make(chan error, 1)
 			go func() {
@@ -387,15 +388,15 @@ func TestSessionAdmissionBounded(t *testing.T) {
 
 func TestRegistryMetrics(t *testing.T) {
 	preg := prometheus.NewRegistry()
-	r := newTestRegistry(t, RegistryConfig{Registerer: preg})
+	r := newTestRegistry(t, Config{Registerer: preg})
 	// A second Registry on the same Registerer shares the series.
-	r2 := newTestRegistry(t, RegistryConfig{Registerer: preg})
+	r2 := newTestRegistry(t, Config{Registerer: preg})
 
 	a := open(t, r, OpenInfo{Transport: TransportTCP}, &fakePeer{})
 	open(t, r, OpenInfo{Transport: TransportTCP}, &fakePeer{})
 	c := open(t, r2, OpenInfo{Transport: TransportWebSocket}, &fakePeer{})
-	a.End(ReasonHeartbeatTimeout, 3*time.Second)
-	c.End(ReasonKicked, 0)
+	a.End(conn.ReasonHeartbeatTimeout, 3*time.Second)
+	c.End(conn.ReasonKicked, 0)
 
 	fams, err := preg.Gather()
 	if err != nil {
@@ -443,33 +444,12 @@ func labels(m *dto.Metric) string {
 // BenchmarkHandleCount measures the per-frame accounting transports do,
 // from many goroutines on one connection.
 func BenchmarkHandleCount(b *testing.B) {
-	r := newTestRegistry(b, RegistryConfig{})
+	r := newTestRegistry(b, Config{})
 	h := open(b, r, OpenInfo{Transport: TransportTCP}, &fakePeer{})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			h.Count(100, 200)
 		}
 	})
-	h.End(ReasonClosed, 0)
-}
-
-func TestReasonOfLifecycleSentinels(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want Reason
-	}{
-		{ErrIdleTimeout, ReasonIdleTimeout},
-		{fmt.Errorf("ws: %w", ErrHeartbeatTimeout), ReasonHeartbeatTimeout},
-		{ErrSlowConsumer, ReasonSlowConsumer},
-		{ErrKicked, ReasonKicked},
-		{ErrProtocolError, ReasonProtocolError},
-		{gone(ReasonKicked, nil), ReasonKicked},
-	} {
-		if got := ReasonOf(tc.err); got != tc.want {
-			t.Errorf("ReasonOf(%v) = %q, want %q", tc.err, got, tc.want)
-		}
-	}
-	if !errors.Is(gone(ReasonSlowConsumer, nil), ErrSlowConsumer) {
-		t.Error("a GoneError with ReasonSlowConsumer does not match ErrSlowConsumer")
-	}
+	h.End(conn.ReasonClosed, 0)
 }

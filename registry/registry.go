@@ -1,4 +1,4 @@
-package conn
+package registry
 
 import (
 	"cmp"
@@ -14,24 +14,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tether-run/tether/conn"
 )
 
 // Errors of the Registry.
 var (
 	// ErrAdmitTimeout: the previous connection with the same session key
-	// did not finish its cleanup within RegistryConfig.AdmitTimeout.
+	// did not finish its cleanup within Config.AdmitTimeout.
 	ErrAdmitTimeout = errors.New("tether: previous connection of the session still ending")
 	// ErrRegistryClosed: the Registry is shutting down and admits no one.
 	ErrRegistryClosed = errors.New("tether: registry is shutting down")
 	// ErrNoConnection: no live connection has that id.
 	ErrNoConnection = errors.New("tether: no such connection")
-	// ErrBadCloseMode: the CloseMode is none of CloseGraceful, CloseReset,
-	// CloseDiscard.
-	ErrBadCloseMode = errors.New("tether: unknown close mode")
 )
 
-// RegistryConfig configures a Registry. The zero value is valid.
-type RegistryConfig struct {
+// Config configures a Registry. The zero value is valid.
+type Config struct {
 	// Logger receives a line per connection end (Info) and per admission
 	// (Debug). Nil means discard.
 	Logger *slog.Logger
@@ -47,7 +45,7 @@ type RegistryConfig struct {
 	// registry lock held; a new connection with the same session key is
 	// admitted only after it has returned. It may call any Registry method
 	// except ones that wait for this connection (Shutdown).
-	OnDisconnect func(Info, Reason)
+	OnDisconnect func(Info, conn.Reason)
 	// AdmitTimeout bounds how long Open waits for the previous connection
 	// with the same session key to end and finish its cleanup. Zero means
 	// 5s; negative is an error.
@@ -57,9 +55,9 @@ type RegistryConfig struct {
 	Now func() time.Time
 }
 
-func (c *RegistryConfig) setDefaults() error {
+func (c *Config) setDefaults() error {
 	if c.AdmitTimeout < 0 {
-		return errors.New("tether: RegistryConfig.AdmitTimeout must not be negative")
+		return errors.New("tether: Config.AdmitTimeout must not be negative")
 	}
 	if c.AdmitTimeout == 0 {
 		c.AdmitTimeout = 5 * time.Second
@@ -95,18 +93,18 @@ func (c *RegistryConfig) setDefaults() error {
 // called. Methods that act on many connections (List, Shutdown) copy the
 // handles under Registry.mu and work on the copy, never on the live map.
 type Registry struct {
-	cfg     RegistryConfig
+	cfg     Config
 	metrics *regMetrics
 	closing chan struct{} // closed by the first Shutdown
 
 	mu       sync.Mutex
 	closed   bool               // guarded by mu: Shutdown began; Open refuses
-	conns    map[string]*Handle // guarded by mu: admitted, End not yet completed
+	conns    map[string]*Handle // guarded by mu: admitted, conn.End not yet completed
 	sessions map[string]*Handle // guarded by mu: holder of each session key
 }
 
 // NewRegistry returns an empty Registry.
-func NewRegistry(cfg RegistryConfig) (*Registry, error) {
+func New(cfg Config) (*Registry, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -132,7 +130,7 @@ type Handle struct {
 	peer      Peer
 	started   time.Time
 	connected chan struct{} // closed when OnConnect has returned
-	done      chan struct{} // closed when End has completed
+	done      chan struct{} // closed when conn.End has completed
 
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
@@ -165,7 +163,7 @@ func (r *Registry) Open(ctx context.Context, oi OpenInfo, p Peer) (*Handle, erro
 	}
 	r.metrics.open.WithLabelValues(string(oi.Transport)).Inc()
 	func() {
-		defer close(h.connected) // even if OnConnect panics, End must not hang
+		defer close(h.connected) // even if OnConnect panics, conn.End must not hang
 		if r.cfg.OnConnect != nil {
 			r.cfg.OnConnect(h.Info())
 		}
@@ -283,7 +281,7 @@ func (h *Handle) Info() Info {
 // the decision, zero if not applicable. End must not be called from
 // OnConnect's goroutine before Open returned: it waits for OnConnect, so
 // that hooks run in order.
-func (h *Handle) End(reason Reason, noticed time.Duration) {
+func (h *Handle) End(reason conn.Reason, noticed time.Duration) {
 	h.mu.Lock()
 	if h.state != StateOpen {
 		h.mu.Unlock()
@@ -304,13 +302,13 @@ func (h *Handle) End(reason Reason, noticed time.Duration) {
 
 // release logs and counts the end, removes h from the Registry and frees
 // its session key in the same critical section, then marks it closed.
-func (h *Handle) release(info Info, reason Reason, noticed time.Duration) {
+func (h *Handle) release(info Info, reason conn.Reason, noticed time.Duration) {
 	r := h.r
 	r.metrics.ended(info.Transport, reason, noticed)
 	// A long-poll that got its answer is the ordinary case, thousands a
 	// second: Debug. Every other end is what an operator asks about.
 	level := slog.LevelInfo
-	if reason == ReasonCompleted {
+	if reason == conn.ReasonCompleted {
 		level = slog.LevelDebug
 	}
 	r.cfg.Logger.Log(context.Background(), level, "connection ended", "id", info.ID, "transport", info.Transport,
@@ -375,17 +373,17 @@ func (r *Registry) snapshot() []*Handle {
 // connection's Peer.Close, which returns once the transport acted on the
 // socket; the transport then calls End. Errors: ErrNoConnection,
 // ErrBadCloseMode, or the Peer's.
-func (r *Registry) Close(id string, mode CloseMode) error {
-	if !mode.valid() {
-		return fmt.Errorf("%w %q", ErrBadCloseMode, mode)
+func (r *Registry) Close(id string, mode conn.CloseMode) error {
+	if !validMode(mode) {
+		return fmt.Errorf("%w %q", conn.ErrBadCloseMode, mode)
 	}
 	h := r.handle(id)
 	if h == nil {
 		return ErrNoConnection
 	}
-	return h.peer.Close(mode, ReasonKicked)
+	return h.peer.Close(mode, conn.ReasonKicked)
 }
 
-func (m CloseMode) valid() bool {
-	return m == CloseGraceful || m == CloseReset || m == CloseDiscard
+func validMode(m conn.CloseMode) bool {
+	return m == conn.CloseGraceful || m == conn.CloseReset || m == conn.CloseDiscard
 }

@@ -1,8 +1,10 @@
-package conn
+package registry
 
 import (
 	"net"
 	"time"
+
+	"github.com/tether-run/tether/conn"
 )
 
 // This file is the contract of the connection lifecycle layer that every
@@ -18,22 +20,6 @@ const (
 	TransportSSE       Transport = "sse"
 	TransportWebSocket Transport = "websocket"
 	TransportTCP       Transport = "tcp"
-)
-
-// CloseMode is how the server ends a connection.
-type CloseMode string
-
-const (
-	// CloseGraceful flushes what is queued, then says goodbye the
-	// transport's way (WebSocket close frame, or FIN after which the peer's
-	// remaining bytes are drained for a bounded time).
-	CloseGraceful CloseMode = "close"
-	// CloseReset discards what is unsent and sends RST (SO_LINGER 0).
-	CloseReset CloseMode = "reset"
-	// CloseDiscard drops the connection without telling the peer: no FIN,
-	// no RST (TCP_REPAIR where permitted, see CloseConn). The peer finds
-	// out by its own timeouts, as if the server had vanished.
-	CloseDiscard CloseMode = "discard"
 )
 
 // State is where a connection is in its life.
@@ -54,7 +40,7 @@ type Peer interface {
 	// reason, unless it has already ended (first reason wins). It returns
 	// once the transport has acted on the socket; the transport then calls
 	// Handle.End from its own goroutine.
-	Close(mode CloseMode, reason Reason) error
+	Close(mode conn.CloseMode, reason conn.Reason) error
 	// NotifyShutdown tells the client, over its own transport, that the
 	// server is going away and that it should reconnect after the given
 	// delay (WebSocket/TCP: a shutdown frame; SSE: an event; long-poll: the

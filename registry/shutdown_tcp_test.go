@@ -1,6 +1,6 @@
 //go:build linux
 
-package conn
+package registry
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tether-run/tether/conn"
 )
 
 // lineServer is the smallest real transport: TCP connections from Listen,
@@ -30,7 +32,7 @@ type linePeer struct {
 	c   net.Conn
 
 	mu     sync.Mutex
-	reason Reason // guarded by mu: the first reason Close was given
+	reason conn.Reason // guarded by mu: the first reason Close was given
 }
 
 func (p *linePeer) NotifyShutdown(hint time.Duration) {
@@ -40,19 +42,19 @@ func (p *linePeer) NotifyShutdown(hint time.Duration) {
 
 // Close acts on the socket off the caller's goroutine: a graceful close
 // drains for up to a second, and Peer methods must return promptly.
-func (p *linePeer) Close(mode CloseMode, reason Reason) error {
+func (p *linePeer) Close(mode conn.CloseMode, reason conn.Reason) error {
 	p.mu.Lock()
 	if p.reason == "" {
 		p.reason = reason
 	}
 	p.mu.Unlock()
-	p.srv.wg.Go(func() { CloseConn(p.c, mode) })
+	p.srv.wg.Go(func() { conn.CloseConn(p.c, mode) })
 	return nil
 }
 
 func startLineServer(t *testing.T, reg *Registry) *lineServer {
 	t.Helper()
-	ln, err := Listen(context.Background(), "127.0.0.1:0", KeepAlive{})
+	ln, err := conn.Listen(context.Background(), "127.0.0.1:0", conn.KeepAlive{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func (s *lineServer) accept() {
 		p := &linePeer{srv: s, c: c}
 		h, err := s.reg.Open(context.Background(), OpenInfo{Transport: TransportTCP, Remote: c.RemoteAddr().String(), Conn: c}, p)
 		if err != nil {
-			CloseConn(c, CloseReset)
+			conn.CloseConn(c, conn.CloseReset)
 			continue
 		}
 		s.wg.Go(func() { p.serve(h) })
@@ -92,9 +94,9 @@ func (p *linePeer) serve(h *Handle) {
 	reason := p.reason
 	p.mu.Unlock()
 	if reason == "" {
-		reason = ReasonClosed
+		reason = conn.ReasonClosed
 		if err != nil {
-			reason = ReasonReset
+			reason = conn.ReasonReset
 		}
 	}
 	h.End(reason, 0)
@@ -109,7 +111,7 @@ func TestShutdownTCP(t *testing.T) {
 	const spread = 6 * time.Second
 	var mu sync.Mutex
 	reasons := map[string]int{}
-	reg := newTestRegistry(t, RegistryConfig{OnDisconnect: func(_ Info, r Reason) {
+	reg := newTestRegistry(t, Config{OnDisconnect: func(_ Info, r conn.Reason) {
 		mu.Lock()
 		reasons[string(r)]++
 		mu.Unlock()
@@ -184,7 +186,32 @@ func TestShutdownTCP(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if reasons[string(ReasonClosed)] != n-stubborn || reasons[string(ReasonShutdown)] != stubborn {
+	if reasons[string(conn.ReasonClosed)] != n-stubborn || reasons[string(conn.ReasonShutdown)] != stubborn {
 		t.Fatalf("end reasons %v, want %d closed and %d shutdown", reasons, n-stubborn, stubborn)
+	}
+}
+
+// waitFor polls cond until it holds, failing after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// wait receives from ch, failing after d.
+func wait[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("no %s within %v", what, d)
+		var zero T
+		return zero
 	}
 }

@@ -1,8 +1,10 @@
-package conn
+package registry
 
 import (
 	"context"
 	"time"
+
+	"github.com/tether-run/tether/conn"
 )
 
 // Shutdown refuses new connections (Open returns ErrRegistryClosed, and so
@@ -39,12 +41,12 @@ func (r *Registry) Shutdown(ctx context.Context, spread time.Duration) error {
 	if len(rest) > 0 {
 		r.cfg.Logger.Info("shutdown: closing connections that did not leave",
 			"notified", len(hs), "remaining", len(rest))
-		closeAll(rest, CloseGraceful)
+		closeAll(rest, conn.CloseGraceful)
 		rest = waitEnded(ctx, rest, graceBy)
 	}
 	if len(rest) > 0 {
 		r.cfg.Logger.Info("shutdown: resetting connections", "remaining", len(rest))
-		closeAll(rest, CloseReset)
+		closeAll(rest, conn.CloseReset)
 		rest = waitEnded(ctx, rest, time.Time{})
 	}
 	if len(rest) > 0 {
@@ -81,10 +83,10 @@ func notifyAll(hs []*Handle, spread time.Duration) {
 	}
 }
 
-func closeAll(hs []*Handle, mode CloseMode) {
+func closeAll(hs []*Handle, mode conn.CloseMode) {
 	for _, h := range hs {
 		if !ended(h) {
-			_ = h.peer.Close(mode, ReasonShutdown) // nothing to do about it: the next step follows
+			_ = h.peer.Close(mode, conn.ReasonShutdown) // nothing to do about it: the next step follows
 		}
 	}
 }

@@ -1,10 +1,11 @@
-package conn
+package registry
 
 import (
 	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tether-run/tether/conn"
 )
 
 // regMetrics are the Registry's Prometheus series. With a nil Registerer
@@ -59,7 +60,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 // ended counts an end: the connection leaves the open gauge.
-func (m *regMetrics) ended(t Transport, reason Reason, noticed time.Duration) {
+func (m *regMetrics) ended(t Transport, reason conn.Reason, noticed time.Duration) {
 	m.open.WithLabelValues(string(t)).Dec()
 	m.ends.WithLabelValues(string(t), string(reason)).Inc()
 	if noticed > 0 {
