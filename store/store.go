@@ -103,6 +103,10 @@ type Bounds struct {
 	Latest Cursor
 }
 
+// DefaultDedupWindow is how long an engine remembers an idempotency key
+// when its configuration gives no window.
+const DefaultDedupWindow = 10 * time.Minute
+
 // Retention bounds how much history a channel keeps. Zero fields mean no
 // bound.
 type Retention struct {

@@ -51,12 +51,11 @@ type Config struct {
 }
 
 const (
-	defaultStream      = "TETHER"
-	defaultDedupWindow = 10 * time.Minute
-	clusterReplicas    = 3
-	maxReplicas        = 5
-	maxTrimInterval    = time.Second
-	minTrimInterval    = 10 * time.Millisecond
+	defaultStream   = "TETHER"
+	clusterReplicas = 3
+	maxReplicas     = 5
+	maxTrimInterval = time.Second
+	minTrimInterval = 10 * time.Millisecond
 )
 
 // withDefaults validates c and fills in the defaults.
@@ -79,7 +78,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("tether: natsstore: negative DedupWindow %v", c.DedupWindow)
 	}
 	if c.DedupWindow == 0 {
-		c.DedupWindow = defaultDedupWindow
+		c.DedupWindow = store.DefaultDedupWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

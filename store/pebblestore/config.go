@@ -46,9 +46,8 @@ type Config struct {
 }
 
 const (
-	defaultDedupWindow = 10 * time.Minute
-	maxTrimInterval    = time.Second
-	minTrimInterval    = 10 * time.Millisecond
+	maxTrimInterval = time.Second
+	minTrimInterval = 10 * time.Millisecond
 )
 
 // withDefaults validates c and fills in the defaults.
@@ -66,7 +65,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("tether: pebblestore: negative TrimInterval %v", c.TrimInterval)
 	}
 	if c.DedupWindow == 0 {
-		c.DedupWindow = defaultDedupWindow
+		c.DedupWindow = store.DefaultDedupWindow
 	}
 	if c.TrimInterval == 0 {
 		c.TrimInterval = maxTrimInterval
