@@ -65,21 +65,29 @@ type KeepAlive struct {
 	UserTimeout time.Duration
 }
 
+// Defaults of KeepAlive's fields (see KeepAlive for why these values).
+const (
+	DefaultKeepAliveIdle     = 2 * time.Second
+	DefaultKeepAliveInterval = time.Second
+	DefaultKeepAliveCount    = 4
+	DefaultUserTimeout       = 4 * time.Second
+)
+
 func (ka KeepAlive) withDefaults() (KeepAlive, error) {
 	if ka.Idle < 0 || ka.Interval < 0 || ka.Count < 0 {
 		return ka, fmt.Errorf("tether: invalid keepalive %+v: negative value", ka)
 	}
 	if ka.Idle == 0 {
-		ka.Idle = 2 * time.Second
+		ka.Idle = DefaultKeepAliveIdle
 	}
 	if ka.Interval == 0 {
-		ka.Interval = time.Second
+		ka.Interval = DefaultKeepAliveInterval
 	}
 	if ka.Count == 0 {
-		ka.Count = 4
+		ka.Count = DefaultKeepAliveCount
 	}
 	if ka.UserTimeout == 0 {
-		ka.UserTimeout = 4 * time.Second
+		ka.UserTimeout = DefaultUserTimeout
 	}
 	return ka, nil
 }

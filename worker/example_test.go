@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/worker"
 )
 
@@ -19,14 +19,14 @@ func Example() {
 	// A tether node, in process for the example (usually: tether serve).
 	dir, _ := os.MkdirTemp("", "tether-example-")
 	defer os.RemoveAll(dir)
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	srv, err := tether.New(tether.Config{Addr: "127.0.0.1:0", DataDir: dir}, tether.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		panic(err)
 	}
 	if err := srv.Start(context.Background()); err != nil {
 		panic(err)
 	}
-	defer srv.Stop(context.Background())
+	defer srv.Shutdown(context.Background())
 	addr := srv.Addr().String()
 
 	// The worker (usually its own process).

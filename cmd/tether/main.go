@@ -19,9 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/cli"
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/store"
 )
 
 func main() {
@@ -62,27 +64,28 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = cli.NewLogger(stderr, opts.logFormat, opts.logLevel)
-	srv, err := server.New(cfg)
+	logger := cli.NewLogger(stderr, opts.logFormat, opts.logLevel)
+	node, err := tether.New(cfg, tether.WithLogger(logger))
 	if err != nil {
 		return err
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	if err := srv.Start(context.Background()); err != nil {
+	if err := node.Start(context.Background()); err != nil {
+		node.Shutdown(context.Background())
 		return err
 	}
 	sig := <-sigs
-	cfg.Logger.Info("signal received; stopping (a second signal forces exit)", "signal", sig.String(), "grace", opts.grace)
+	logger.Info("signal received; stopping (a second signal forces exit)", "signal", sig.String(), "grace", opts.grace)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.grace)
 	defer cancel()
 	go func() {
 		<-sigs
-		cfg.Logger.Warn("second signal: exiting now")
+		logger.Warn("second signal: exiting now")
 		os.Exit(2)
 	}()
-	if err := srv.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := node.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
@@ -94,44 +97,44 @@ type serveOptions struct {
 	grace               time.Duration
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptions, error) {
-	var cfg server.Config
+func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptions, error) {
+	var cfg tether.Config
 	var opts serveOptions
 	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "`address` to listen on")
-	fs.StringVar(&cfg.DataDir, "data", "tether-data", "`directory` for the embedded store")
+	fs.StringVar(&cfg.Addr, "addr", tether.DefaultAddr, "`address` to listen on")
+	fs.StringVar(&cfg.DataDir, "data", tether.DefaultDataDir, "`directory` for the embedded store")
 	fs.StringVar(&cfg.NATS.URLs, "nats", "", "comma-separated NATS `URLs`: keep channels on a JetStream cluster instead of the embedded store (--data then holds nothing)")
-	fs.StringVar(&cfg.NATS.Stream, "nats-stream", "TETHER", "JetStream stream holding the channels; every node of one service uses the same")
+	fs.StringVar(&cfg.NATS.Stream, "nats-stream", tether.DefaultNATSStream, "JetStream stream holding the channels; every node of one service uses the same")
 	fs.IntVar(&cfg.NATS.Replicas, "nats-replicas", 0, "servers holding each message before a publish is acknowledged (0: 3 on a JetStream cluster, else 1)")
 	fs.DurationVar(&cfg.Retention.MaxAge, "retention-max-age", 0, "drop messages older than this (0 keeps them)")
 	fs.IntVar(&cfg.Retention.MaxMessages, "retention-max-messages", 0, "keep at most this many messages per channel (0: no limit)")
-	fs.DurationVar(&cfg.DedupWindow, "dedup-window", 10*time.Minute, "how long an Idempotency-Key is remembered")
+	fs.DurationVar(&cfg.DedupWindow, "dedup-window", store.DefaultDedupWindow, "how long an Idempotency-Key is remembered")
 	fs.DurationVar(&cfg.HTTP.DefaultWait, "wait-default", 25*time.Second, "long-poll wait when the request gives none")
 	fs.DurationVar(&cfg.HTTP.MaxWait, "wait-max", 2*time.Minute, "longest long-poll wait a request may ask for")
 	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", 1<<20, "largest published message, in `bytes`")
 	fs.DurationVar(&cfg.HTTP.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
 	fs.DurationVar(&cfg.HTTP.SSEMaxLag, "sse-max-lag", 30*time.Second, "end an SSE stream whose client made no reading progress for this long (slow-consumer; negative: off)")
-	fs.DurationVar(&cfg.KeepAlive.Idle, "tcp-keepalive-idle", 0, "idle time before TCP keepalive probes (0: default 2s)")
-	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", 0, "interval between TCP keepalive probes (0: default 1s)")
-	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", 0, "unanswered probes before the peer is dead (0: default 4)")
-	fs.DurationVar(&cfg.KeepAlive.UserTimeout, "tcp-user-timeout", 0, "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged (0: default 4s, negative: off)")
+	fs.DurationVar(&cfg.KeepAlive.Idle, "tcp-keepalive-idle", conn.DefaultKeepAliveIdle, "idle time before TCP keepalive probes")
+	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", conn.DefaultKeepAliveInterval, "interval between TCP keepalive probes")
+	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", conn.DefaultKeepAliveCount, "unanswered probes before the peer is dead (only without TCP_USER_TIMEOUT)")
+	fs.DurationVar(&cfg.KeepAlive.UserTimeout, "tcp-user-timeout", conn.DefaultUserTimeout, "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged (negative: off)")
 	fs.StringVar(&cfg.TCPAddr, "tcp-addr", "", "`address` for the framed protocol over plain TCP (empty: off)")
-	fs.DurationVar(&cfg.Protocol.PingInterval, "heartbeat-interval", 5*time.Second, "WebSocket/TCP: how often the server pings")
-	fs.DurationVar(&cfg.Protocol.PingTimeout, "heartbeat-timeout", 10*time.Second, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
-	fs.DurationVar(&cfg.Protocol.IdleTimeout, "idle-timeout", 0, "WebSocket/TCP: end a connection with no application data for this long (0: off)")
+	fs.DurationVar(&cfg.Session.PingInterval, "heartbeat-interval", protocol.DefaultPingInterval, "WebSocket/TCP: how often the server pings")
+	fs.DurationVar(&cfg.Session.PingTimeout, "heartbeat-timeout", protocol.DefaultPingTimeout, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
+	fs.DurationVar(&cfg.Session.IdleTimeout, "idle-timeout", 0, "WebSocket/TCP: end a connection with no application data for this long (0: off)")
 	fs.Func("idle-close-mode", "how an idle connection is closed: close, reset or discard (default reset)", func(v string) error {
 		switch m := conn.CloseMode(v); m {
 		case conn.CloseGraceful, conn.CloseReset, conn.CloseDiscard:
-			cfg.Protocol.IdleCloseMode = m
+			cfg.Session.IdleCloseMode = m
 			return nil
 		}
 		return fmt.Errorf("want close, reset or discard")
 	})
-	fs.IntVar(&cfg.Protocol.QueueBytes, "queue-bytes", 1<<20, "WebSocket/TCP: outgoing queue bound per connection and lane, in `bytes`")
-	fs.DurationVar(&cfg.Protocol.MaxLag, "max-lag", 30*time.Second, "WebSocket/TCP: end a connection whose oldest undelivered message is this old (slow-consumer)")
-	fs.IntVar(&cfg.Protocol.MaxFrameSize, "max-frame", 1<<20, "WebSocket/TCP: largest frame a client may send, in `bytes`")
-	fs.IntVar(&cfg.Protocol.MaxInFlight, "max-in-flight", 64, "WebSocket/TCP: requests in flight per connection")
+	fs.IntVar(&cfg.Session.QueueBytes, "queue-bytes", protocol.DefaultQueueBytes, "WebSocket/TCP: outgoing queue bound per connection and lane, in `bytes`")
+	fs.DurationVar(&cfg.Session.MaxLag, "max-lag", protocol.DefaultMaxLag, "WebSocket/TCP: end a connection whose oldest undelivered message is this old (slow-consumer)")
+	fs.IntVar(&cfg.Session.MaxFrameSize, "max-frame", protocol.DefaultMaxFrameSize, "WebSocket/TCP: largest frame a client may send, in `bytes`")
+	fs.IntVar(&cfg.Session.MaxInFlight, "max-in-flight", protocol.DefaultMaxInFlight, "WebSocket/TCP: requests in flight per connection")
 	fs.Func("ws-origin", "host `pattern` whose pages may open WebSockets cross-origin (repeatable; default same-origin only)", func(v string) error {
 		cfg.WSOriginPatterns = append(cfg.WSOriginPatterns, v)
 		return nil
@@ -140,10 +143,10 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", 3, "jobs: a lease lasts this many heartbeat intervals")
 	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", 5*time.Second, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
 	fs.DurationVar(&cfg.Jobs.FollowGrace, "job-follow-grace", 10*time.Second, "jobs: how long an on_disconnect=cancel job outlives its last follower's departure")
-	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", 5*time.Second, "window over which shutdown spreads clients' reconnects")
+	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", tether.DefaultShutdownSpread, "window over which shutdown spreads clients' reconnects")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.DurationVar(&opts.grace, "shutdown-grace", 30*time.Second, "how long a stop waits for requests in flight")
+	fs.DurationVar(&opts.grace, "shutdown-grace", tether.DefaultShutdownGrace, "how long a stop waits for requests in flight")
 	if err := applyEnv(fs); err != nil {
 		return cfg, opts, err
 	}

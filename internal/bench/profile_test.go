@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 )
 
 // TestProfile writes profiles of an in-process tether server for the
@@ -42,14 +42,14 @@ func TestProfile(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := tether.New(tether.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir()}, tether.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop(ctx)
+	defer srv.Shutdown(ctx)
 	addr := srv.Addr().String()
 
 	var before runtime.MemStats

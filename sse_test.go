@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 )
 
 type sseEvent struct{ id, event, data string }
@@ -96,7 +96,7 @@ func TestSSEResumeWithLastEventID(t *testing.T) {
 }
 
 func TestSSEHeartbeatAndGap(t *testing.T) {
-	n := startNode(t, func(c *server.Config) {
+	n := startNode(t, func(c *tether.Config) {
 		c.Retention.MaxMessages = 2
 		c.HTTP.SSEHeartbeat = 50 * time.Millisecond
 	})

@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
-	"github.com/tether-run/tether/server"
 )
 
 // An SSE client that stops reading is ended as a slow consumer once it has
@@ -20,10 +20,8 @@ import (
 func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
 	const maxLag = 6 * time.Second
 	reasons := make(chan conn.Reason, 10)
-	n := startNode(t, func(c *server.Config) {
-		c.HTTP.SSEMaxLag = maxLag
-		c.Lifecycle.OnDisconnect = func(_ registry.Info, r conn.Reason) { reasons <- r }
-	})
+	n := startNode(t, func(c *tether.Config) { c.HTTP.SSEMaxLag = maxLag },
+		tether.OnDisconnect(func(_ registry.Info, r conn.Reason) { reasons <- r }))
 	// The stalled client: a small receive buffer, and it never reads.
 	raw, err := net.Dial("tcp", n.addr())
 	if err != nil {

@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"context"
@@ -7,19 +7,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
-	"github.com/tether-run/tether/server"
 )
 
 // Long-polls and SSE streams are connections like any other: listed,
 // closable by an operator, and told of a shutdown with a spread hint.
 func TestHTTPConnectionsAreTracked(t *testing.T) {
 	ends := make(chan conn.Reason, 10)
-	n := startNode(t, func(c *server.Config) {
-		c.Lifecycle.OnDisconnect = func(i registry.Info, r conn.Reason) { ends <- r }
-		c.ShutdownSpread = 2 * time.Second
-	})
+	n := startNode(t, func(c *tether.Config) { c.ShutdownSpread = 2 * time.Second },
+		tether.OnDisconnect(func(i registry.Info, r conn.Reason) { ends <- r }))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := n.openSSE(ctx, "tracked", "", nil)

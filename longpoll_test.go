@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"bufio"
@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/store"
 )
 
@@ -232,7 +232,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestGapAfterRetention(t *testing.T) {
-	n := startNode(t, func(c *server.Config) { c.Retention.MaxMessages = 3 })
+	n := startNode(t, func(c *tether.Config) { c.Retention.MaxMessages = 3 })
 	var ids []string
 	for i := 0; i < 10; i++ {
 		ids = append(ids, n.publish("trim", fmt.Sprint(i)))

@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"bufio"
@@ -17,32 +17,32 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 )
 
 // node is a real server on 127.0.0.1:0 with its data in a temp dir.
 type node struct {
 	t    *testing.T
-	srv  *server.Server
+	srv  *tether.Node
 	reg  *prometheus.Registry
 	base string
 	dir  string
 }
 
-// startNode starts a server; edit adjusts the config first.
-func startNode(t *testing.T, edit func(*server.Config)) *node {
+// startNode starts a node listening on its own port; edit adjusts the
+// config first, and opts add dependencies.
+func startNode(t *testing.T, edit func(*tether.Config), opts ...tether.Option) *node {
 	t.Helper()
 	n := &node{t: t, reg: prometheus.NewRegistry(), dir: t.TempDir()}
-	cfg := server.Config{
-		Addr:     "127.0.0.1:0",
-		DataDir:  n.dir,
-		Registry: n.reg,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
+	cfg := tether.Config{Addr: "127.0.0.1:0", DataDir: n.dir}
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := server.New(cfg)
+	opts = append([]tether.Option{
+		tether.WithMetrics(n.reg),
+		tether.WithLogger(slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	}, opts...)
+	srv, err := tether.New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func startNode(t *testing.T, edit func(*server.Config)) *node {
 func (n *node) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := n.srv.Stop(ctx); err != nil {
+	if err := n.srv.Shutdown(ctx); err != nil {
 		n.t.Errorf("stop: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package server_test
+package tether_test
 
 import (
 	"encoding/json"
@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tether-run/tether/server"
+	"github.com/tether-run/tether"
 )
 
 func TestErrors(t *testing.T) {
-	n := startNode(t, func(c *server.Config) { c.HTTP.MaxBodyBytes = 64 })
+	n := startNode(t, func(c *tether.Config) { c.HTTP.MaxBodyBytes = 64 })
 	good := n.publish("ok", `1`)
 	var ahead string // a cursor minted on a longer channel
 	for i := 0; i < 3; i++ {

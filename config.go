@@ -1,0 +1,132 @@
+package tether
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/httpapi"
+	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/store"
+)
+
+// Defaults of the settings that belong to the node itself. The settings of
+// each part (HTTP, Session, Jobs, KeepAlive) have their defaults in that
+// part's package, each defined once; cmd/tether's flags and README's
+// configuration table are made from these constants.
+const (
+	// DefaultAddr is where the tether binary listens for HTTP. A Node
+	// whose Config.Addr is empty does not listen: mount Handler instead.
+	DefaultAddr = "127.0.0.1:8080"
+	// DefaultDataDir is where the tether binary keeps the embedded store.
+	DefaultDataDir = "tether-data"
+	// DefaultNATSStream is the JetStream stream of the channels.
+	DefaultNATSStream = "TETHER"
+	// DefaultShutdownSpread is the window over which Shutdown spreads the
+	// clients' reconnect hints.
+	DefaultShutdownSpread = 5 * time.Second
+	// DefaultShutdownGrace is how long the tether binary's stop waits for
+	// clients to leave before it closes the rest.
+	DefaultShutdownGrace = 30 * time.Second
+	// DefaultAdmitTimeout bounds how long a connection that presents a
+	// session key waits for its predecessor's cleanup.
+	DefaultAdmitTimeout = 5 * time.Second
+)
+
+// Config holds a Node's settings: values only, no dependencies (those are
+// Options to New). The zero value is a valid configuration: an embedded
+// store in DefaultDataDir, no listener of its own (see Addr).
+type Config struct {
+	// Addr is the TCP address Start listens on for HTTP, with tether's own
+	// listener (see Listen). Empty means Start does not listen for HTTP:
+	// mount Handler on your own server. Port 0 picks a free port (see
+	// Node.Addr).
+	Addr string
+	// TCPAddr is the address Start listens on for the framed protocol over
+	// plain TCP (docs/protocol.md). Empty means off.
+	TCPAddr string
+
+	// DataDir holds the embedded engine's data. Empty means
+	// DefaultDataDir. Unused with NATS or WithStore.
+	DataDir string
+	// NATS, when its URLs are set, puts channels and jobs on a NATS
+	// JetStream cluster instead of the embedded engine: every node pointed
+	// at the same cluster and stream serves the same channels.
+	NATS NATSConfig
+	// Retention bounds each channel's history. The zero value keeps
+	// everything.
+	Retention store.Retention
+	// DedupWindow is how long an idempotency key is remembered. Zero means
+	// store.DefaultDedupWindow.
+	DedupWindow time.Duration
+
+	// KeepAlive sets TCP keepalive and TCP_USER_TIMEOUT on the connections
+	// of tether's own listeners: how fast a silent client is noticed. The
+	// zero value notices one within 10 s (see conn.KeepAlive).
+	KeepAlive conn.KeepAlive
+	// HTTP tunes the HTTP API: long-poll waits, read limits, body size,
+	// SSE heartbeat and retry.
+	HTTP httpapi.Config
+	// Session tunes every connection, whatever its transport: frame size,
+	// requests in flight, queue bytes, slow-consumer lag, heartbeats, idle
+	// timeout.
+	Session protocol.Config
+	// Jobs tunes the jobs service: heartbeat, lease, cancel and follow
+	// grace.
+	Jobs jobs.Config
+	// WSOriginPatterns are the hosts (path.Match patterns) whose browser
+	// pages may open WebSockets cross-origin. Empty means same-origin only.
+	WSOriginPatterns []string
+	// AdmitTimeout bounds how long a connection that presents a session
+	// key waits for its predecessor's cleanup. Zero means
+	// DefaultAdmitTimeout.
+	AdmitTimeout time.Duration
+	// ShutdownSpread is the window over which Shutdown spreads the
+	// reconnect hints it gives clients, so they do not all come back at
+	// once. Zero means DefaultShutdownSpread; it is capped by half of what
+	// is left of Shutdown's deadline.
+	ShutdownSpread time.Duration
+}
+
+// NATSConfig puts the channels on a NATS JetStream cluster.
+type NATSConfig struct {
+	// URLs are the comma-separated nats:// URLs of the servers. Empty
+	// means the embedded engine.
+	URLs string
+	// Stream is the JetStream stream holding every channel; every node of
+	// one service uses the same. Empty means DefaultNATSStream.
+	Stream string
+	// Replicas is how many servers hold each message before a publish is
+	// acknowledged. Zero means 3 on a JetStream cluster, else 1.
+	Replicas int
+}
+
+// withDefaults checks c and fills in the node's own defaults; each part
+// applies its own.
+func (c Config) withDefaults() (Config, error) {
+	switch {
+	case c.Retention.MaxAge < 0 || c.Retention.MaxMessages < 0:
+		return c, errors.New("tether: retention must not be negative")
+	case c.DedupWindow < 0:
+		return c, fmt.Errorf("tether: negative DedupWindow %v", c.DedupWindow)
+	case c.ShutdownSpread < 0 || c.AdmitTimeout < 0:
+		return c, errors.New("tether: ShutdownSpread and AdmitTimeout must not be negative")
+	case c.NATS.Replicas < 0:
+		return c, fmt.Errorf("tether: negative NATS.Replicas %d", c.NATS.Replicas)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.NATS.Stream == "" {
+		c.NATS.Stream = DefaultNATSStream
+	}
+	if c.ShutdownSpread == 0 {
+		c.ShutdownSpread = DefaultShutdownSpread
+	}
+	if c.AdmitTimeout == 0 {
+		c.AdmitTimeout = DefaultAdmitTimeout
+	}
+	return c, nil
+}

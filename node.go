@@ -1,0 +1,351 @@
+package tether
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/httpapi"
+	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/natsstore"
+	"github.com/tether-run/tether/store/pebblestore"
+	"github.com/tether-run/tether/tcp"
+	"github.com/tether-run/tether/ws"
+)
+
+// Node is one tether node: its store, the registry of live connections,
+// the session engine every transport shares, the HTTP routes, the jobs
+// service, and the listeners it serves.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *prometheus.Registry
+
+	store    store.Store
+	ownStore bool
+	conns    *registry.Registry
+	jobs     *jobs.Service
+	api      *httpapi.API
+	engine   *protocol.Engine
+	ws       *ws.Handler
+	tcp      *tcp.Server
+	handler  http.Handler
+	stopping context.CancelCauseFunc // ends requests the registry does not track
+
+	mu       sync.Mutex // guards the fields below
+	started  bool
+	shutdown bool
+	servers  []*httpServer // HTTP servers the Node runs (Start, Serve)
+	tcpAddr  net.Addr      // the TCP listener Start opened
+	done     chan struct{} // closed when Shutdown has finished
+	doneErr  error         // Shutdown's result, once done is closed
+}
+
+// httpServer is one http.Server the Node runs, on a listener whose Close
+// is idempotent: Shutdown stops accepting before it drains, and
+// http.Server.Shutdown closes the listener again without an error.
+type httpServer struct {
+	srv  *http.Server
+	ln   *onceListener
+	errc chan error // Serve's result
+}
+
+// New checks cfg, opens the store (unless WithStore gave one) and builds
+// the Node: Handler serves at once. Start begins the jobs service and the
+// listeners Config names; Shutdown ends everything New and Start began.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var d deps
+	for _, o := range opts {
+		o(&d)
+	}
+	n := &Node{cfg: cfg, log: d.logger, metrics: d.metrics, done: make(chan struct{})}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.metrics == nil {
+		n.metrics = prometheus.NewRegistry()
+		n.metrics.MustRegister(collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	// One rollback: every step that must be undone pushes its undo, and a
+	// failure runs them in reverse.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if n.store, n.ownStore, err = n.openStore(d.store); err != nil {
+		return nil, err
+	}
+	if n.ownStore {
+		undo = append(undo, func() { n.store.Close() })
+	}
+	if err = n.build(d); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// build makes the parts on the open store.
+func (n *Node) build(d deps) error {
+	var err error
+	n.conns, err = registry.New(registry.Config{
+		Logger: n.log, Registerer: n.metrics, AdmitTimeout: n.cfg.AdmitTimeout,
+		OnConnect: d.onConnect, OnDisconnect: d.onDisconnect,
+	})
+	if err != nil {
+		return err
+	}
+	jc := n.cfg.Jobs
+	jc.Store, jc.Logger, jc.Registerer = n.store, n.log, n.metrics
+	if n.jobs, err = jobs.New(jc); err != nil {
+		return err
+	}
+	shutdownCtx, stopping := context.WithCancelCause(context.Background())
+	hc := n.cfg.HTTP
+	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry, hc.Jobs = n.store, n.log, n.metrics, shutdownCtx, n.conns, n.jobs
+	if n.api, err = httpapi.New(hc); err != nil {
+		stopping(nil)
+		return err
+	}
+	n.stopping = stopping
+	pc := n.cfg.Session
+	pc.Store, pc.Registry, pc.Logger, pc.Jobs = n.store, n.conns, n.log, n.jobs
+	if n.engine, err = protocol.NewEngine(pc); err != nil {
+		return err
+	}
+	if n.ws, err = ws.New(ws.Config{Engine: n.engine, OriginPatterns: n.cfg.WSOriginPatterns}); err != nil {
+		return err
+	}
+	if n.tcp, err = tcp.New(tcp.Config{Engine: n.engine, KeepAlive: n.cfg.KeepAlive}); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
+	admin := httpapi.ConnectionsHandler(n.conns)
+	mux.Handle("/v1/connections", admin)
+	mux.Handle("/v1/connections/", admin)
+	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
+	mux.Handle("/", n.api)
+	n.handler = mux
+	return nil
+}
+
+// natsOpenTimeout bounds how long New waits for the NATS servers to answer
+// and the stream to be created or updated.
+const natsOpenTimeout = 30 * time.Second
+
+func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
+	if given != nil {
+		return given, false, nil
+	}
+	if n.cfg.NATS.URLs != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), natsOpenTimeout)
+		defer cancel()
+		st, err := natsstore.Open(ctx, natsstore.Config{
+			URLs: n.cfg.NATS.URLs, Stream: n.cfg.NATS.Stream, Replicas: n.cfg.NATS.Replicas,
+			Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
+		})
+		if err != nil {
+			return nil, false, fmt.Errorf("open NATS JetStream store: %w", err)
+		}
+		return st, true, nil
+	}
+	st, err := pebblestore.Open(pebblestore.Config{
+		Dir: n.cfg.DataDir, Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("open data dir %s: %w", n.cfg.DataDir, err)
+	}
+	return st, true, nil
+}
+
+// Handler serves every HTTP route of the API (docs/api.md), the WebSocket
+// endpoint /v1/ws, the connections admin API and /metrics. Mount it on
+// your own mux (its routes all start with /v1/, plus /healthz and
+// /metrics); serve it on a listener from Listen, with
+// http.Server.ConnContext set to ConnContext, for full departure
+// detection (see the package documentation for what is lost without).
+func (n *Node) Handler() http.Handler { return n.handler }
+
+// Start starts the jobs service and the listeners Config names (Addr for
+// HTTP, TCPAddr for the framed TCP protocol). It returns once they are
+// open, so Addr and TCPAddr are valid when it returns nil. On an error
+// nothing Start began is left running.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.shutdown:
+		return errors.New("tether: node is shut down")
+	case n.started:
+		return errors.New("tether: node already started")
+	}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if err = n.jobs.Start(ctx); err != nil {
+		return err
+	}
+	undo = append(undo, func() { n.jobs.Stop(context.Background()) })
+	if n.cfg.TCPAddr != "" {
+		ln, err := Listen(ctx, n.cfg.TCPAddr, n.cfg.KeepAlive)
+		if err != nil {
+			return fmt.Errorf("listen tcp: %w", err)
+		}
+		undo = append(undo, func() { ln.Close() })
+		n.tcpAddr = ln.Addr()
+		go n.tcp.Serve(ln) // ends when Shutdown stops the TCP transport
+		n.log.Info("listening for TCP", "addr", ln.Addr().String())
+	}
+	if n.cfg.Addr != "" {
+		ln, err := Listen(ctx, n.cfg.Addr, n.cfg.KeepAlive)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		n.serveLocked(ln)
+		n.log.Info("listening", "addr", ln.Addr().String(), "data", n.dataDesc())
+	}
+	n.started = true
+	return nil
+}
+
+// Serve serves Handler on ln until Shutdown, and returns nil then. Use a
+// listener from Listen for full departure detection. Start calls it for
+// Config.Addr; call it yourself for more listeners.
+func (n *Node) Serve(ln net.Listener) error {
+	n.mu.Lock()
+	if n.shutdown {
+		n.mu.Unlock()
+		return errors.New("tether: node is shut down")
+	}
+	hs := n.serveLocked(ln)
+	n.mu.Unlock()
+	err := <-hs.errc
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// serveLocked starts an http.Server for Handler on ln. n.mu is held.
+func (n *Node) serveLocked(ln net.Listener) *httpServer {
+	hs := &httpServer{
+		ln: &onceListener{Listener: ln},
+		srv: &http.Server{
+			Handler:           n.handler,
+			ConnContext:       ConnContext,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+		},
+		errc: make(chan error, 1),
+	}
+	n.servers = append(n.servers, hs)
+	go func() { hs.errc <- hs.srv.Serve(hs.ln) }()
+	return hs
+}
+
+// ServeTCP serves the framed protocol over plain TCP on ln until Shutdown
+// (docs/protocol.md). Use a listener from Listen, so that a silent peer is
+// noticed within the keepalive bound.
+func (n *Node) ServeTCP(ln net.Listener) error { return n.tcp.Serve(ln) }
+
+// Addr is the address of the HTTP listener Start opened, or nil.
+func (n *Node) Addr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cfg.Addr == "" || len(n.servers) == 0 {
+		return nil
+	}
+	return n.servers[0].ln.Addr()
+}
+
+// TCPAddr is the address of the TCP listener Start opened, or nil.
+func (n *Node) TCPAddr() net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tcpAddr
+}
+
+// Connections is the registry of live connections on this node: list
+// them, close one, read its Info.
+func (n *Node) Connections() *registry.Registry { return n.conns }
+
+// Jobs is the jobs service: create, read and cancel jobs in process,
+// attach in-process workers.
+func (n *Node) Jobs() *jobs.Service { return n.jobs }
+
+// Store is the store the Node keeps its channels in.
+func (n *Node) Store() store.Store { return n.store }
+
+func (n *Node) dataDesc() string {
+	switch {
+	case !n.ownStore:
+		return "(external store)"
+	case n.cfg.NATS.URLs != "":
+		return "nats:" + n.cfg.NATS.URLs
+	}
+	if abs, err := filepath.Abs(n.cfg.DataDir); err == nil {
+		return abs
+	}
+	return n.cfg.DataDir
+}
+
+// onceListener is a listener whose Close acts once: later calls return
+// nil. Shutdown closes it to stop accepting; http.Server.Shutdown closes
+// it again, which must not be an error (it was, under load, when Serve
+// had not yet noticed the first close).
+type onceListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
+
+// Listen opens a TCP listener whose connections tell departures apart:
+// keepalive and TCP_USER_TIMEOUT as ka says (the zero value notices a
+// silent peer within 10 s), and the read errors that Handler's departure
+// detection needs. Serve it with Node.Serve, or on your own http.Server
+// with ConnContext set to ConnContext.
+func Listen(ctx context.Context, addr string, ka conn.KeepAlive) (net.Listener, error) {
+	return conn.Listen(ctx, addr, ka)
+}
+
+// ConnContext is the http.Server.ConnContext that Handler needs to see the
+// socket of each request: without it, a long-poll or SSE client's
+// departure is reported only as net/http sees it (canceled).
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return conn.ConnContext(ctx, c)
+}
