@@ -61,7 +61,8 @@ type Node struct {
 type httpServer struct {
 	srv  *http.Server
 	ln   *onceListener
-	errc chan error // Serve's result
+	done chan struct{} // closed when Serve has returned
+	err  error         // Serve's result, once done is closed
 }
 
 // New checks cfg, opens the store (unless WithStore gave one) and builds
@@ -247,11 +248,11 @@ func (n *Node) Serve(ln net.Listener) error {
 	}
 	hs := n.serveLocked(ln)
 	n.mu.Unlock()
-	err := <-hs.errc
-	if errors.Is(err, http.ErrServerClosed) {
+	<-hs.done
+	if errors.Is(hs.err, http.ErrServerClosed) {
 		return nil
 	}
-	return err
+	return hs.err
 }
 
 // serveLocked starts an http.Server for Handler on ln. n.mu is held.
@@ -266,10 +267,13 @@ func (n *Node) serveLocked(ln net.Listener) *httpServer {
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		},
-		errc: make(chan error, 1),
+		done: make(chan struct{}),
 	}
 	n.servers = append(n.servers, hs)
-	go func() { hs.errc <- hs.srv.Serve(hs.ln) }()
+	go func() {
+		defer close(hs.done)
+		hs.err = hs.srv.Serve(hs.ln)
+	}()
 	return hs
 }
 

@@ -56,8 +56,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 			hs.srv.Close()
 			err = cmp.Or(err, herr)
 		}
-		if serr := <-hs.errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-			n.log.Error("serve", "err", serr)
+		<-hs.done
+		if hs.err != nil && !errors.Is(hs.err, http.ErrServerClosed) {
+			n.log.Error("serve", "err", hs.err)
 		}
 	}
 	err = cmp.Or(err, n.jobs.Stop(ctx))
