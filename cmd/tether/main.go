@@ -100,8 +100,25 @@ type serveOptions struct {
 func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptions, error) {
 	var cfg tether.Config
 	var opts serveOptions
-	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
+	fs := serveFlags(&cfg, &opts)
 	fs.SetOutput(stderr)
+	if err := applyEnv(fs); err != nil {
+		return cfg, opts, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, opts, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return cfg, opts, nil
+}
+
+// serveFlags defines every flag of tether serve on cfg and opts. Each
+// default is the constant its package exports, so the flags, the
+// library's zero values and README's table (TestREADMEFlags) agree.
+func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", tether.DefaultAddr, "`address` to listen on")
 	fs.StringVar(&cfg.DataDir, "data", tether.DefaultDataDir, "`directory` for the embedded store")
 	fs.StringVar(&cfg.NATS.URLs, "nats", "", "comma-separated NATS `URLs`: keep channels on a JetStream cluster instead of the embedded store (--data then holds nothing)")
@@ -147,16 +164,13 @@ func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptio
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&opts.grace, "shutdown-grace", tether.DefaultShutdownGrace, "how long a stop waits for requests in flight")
-	if err := applyEnv(fs); err != nil {
-		return cfg, opts, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, opts, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	return cfg, opts, nil
+	return fs
+}
+
+// envName is the environment variable of a flag: --max-lag is
+// TETHER_MAX_LAG.
+func envName(flagName string) string {
+	return "TETHER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // applyEnv sets every flag from its TETHER_ variable, if set. Flags given on
@@ -164,7 +178,7 @@ func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptio
 func applyEnv(fs *flag.FlagSet) error {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "TETHER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(f.Name)
 		if v, ok := os.LookupEnv(name); ok && err == nil {
 			if serr := f.Value.Set(v); serr != nil {
 				err = fmt.Errorf("%s=%q: %w", name, v, serr)
