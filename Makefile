@@ -1,0 +1,3 @@
+test:
+	scripts/test.sh
+.PHONY: test
