@@ -1,10 +1,3 @@
-// Command tether runs a tether server: durable channels over long-poll and
-// Server-Sent Events that notice when a client is really gone.
-//
-//	tether serve [flags]
-//
-// Every flag has an environment variable: --addr is TETHER_ADDR, --data is
-// TETHER_DATA, and so on (upper case, dashes as underscores, prefix TETHER_).
 package main
 
 import (

@@ -1,4 +1,3 @@
-// Package cli holds what tether's commands share.
 package cli
 
 import (

@@ -1,0 +1,2 @@
+// Package cli holds what tether's commands share.
+package cli
