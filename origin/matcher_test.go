@@ -10,7 +10,7 @@ func TestMatcher(t *testing.T) {
 		"https://app.example.com",
 		"http://localhost:5173",
 		"https://*.example.org",
-		"static.example.net",     // no scheme: https only
+		"static.example.net", // no scheme: https only
 		"https://PORT.example:8443",
 		"https://default.example:443", // the default port, written out
 	})
