@@ -1,0 +1,592 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/wire"
+)
+
+// recorder collects a channel's events and signals each one.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+	grew   chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{grew: make(chan struct{})} }
+
+func (r *recorder) handle(ev Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	close(r.grew)
+	r.grew = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) snapshot() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// waitN waits until n events of kind came, and returns them.
+func (r *recorder) waitN(t testing.TB, within time.Duration, kind EventKind, n int) []Event {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		var got []Event
+		for _, ev := range r.events {
+			if ev.Kind == kind {
+				got = append(got, ev)
+			}
+		}
+		grew := r.grew
+		r.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-grew:
+		case <-deadline.C:
+			t.Fatalf("%d %v events within %v, want %d", len(got), kind, within, n)
+		}
+	}
+}
+
+// states collects a client's state changes.
+type states struct {
+	mu   sync.Mutex
+	all  []StateChange
+	grew chan struct{}
+}
+
+func newStates() *states { return &states{grew: make(chan struct{})} }
+
+func (s *states) on(sc StateChange) {
+	s.mu.Lock()
+	s.all = append(s.all, sc)
+	close(s.grew)
+	s.grew = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// wait waits for a change at index from or later that matches, and
+// returns it with the index after it.
+func (s *states) wait(t testing.TB, within time.Duration, from int, what string, match func(StateChange) bool) (StateChange, int) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for i := from; ; {
+		s.mu.Lock()
+		all, grew := s.all, s.grew
+		s.mu.Unlock()
+		for ; i < len(all); i++ {
+			if match(all[i]) {
+				return all[i], i + 1
+			}
+		}
+		select {
+		case <-grew:
+		case <-deadline.C:
+			t.Fatalf("no state change %s within %v; had %+v", what, within, all)
+		}
+	}
+}
+
+func dial(t testing.TB, url string, cfg Config) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, url, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestPublishSubscribe(t *testing.T) {
+	srv := startServerTCP(t)
+	for _, tc := range []struct {
+		name, url string
+		transport string
+	}{{"websocket", srv.ws(), TransportWebSocket}, {"tcp", "tcp://" + srv.tcp, TransportTCP}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			st := newStates()
+			c := dial(t, tc.url, Config{OnState: st.on, HTTPURL: srv.http()})
+			if sc, _ := st.wait(t, 5*time.Second, 0, "connected", func(sc StateChange) bool { return sc.State == StateConnected }); sc.Transport != tc.transport {
+				t.Fatalf("transport %q, want %q", sc.Transport, tc.transport)
+			}
+			ch := "news-" + tc.name
+			rec := newRecorder()
+			if _, err := c.Subscribe(ctx, ch, SubscribeOptions{After: "0", Handler: rec.handle}); err != nil {
+				t.Fatal(err)
+			}
+			var cursors []string
+			for i := range 3 {
+				res, err := c.Publish(ctx, ch, map[string]int{"n": i})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cursors = append(cursors, res.Cursor)
+			}
+			got := rec.waitN(t, 10*time.Second, EventMessage, 3)
+			for i, ev := range got {
+				if ev.Cursor != cursors[i] || string(ev.Data) != fmt.Sprintf(`{"n":%d}`, i) {
+					t.Errorf("event %d = %s %s, want %s {\"n\":%d}", i, ev.Cursor, ev.Data, cursors[i], i)
+				}
+			}
+			res, err := c.Publish(ctx, ch, 42, WithIdempotencyKey("k-"+tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.Publish(ctx, ch, 42, WithIdempotencyKey("k-"+tc.name))
+			if err != nil || again.Cursor != res.Cursor || !again.Duplicate {
+				t.Fatalf("repeat with the same key = %+v, %v; want cursor %s, duplicate", again, err, res.Cursor)
+			}
+			_, err = c.Subscribe(ctx, "no/such", SubscribeOptions{})
+			if ef, ok := errors.AsType[*wire.ErrorFrame](err); !ok || ef.Code != wire.CodeBadChannel {
+				t.Fatalf("Subscribe(bad channel) = %v, want bad_channel", err)
+			}
+		})
+	}
+}
+
+// streamScenario: one client publishes n messages, one at a time, while
+// another follows the channel; the server is SIGKILLed and restarted
+// twice mid-stream, and publishes made while it is down wait in the
+// queue. The follower must see every message exactly once, in order; the
+// channel must hold each once.
+func streamScenario(t *testing.T, srv *server, pubURL, subURL string, pubCfg, subCfg Config, wantTransport string) {
+	const n = 300
+	ctx := context.Background()
+	st := newStates()
+	subCfg.OnState = st.on
+	subCfg.BackoffMax = 300 * time.Millisecond
+	pubCfg.BackoffMax = 300 * time.Millisecond
+	sub := dial(t, subURL, subCfg)
+	pub := dial(t, pubURL, pubCfg)
+	if sc, _ := st.wait(t, 5*time.Second, 0, "connected", func(sc StateChange) bool { return sc.State == StateConnected }); sc.Transport != wantTransport {
+		t.Fatalf("subscriber's transport %q, want %q", sc.Transport, wantTransport)
+	}
+	rec := newRecorder()
+	if _, err := sub.Subscribe(ctx, "stream", SubscribeOptions{After: "0", Handler: rec.handle}); err != nil {
+		t.Fatal(err)
+	}
+
+	pubErr := make(chan error, 1)
+	go func() {
+		for i := range n {
+			pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			_, err := pub.Publish(pctx, "stream", map[string]int{"n": i})
+			cancel()
+			if err != nil {
+				pubErr <- fmt.Errorf("publish %d: %w", i, err)
+				return
+			}
+		}
+		pubErr <- nil
+	}()
+
+	var offline []chan error
+	for round, at := range []int{n / 3, 2 * n / 3} {
+		rec.waitN(t, 60*time.Second, EventMessage, at)
+		srv.kill()
+		// While it is down: publishes queue, and go out in order.
+		for k := range 5 {
+			done := make(chan error, 1)
+			offline = append(offline, done)
+			queued := pub.Stats().QueuedPublishes
+			go func() {
+				pctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+				defer cancel()
+				_, err := pub.Publish(pctx, "offline", fmt.Sprintf("r%d-%d", round, k))
+				done <- err
+			}()
+			waitFor(t, 10*time.Second, "publish queued", func() bool { return pub.Stats().QueuedPublishes > queued })
+		}
+		srv.start(t)
+	}
+	if err := <-pubErr; err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range offline {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pub.Publish(ctx, "stream", "end"); err != nil {
+		t.Fatal(err)
+	}
+	got := rec.waitN(t, 60*time.Second, EventMessage, n+1)
+	if len(got) != n+1 {
+		t.Fatalf("%d messages, want %d", len(got), n+1)
+	}
+	for i, ev := range got[:n] {
+		if want := fmt.Sprintf(`{"n":%d}`, i); string(ev.Data) != want {
+			t.Fatalf("message %d = %s, want %s", i, ev.Data, want)
+		}
+	}
+	if string(got[n].Data) != `"end"` {
+		t.Fatalf("last message %s, want \"end\"", got[n].Data)
+	}
+	for _, ev := range rec.snapshot() {
+		if ev.Kind != EventMessage {
+			t.Fatalf("unexpected %v event: %+v", ev.Kind, ev)
+		}
+	}
+	stored := readAll(t, srv.http(), "stream")
+	if len(stored) != n+1 {
+		t.Fatalf("the channel holds %d messages, want %d (a publish was appended twice, or lost)", len(stored), n+1)
+	}
+	var off []string
+	for _, m := range readAll(t, srv.http(), "offline") {
+		var s string
+		json.Unmarshal(m, &s)
+		off = append(off, s)
+	}
+	var want []string
+	for r := range 2 {
+		for k := range 5 {
+			want = append(want, fmt.Sprintf("r%d-%d", r, k))
+		}
+	}
+	if !slices.Equal(off, want) {
+		t.Fatalf("offline publishes stored as %v, want %v", off, want)
+	}
+	s := sub.Stats()
+	t.Logf("subscriber: %d reconnects, %d duplicates dropped; publisher: %d reconnects", s.Reconnects, s.Duplicates, pub.Stats().Reconnects)
+	if s.Reconnects < 2 {
+		t.Fatalf("subscriber reconnected %d times, want 2 or more", s.Reconnects)
+	}
+}
+
+func TestKillRestartExactlyOnce(t *testing.T) {
+	t.Run("websocket", func(t *testing.T) {
+		srv := startServer(t)
+		streamScenario(t, srv, srv.ws(), srv.ws(), Config{}, Config{}, TransportWebSocket)
+	})
+	t.Run("tcp", func(t *testing.T) {
+		srv := startServerTCP(t)
+		streamScenario(t, srv, "tcp://"+srv.tcp, "tcp://"+srv.tcp, Config{}, Config{}, TransportTCP)
+	})
+}
+
+// noUpgradeProxy forwards HTTP to target but refuses WebSocket upgrades,
+// as some corporate proxies do. It counts the refusals.
+type noUpgradeProxy struct {
+	*httptest.Server
+	mu      sync.Mutex
+	refused int
+}
+
+func startNoUpgradeProxy(t *testing.T, target string) *noUpgradeProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{DisableKeepAlives: true}
+	rp.FlushInterval = -1
+	p := &noUpgradeProxy{}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			p.mu.Lock()
+			p.refused++
+			p.mu.Unlock()
+			http.Error(w, "upgrades are not allowed here", http.StatusForbidden)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestFallbackToSSE(t *testing.T) {
+	srv := startServer(t)
+	proxy := startNoUpgradeProxy(t, srv.http())
+	streamScenario(t, srv, proxy.URL, proxy.URL, Config{}, Config{}, TransportSSE)
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	if proxy.refused == 0 {
+		t.Fatal("the proxy refused no upgrade: the test did not test the fallback")
+	}
+}
+
+// A message published before its handler exists is held and delivered,
+// in order, when the handler registers.
+func TestUnhandledReplay(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{})
+	if _, err := c.Subscribe(ctx, "late", SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Publish(ctx, "late", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "3 events held", func() bool { return c.Stats().Held == 3 })
+	rec := newRecorder()
+	c.Handle("late", rec.handle)
+	got := rec.waitN(t, 10*time.Second, EventMessage, 3)
+	for i, ev := range got {
+		if string(ev.Data) != strconv.Itoa(i) {
+			t.Fatalf("event %d = %s, want %d", i, ev.Data, i)
+		}
+	}
+	if _, err := c.Publish(ctx, "late", 3); err != nil {
+		t.Fatal(err)
+	}
+	got = rec.waitN(t, 10*time.Second, EventMessage, 4)
+	if string(got[3].Data) != "3" || len(rec.snapshot()) != 4 {
+		t.Fatalf("events %+v, want 4 messages 0..3", rec.snapshot())
+	}
+	if s := c.Stats(); s.Held != 0 || s.DroppedOverflow+s.DroppedExpired != 0 {
+		t.Fatalf("stats %+v: want nothing held or dropped", s)
+	}
+}
+
+// dropLog collects OnDropped reports.
+type dropLog struct {
+	mu   sync.Mutex
+	all  []Dropped
+	grew chan struct{}
+}
+
+func (d *dropLog) on(x Dropped) {
+	d.mu.Lock()
+	d.all = append(d.all, x)
+	close(d.grew)
+	d.grew = make(chan struct{})
+	d.mu.Unlock()
+}
+
+// wait waits until reports of reason for channel add up to n messages.
+func (d *dropLog) wait(t testing.TB, within time.Duration, channel, reason string, n int) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		d.mu.Lock()
+		sum := 0
+		for _, x := range d.all {
+			if x.Channel == channel && x.Reason == reason {
+				sum += x.Messages
+			}
+		}
+		grew := d.grew
+		d.mu.Unlock()
+		if sum == n {
+			return
+		}
+		if sum > n {
+			t.Fatalf("%d %s drops of %s reported, want %d", sum, reason, channel, n)
+		}
+		select {
+		case <-grew:
+		case <-deadline.C:
+			t.Fatalf("%d %s drops of %s reported within %v, want %d", sum, reason, channel, within, n)
+		}
+	}
+}
+
+func TestUnhandledOverflowAndTTL(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	t.Run("overflow", func(t *testing.T) {
+		drops := &dropLog{grew: make(chan struct{})}
+		c := dial(t, srv.ws(), Config{BufferMaxMessages: 5, BufferTTL: time.Hour, OnDropped: drops.on})
+		if _, err := c.Subscribe(ctx, "of", SubscribeOptions{After: "0"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 8 {
+			if _, err := c.Publish(ctx, "of", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drops.wait(t, 10*time.Second, "of", DropOverflow, 3)
+		waitFor(t, 10*time.Second, "5 held", func() bool { return c.Stats().Held == 5 })
+		if s := c.Stats(); s.DroppedOverflow != 3 {
+			t.Fatalf("Stats().DroppedOverflow = %d, want 3", s.DroppedOverflow)
+		}
+		rec := newRecorder()
+		c.Handle("of", rec.handle)
+		rec.waitN(t, 10*time.Second, EventMessage, 5)
+		got := rec.snapshot()
+		if len(got) != 6 || got[0].Kind != EventDropped || got[0].Dropped != 3 || got[0].DropReason != DropOverflow {
+			t.Fatalf("events %+v: want a dropped(3, overflow) then 5 messages", got)
+		}
+		for i, ev := range got[1:] {
+			if string(ev.Data) != strconv.Itoa(i+3) {
+				t.Fatalf("message %d = %s, want %d", i, ev.Data, i+3)
+			}
+		}
+	})
+	t.Run("ttl", func(t *testing.T) {
+		drops := &dropLog{grew: make(chan struct{})}
+		c := dial(t, srv.ws(), Config{BufferTTL: 200 * time.Millisecond, OnDropped: drops.on})
+		if _, err := c.Subscribe(ctx, "ttl", SubscribeOptions{After: "0"}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if _, err := c.Publish(ctx, "ttl", i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drops.wait(t, 10*time.Second, "ttl", DropExpired, 2)
+		if s := c.Stats(); s.Held != 0 || s.DroppedExpired != 2 {
+			t.Fatalf("stats %+v: want 0 held, 2 expired", s)
+		}
+		rec := newRecorder()
+		c.Handle("ttl", rec.handle)
+		rec.waitN(t, 10*time.Second, EventDropped, 1)
+		if _, err := c.Publish(ctx, "ttl", 2); err != nil {
+			t.Fatal(err)
+		}
+		rec.waitN(t, 10*time.Second, EventMessage, 1)
+		got := rec.snapshot()
+		if len(got) != 2 || got[0].Dropped != 2 || got[0].DropReason != DropExpired || string(got[1].Data) != "2" {
+			t.Fatalf("events %+v: want dropped(2, expired), then message 2", got)
+		}
+	})
+}
+
+// The client notices a server that went silent (SIGSTOP: its kernel still
+// answers TCP) within its heartbeat timeout, and the server's shutdown
+// notice with its reconnect hint.
+func TestDeadServerAndShutdownHint(t *testing.T) {
+	srv := startServer(t, "--shutdown-spread", "500ms")
+	st := newStates()
+	c := dial(t, srv.ws(), Config{HeartbeatTimeout: time.Second, BackoffMax: 200 * time.Millisecond, OnState: st.on})
+	_, i := st.wait(t, 5*time.Second, 0, "connected", func(sc StateChange) bool { return sc.State == StateConnected })
+
+	srv.cmd.Process.Signal(syscall.SIGSTOP)
+	t0 := time.Now()
+	sc, i := st.wait(t, 5*time.Second, i, "disconnected", func(sc StateChange) bool { return sc.State == StateDisconnected })
+	took := time.Since(t0)
+	t.Logf("silent server noticed after %v (heartbeat timeout 1s): %s", took.Round(time.Millisecond), sc.Reason)
+	if sc.Reason != "heartbeat-timeout" || took > 2*time.Second {
+		t.Fatalf("disconnected after %v for %q, want heartbeat-timeout within 2s", took, sc.Reason)
+	}
+	srv.cmd.Process.Signal(syscall.SIGCONT)
+	_, i = st.wait(t, 15*time.Second, i, "reconnected", func(sc StateChange) bool { return sc.State == StateConnected })
+
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	sc, i = st.wait(t, 10*time.Second, i, "shutdown", func(sc StateChange) bool { return sc.State == StateDisconnected })
+	if sc.Reason != "server-shutdown" || sc.Retry > 500*time.Millisecond {
+		t.Fatalf("disconnected for %q, retry %v; want server-shutdown within the 500ms spread", sc.Reason, sc.Retry)
+	}
+	<-srv.done
+	srv.start(t)
+	st.wait(t, 15*time.Second, i, "reconnected after restart", func(sc StateChange) bool { return sc.State == StateConnected })
+	_ = c
+}
+
+// effectLine is one line of tether-worker's --effects-log.
+type effectLine struct {
+	job      string
+	end, pid int64
+}
+
+func readEffects(t testing.TB, path string) map[string]effectLine {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	out := map[string]effectLine{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 5 {
+			continue
+		}
+		end, _ := strconv.ParseInt(f[3], 10, 64)
+		pid, _ := strconv.ParseInt(f[4], 10, 64)
+		out[f[0]] = effectLine{job: f[0], end: end, pid: pid}
+	}
+	return out
+}
+
+// Jobs().Run cancelled through its ctx ends the worker handler's context
+// within 100 ms (p99 over 100 runs), and the same worker process runs the
+// next job.
+func TestJobsRunCancel(t *testing.T) {
+	srv := startServer(t)
+	b := needBinaries(t)
+	effects := filepath.Join(t.TempDir(), "effects.log")
+	w := startProc(t, b.worker, "--url", srv.ws(), "--id", "w1", "--types", "sleep", "--concurrency", "1",
+		"--effects-log", effects, "--log-format", "json")
+	w.waitLog(t, 30*time.Second, "connected")
+	c := dial(t, srv.ws(), Config{})
+
+	// One job that runs to the end first: Run returns its result.
+	res, err := c.Jobs().Run(context.Background(), "sleep", map[string]int{"ms": 1}, JobOptions{})
+	if err != nil || string(res) != `{"slept_ms":1}` {
+		t.Fatalf("Run = %s, %v; want {\"slept_ms\":1}", res, err)
+	}
+
+	const runs = 100
+	lat := make([]time.Duration, 0, runs)
+	for i := range runs {
+		ctx, cancel := context.WithCancel(context.Background())
+		var t0 time.Time
+		var ref JobRef
+		_, err := c.Jobs().Run(ctx, "sleep", map[string]any{"ms": 60000, "progress": true}, JobOptions{
+			OnCreated:  func(r JobRef) { ref = r },
+			OnProgress: func(json.RawMessage) { t0 = time.Now(); cancel() },
+		})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("run %d: Run = %v, want context.Canceled", i, err)
+		}
+		var e effectLine
+		waitFor(t, 10*time.Second, "handler of job "+ref.ID+" returned", func() bool {
+			var ok bool
+			e, ok = readEffects(t, effects)[ref.ID]
+			return ok
+		})
+		if e.pid != int64(w.pid()) {
+			t.Fatalf("run %d: job ran in pid %d, want the one worker process %d", i, e.pid, w.pid())
+		}
+		lat = append(lat, time.Unix(0, e.end).Sub(t0))
+	}
+	slices.Sort(lat)
+	p50, p99 := lat[runs/2-1], lat[runs*99/100-1]
+	t.Logf("ctx cancel -> worker handler ctx ended, %d runs: p50 %v, p99 %v, max %v",
+		runs, p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), lat[runs-1].Round(10*time.Microsecond))
+	if p99 > 100*time.Millisecond {
+		t.Fatalf("p99 %v, want within 100ms", p99)
+	}
+	select {
+	case <-w.done:
+		t.Fatal("the worker process exited")
+	default:
+	}
+	// It still runs the next job.
+	if res, err := c.Jobs().Run(context.Background(), "sleep", map[string]int{"ms": 1}, JobOptions{}); err != nil || string(res) != `{"slept_ms":1}` {
+		t.Fatalf("after the cancels, Run = %s, %v", res, err)
+	}
+}
