@@ -590,3 +590,129 @@ func TestJobsRunCancel(t *testing.T) {
 		t.Fatalf("after the cancels, Run = %s, %v", res, err)
 	}
 }
+
+// A subscription resumes after a cursor the application supplies, and one
+// "from now" resumes after a restart without losing what came meanwhile.
+func TestResumeFromAppCursorAndFromNow(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{BackoffMax: 200 * time.Millisecond})
+	var cursors []string
+	for i := range 5 {
+		res, err := c.Publish(ctx, "saved", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursors = append(cursors, res.Cursor)
+	}
+	rec := newRecorder()
+	sub, err := c.Subscribe(ctx, "saved", SubscribeOptions{After: cursors[2], Handler: rec.handle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rec.waitN(t, 10*time.Second, EventMessage, 2)
+	if string(got[0].Data) != "3" || string(got[1].Data) != "4" {
+		t.Fatalf("after cursor %s: %s, %s; want 3, 4", cursors[2], got[0].Data, got[1].Data)
+	}
+	waitFor(t, 5*time.Second, "Cursor moves to the last handled", func() bool { return sub.Cursor() == cursors[4] })
+
+	now := newRecorder()
+	if _, err := c.Subscribe(ctx, "fromnow", SubscribeOptions{Handler: now.handle}); err != nil {
+		t.Fatal(err)
+	}
+	// Published through another client while this one is cut off: it
+	// must still arrive once this one is back.
+	srv.kill()
+	srv.start(t)
+	other := dial(t, srv.ws(), Config{})
+	for i := range 3 {
+		if _, err := other.Publish(ctx, "fromnow", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = now.waitN(t, 20*time.Second, EventMessage, 3)
+	for i, ev := range got {
+		if string(ev.Data) != strconv.Itoa(i) {
+			t.Fatalf("from-now message %d = %s, want %d", i, ev.Data, i)
+		}
+	}
+}
+
+// Messages retention removed before the subscription read them are
+// reported as a gap, over WebSocket and over the SSE fallback.
+func TestGapReported(t *testing.T) {
+	srv := startServer(t, "--retention-max-messages", "5")
+	proxy := startNoUpgradeProxy(t, srv.http())
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{})
+	var cursors []string
+	for i := range 20 {
+		res, err := c.Publish(ctx, "trimmed", i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cursors = append(cursors, res.Cursor)
+	}
+	waitFor(t, 20*time.Second, "retention trims the channel", func() bool { return len(readAll(t, srv.http(), "trimmed")) <= 5 })
+	for _, tc := range []struct{ name, url string }{{"websocket", srv.ws()}, {"sse", proxy.URL}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := dial(t, tc.url, Config{})
+			rec := newRecorder()
+			if _, err := sc.Subscribe(ctx, "trimmed", SubscribeOptions{After: cursors[1], Handler: rec.handle}); err != nil {
+				t.Fatal(err)
+			}
+			msgs := rec.waitN(t, 10*time.Second, EventMessage, 5)
+			evs := rec.snapshot()
+			if evs[0].Kind != EventGap || evs[0].GapAfter != cursors[1] || evs[0].GapEarliest != cursors[15] {
+				t.Fatalf("first event %+v, want a gap after %s, earliest %s", evs[0], cursors[1], cursors[15])
+			}
+			for i, ev := range msgs {
+				if string(ev.Data) != strconv.Itoa(15+i) {
+					t.Fatalf("message %d = %s, want %d", i, ev.Data, 15+i)
+				}
+			}
+		})
+	}
+}
+
+// While offline, publishes queue up to the bound; one more fails at once;
+// one whose ctx ends before it was sent is withdrawn and never appended.
+func TestPublishQueueWhileOffline(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{MaxQueuedPublishes: 2, BackoffMax: 200 * time.Millisecond})
+	srv.kill()
+	waitFor(t, 5*time.Second, "disconnected", func() bool { return c.State() != StateConnected })
+
+	kept := make(chan error, 1)
+	go func() {
+		_, err := c.Publish(ctx, "q", "kept")
+		kept <- err
+	}()
+	waitFor(t, 5*time.Second, "first queued", func() bool { return c.Stats().QueuedPublishes == 1 })
+	wctx, withdraw := context.WithCancel(ctx)
+	withdrawn := make(chan error, 1)
+	go func() {
+		_, err := c.Publish(wctx, "q", "withdrawn")
+		withdrawn <- err
+	}()
+	waitFor(t, 5*time.Second, "second queued", func() bool { return c.Stats().QueuedPublishes == 2 })
+	if _, err := c.Publish(ctx, "q", "refused"); !errors.Is(err, ErrPublishQueueFull) {
+		t.Fatalf("third Publish = %v, want ErrPublishQueueFull", err)
+	}
+	withdraw()
+	if err := <-withdrawn; !errors.Is(err, context.Canceled) {
+		t.Fatalf("withdrawn Publish = %v, want context.Canceled", err)
+	}
+	if n := c.Stats().QueuedPublishes; n != 1 {
+		t.Fatalf("%d queued after the withdrawal, want 1", n)
+	}
+	srv.start(t)
+	if err := <-kept; err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, srv.http(), "q")
+	if len(got) != 1 || string(got[0]) != `"kept"` {
+		t.Fatalf("channel holds %s, want only \"kept\"", got)
+	}
+}

@@ -231,44 +231,55 @@ func (l *sseLink) publish(ctx context.Context, channel string, data json.RawMess
 	return wire.Reply{Type: wire.TypeReply, OK: true, Cursor: ans.ID, Duplicate: resp.Header.Get("Idempotent-Replayed") == "true"}, nil
 }
 
-// read parses channel's event stream (the WHATWG EventSource format, as
-// docs/api.md writes it) until it ends.
+// read parses channel's event stream until it ends.
 func (l *sseLink) read(channel string, s *sseStream, body io.Reader) error {
+	return parseSSE(body, func() { s.lastRecv.Store(time.Now().UnixNano()) },
+		func(event, id string, data []byte) error { return l.dispatch(channel, event, id, data) })
+}
+
+// parseSSE reads an event stream (the WHATWG EventSource format, as
+// docs/api.md writes it) until it ends or emit fails: line is called for
+// every line read (comments, the heartbeat, included), emit for every
+// event, with its data lines joined by "\n". A line longer than maxFrame
+// is an error. It never returns nil: io.ErrUnexpectedEOF at the end.
+func parseSSE(body io.Reader, line func(), emit func(event, id string, data []byte) error) error {
 	br := bufio.NewReaderSize(body, 64<<10)
 	var id, event string
 	var data []byte
 	for {
-		line, err := br.ReadSlice('\n')
+		ln, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			// A long data line: gather it whole.
-			buf := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) && len(buf) <= maxFrame {
-				line, err = br.ReadSlice('\n')
-				buf = append(buf, line...)
+			buf := append([]byte(nil), ln...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				if len(buf) > maxFrame {
+					return errors.New("tether: client: SSE line too long")
+				}
+				ln, err = br.ReadSlice('\n')
+				buf = append(buf, ln...)
 			}
-			line = buf
+			ln = buf
 		}
 		if err != nil {
 			if err == io.EOF {
-				return errors.New("stream ended")
+				return io.ErrUnexpectedEOF
 			}
 			return err
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
+		line()
+		ln = bytes.TrimSuffix(bytes.TrimSuffix(ln, []byte("\n")), []byte("\r"))
+		if len(ln) == 0 {
 			if data != nil || event != "" {
-				if err := l.dispatch(channel, event, id, data); err != nil {
+				if err := emit(event, id, data); err != nil {
 					return err
 				}
 			}
 			id, event, data = "", "", nil
 			continue
 		}
-		if line[0] == ':' {
-			continue // a comment: the heartbeat
+		if ln[0] == ':' {
+			continue // a comment: the heartbeat, or a departure probe
 		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
+		field, value, _ := bytes.Cut(ln, []byte(":"))
 		value = bytes.TrimPrefix(value, []byte(" "))
 		switch string(field) {
 		case "id":
@@ -278,6 +289,8 @@ func (l *sseLink) read(channel string, s *sseStream, body io.Reader) error {
 		case "data":
 			if data != nil {
 				data = append(data, '\n')
+			} else {
+				data = []byte{}
 			}
 			data = append(data, value...)
 		}

@@ -216,7 +216,16 @@ func (c *Client) activate(l link, s *Subscription) {
 			}
 			first := !s.confirmed
 			s.confirmed = true
+			gone := s.gone
 			c.mu.Unlock()
+			if gone {
+				// Unsubscribed while the subscribe was on its way: the
+				// server may have handled the unsubscribe first (it
+				// handles requests concurrently), so say it again.
+				uctx, cancel := c.reqCtx()
+				l.unsubscribe(uctx, s.channel)
+				cancel()
+			}
 			if first {
 				close(s.ready)
 			}
