@@ -716,3 +716,40 @@ func TestPublishQueueWhileOffline(t *testing.T) {
 		t.Fatalf("channel holds %s, want only \"kept\"", got)
 	}
 }
+
+// A message that arrives twice (by cursor) is delivered once, and so is a
+// gap the server reports again after a resume. The server does not send
+// duplicates on one connection, so they are injected where the reader
+// hands frames to the client.
+func TestDedupByCursor(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{})
+	rec := newRecorder()
+	if _, err := c.Subscribe(ctx, "dup", SubscribeOptions{After: "0", Handler: rec.handle}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Publish(ctx, "dup", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := rec.waitN(t, 10*time.Second, EventMessage, 1)[0]
+	c.mu.Lock()
+	l := c.link
+	c.mu.Unlock()
+	c.message(l, wire.Message{Type: wire.TypeMessage, Channel: "dup", Cursor: res.Cursor, Data: first.Data})
+	g := wire.Gap{Type: wire.TypeGap, Channel: "dup", After: "a", Earliest: "b"}
+	c.gap(l, g)
+	c.gap(l, g)
+	if _, err := c.Publish(ctx, "dup", "y"); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitN(t, 10*time.Second, EventMessage, 2)
+	evs := rec.snapshot()
+	if len(evs) != 3 || evs[0].Kind != EventMessage || evs[1].Kind != EventGap || evs[2].Kind != EventMessage || string(evs[2].Data) != `"y"` {
+		t.Fatalf("events %+v: want x, one gap, y", evs)
+	}
+	if d := c.Stats().Duplicates; d != 1 {
+		t.Fatalf("Stats().Duplicates = %d, want 1", d)
+	}
+}
