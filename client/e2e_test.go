@@ -753,3 +753,39 @@ func TestDedupByCursor(t *testing.T) {
 		t.Fatalf("Stats().Duplicates = %d, want 1", d)
 	}
 }
+
+// Jobs().Run works over the SSE fallback too: result, and cancel by ctx.
+func TestJobsOverFallback(t *testing.T) {
+	srv := startServer(t)
+	b := needBinaries(t)
+	w := startProc(t, b.worker, "--url", srv.ws(), "--id", "w1", "--types", "sleep", "--log-format", "json")
+	w.waitLog(t, 30*time.Second, "connected")
+	proxy := startNoUpgradeProxy(t, srv.http())
+	st := newStates()
+	c := dial(t, proxy.URL, Config{OnState: st.on})
+	if sc, _ := st.wait(t, 5*time.Second, 0, "connected", func(sc StateChange) bool { return sc.State == StateConnected }); sc.Transport != TransportSSE {
+		t.Fatalf("transport %q, want sse", sc.Transport)
+	}
+	var progress []string
+	res, err := c.Jobs().Run(context.Background(), "sleep", map[string]any{"ms": 1, "progress": true}, JobOptions{
+		OnProgress: func(p json.RawMessage) { progress = append(progress, string(p)) },
+	})
+	if err != nil || string(res) != `{"slept_ms":1}` || !slices.Equal(progress, []string{`{"started":true}`}) {
+		t.Fatalf("Run = %s, %v, progress %q; want {\"slept_ms\":1}, one progress", res, err, progress)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var ref JobRef
+	_, err = c.Jobs().Run(ctx, "sleep", map[string]any{"ms": 60000, "progress": true}, JobOptions{
+		OnCreated:  func(r JobRef) { ref = r },
+		OnProgress: func(json.RawMessage) { cancel() },
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Run = %v, want context.Canceled", err)
+	}
+	waitFor(t, 10*time.Second, "job recorded canceled", func() bool {
+		raw, err := c.Jobs().Get(context.Background(), ref.ID)
+		var j struct{ State string }
+		json.Unmarshal(raw, &j)
+		return err == nil && j.State == "canceled"
+	})
+}
