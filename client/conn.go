@@ -50,8 +50,8 @@ type ConnConfig struct {
 	// end), wire.Shutdown, wire.JobFrame, wire.JobSignal or wire.Unknown.
 	// It is called on the Conn's reader goroutine, one frame at a time in
 	// the order they came; while it runs no other frame is read, so it
-	// must not wait for an answer on this Conn. Nil: such frames are
-	// dropped.
+	// must not wait for an answer on this Conn (time spent in it does not
+	// count as the server's silence). Nil: such frames are dropped.
 	OnFrame func(frame any)
 }
 
@@ -72,6 +72,7 @@ type Conn struct {
 	watchDone chan struct{} // closed when the watchdog has returned
 
 	lastRecv atomic.Int64 // unix nanos
+	inFrame  atomic.Bool  // the reader is in OnFrame: not reading is then the client's doing
 	nextID   atomic.Uint64
 	hint     atomic.Int64 // reconnect_after_ms of a shutdown frame, +1; 0: none
 
@@ -209,7 +210,10 @@ func (c *Conn) readLoop() {
 			continue // the read that follows fails and ends the loop
 		}
 		if c.cfg.OnFrame != nil {
+			c.inFrame.Store(true)
 			c.cfg.OnFrame(f)
+			c.lastRecv.Store(time.Now().UnixNano())
+			c.inFrame.Store(false)
 		}
 	}
 }
@@ -227,6 +231,13 @@ func (c *Conn) watch() {
 		case <-c.done:
 			return
 		case <-t.C:
+		}
+		if c.inFrame.Load() {
+			// OnFrame holds the reader (the application is behind):
+			// the server is not silent, this client is not reading. The
+			// server decides (slow consumer); the silence counts anew
+			// once OnFrame returns.
+			continue
 		}
 		last := c.lastRecv.Load()
 		silent := time.Since(time.Unix(0, last))

@@ -789,3 +789,61 @@ func TestJobsOverFallback(t *testing.T) {
 		return err == nil && j.State == "canceled"
 	})
 }
+
+// A handler too slow for the stream: the client stops reading (its
+// delivery queue is full), the server ends the connection as a slow
+// consumer, and once the handler catches up the subscription resumes:
+// every message once, in order.
+func TestSlowHandlerResumes(t *testing.T) {
+	srv := startServer(t, "--max-lag", "500ms", "--queue-bytes", "65536")
+	ctx := context.Background()
+	const n = 1000
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	handler := func(ev Event) {
+		<-release
+		mu.Lock()
+		got = append(got, string(ev.Data))
+		mu.Unlock()
+	}
+	sub := dial(t, srv.ws(), Config{DeliveryQueue: 8, BackoffMax: 200 * time.Millisecond})
+	if _, err := sub.Subscribe(ctx, "slow", SubscribeOptions{After: "0", Handler: handler}); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, srv.ws(), Config{})
+	pad := strings.Repeat("x", 8000) // 8 MB in all: more than the socket buffers hold
+	var wg sync.WaitGroup
+	for g := range 4 { // 4 in flight: fast enough to fill the queues
+		wg.Go(func() {
+			for i := g; i < n; i += 4 {
+				if _, err := pub.Publish(ctx, "slow", map[string]any{"n": i, "pad": pad}, WithIdempotencyKey("slow-"+strconv.Itoa(i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	srv.waitLogAttr(t, 30*time.Second, "connection ended", "reason", "slow-consumer")
+	close(release)
+	waitFor(t, 60*time.Second, "all delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= n
+	})
+	stored := readAll(t, srv.http(), "slow")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n || len(stored) != n {
+		t.Fatalf("%d delivered, %d stored; want %d", len(got), len(stored), n)
+	}
+	for i := range got {
+		if got[i] != string(stored[i]) {
+			t.Fatalf("message %d delivered %.40s, stored %.40s", i, got[i], stored[i])
+		}
+	}
+	if r := sub.Stats().Reconnects; r < 1 {
+		t.Fatalf("%d reconnects: the server did not cut the slow client", r)
+	}
+}

@@ -114,6 +114,13 @@ func startProc(t testing.TB, bin string, args ...string) *proc {
 // waitLog waits up to within for a log line with msg and returns it.
 func (p *proc) waitLog(t testing.TB, within time.Duration, msg string) map[string]any {
 	t.Helper()
+	return p.waitLogAttr(t, within, msg, "", "")
+}
+
+// waitLogAttr waits for a log line with msg whose attribute key is value
+// (key "": any).
+func (p *proc) waitLogAttr(t testing.TB, within time.Duration, msg, key, value string) map[string]any {
+	t.Helper()
 	deadline := time.NewTimer(within)
 	defer deadline.Stop()
 	for seen := 0; ; {
@@ -121,7 +128,7 @@ func (p *proc) waitLog(t testing.TB, within time.Duration, msg string) map[strin
 		lines, grew := p.lines, p.grew
 		p.mu.Unlock()
 		for ; seen < len(lines); seen++ {
-			if lines[seen]["msg"] == msg {
+			if lines[seen]["msg"] == msg && (key == "" || fmt.Sprint(lines[seen][key]) == value) {
 				return lines[seen]
 			}
 		}
@@ -135,7 +142,7 @@ func (p *proc) waitLog(t testing.TB, within time.Duration, msg string) map[strin
 				t.Fatalf("process exited (%v) before logging %q", p.cmd.ProcessState, msg)
 			}
 		case <-deadline.C:
-			t.Fatalf("no log line %q within %v", msg, within)
+			t.Fatalf("no log line %q %s=%s within %v", msg, key, value, within)
 		}
 	}
 }
