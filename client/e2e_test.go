@@ -132,7 +132,7 @@ func TestPublishSubscribe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			st := newStates()
-			c := dial(t, tc.url, Config{OnState: st.on, HTTPURL: srv.http()})
+			c := dial(t, tc.url, Config{OnState: st.on, HTTPURL: srv.http(), Session: "s-" + tc.name})
 			if sc, _ := st.wait(t, 5*time.Second, 0, "connected", func(sc StateChange) bool { return sc.State == StateConnected }); sc.Transport != tc.transport {
 				t.Fatalf("transport %q, want %q", sc.Transport, tc.transport)
 			}
@@ -162,6 +162,9 @@ func TestPublishSubscribe(t *testing.T) {
 			again, err := c.Publish(ctx, ch, 42, WithIdempotencyKey("k-"+tc.name))
 			if err != nil || again.Cursor != res.Cursor || !again.Duplicate {
 				t.Fatalf("repeat with the same key = %+v, %v; want cursor %s, duplicate", again, err, res.Cursor)
+			}
+			if !hasSession(t, srv.http(), "s-"+tc.name) {
+				t.Fatalf("no connection with session s-%s in /v1/connections", tc.name)
 			}
 			_, err = c.Subscribe(ctx, "no/such", SubscribeOptions{})
 			if ef, ok := errors.AsType[*wire.ErrorFrame](err); !ok || ef.Code != wire.CodeBadChannel {
@@ -846,4 +849,26 @@ func TestSlowHandlerResumes(t *testing.T) {
 	if r := sub.Stats().Reconnects; r < 1 {
 		t.Fatalf("%d reconnects: the server did not cut the slow client", r)
 	}
+}
+
+// hasSession reports whether a live connection presented the session key.
+func hasSession(t testing.TB, base, key string) bool {
+	t.Helper()
+	resp, err := httpc.Get(base + "/v1/connections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Connections []struct{ Session string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list.Connections {
+		if c.Session == key {
+			return true
+		}
+	}
+	return false
 }
