@@ -53,7 +53,8 @@ func (s State) String() string {
 // StateChange is one transition of the connection's state.
 type StateChange struct {
 	State State
-	// Transport is TransportWebSocket, TransportTCP or TransportSSE for
+	// Transport is TransportWebSocket, TransportTCP, TransportSSE or
+	// TransportLongPoll for
 	// StateConnected and for the StateDisconnected that follows it.
 	Transport string
 	// Reason says why a connection ended or a dial failed:

@@ -42,11 +42,13 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	// SSEHeartbeatTimeout is HeartbeatTimeout for the SSE fallback, whose
 	// streams the server keeps alive only every --sse-heartbeat (15s by
-	// default). Zero means 35s.
+	// default), and for the long-poll fallback (a poll waits 25s). Zero
+	// means 35s.
 	SSEHeartbeatTimeout time.Duration
 	// NoFallback keeps the client on WebSocket (or TCP) when the upgrade
 	// is refused, instead of falling back to SSE streams plus HTTP
-	// publishing.
+	// publishing (or long-polls, when a probe stream shows SSE blocked or
+	// buffered).
 	NoFallback bool
 
 	// BackoffMin and BackoffMax bound the wait between reconnect attempts:

@@ -33,8 +33,9 @@
 //     server's pings and takes a server that sent nothing for
 //     Config.HeartbeatTimeout (10s) for dead. Every transition is reported
 //     with its reason (Config.OnState). When the WebSocket upgrade is
-//     refused (a proxy), it falls back to SSE streams and HTTP publishing
-//     (Config.NoFallback turns that off).
+//     refused (a proxy), it falls back to SSE streams and HTTP publishing,
+//     and to long-polling when SSE is blocked too (Config.NoFallback turns
+//     that off).
 //   - Subscriptions resume after every reconnect after the last cursor
 //     received; a message received twice (by cursor) is delivered once;
 //     messages the server lost to retention are reported (EventGap), never

@@ -295,7 +295,8 @@ func TestKillRestartExactlyOnce(t *testing.T) {
 }
 
 // noUpgradeProxy forwards HTTP to target but refuses WebSocket upgrades,
-// as some corporate proxies do. It counts the refusals.
+// as some corporate proxies do, and, with blockSSE, SSE streams too. It
+// counts the refusals.
 type noUpgradeProxy struct {
 	*httptest.Server
 	mu      sync.Mutex
@@ -303,6 +304,10 @@ type noUpgradeProxy struct {
 }
 
 func startNoUpgradeProxy(t *testing.T, target string) *noUpgradeProxy {
+	return startBlockingProxy(t, target, false)
+}
+
+func startBlockingProxy(t *testing.T, target string, blockSSE bool) *noUpgradeProxy {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -313,7 +318,7 @@ func startNoUpgradeProxy(t *testing.T, target string) *noUpgradeProxy {
 	rp.FlushInterval = -1
 	p := &noUpgradeProxy{}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || blockSSE && strings.HasSuffix(r.URL.Path, "/events") {
 			p.mu.Lock()
 			p.refused++
 			p.mu.Unlock()
@@ -335,6 +340,12 @@ func TestFallbackToSSE(t *testing.T) {
 	if proxy.refused == 0 {
 		t.Fatal("the proxy refused no upgrade: the test did not test the fallback")
 	}
+}
+
+func TestFallbackToLongPoll(t *testing.T) {
+	srv := startServer(t)
+	proxy := startBlockingProxy(t, srv.http(), true)
+	streamScenario(t, srv, proxy.URL, proxy.URL, Config{}, Config{}, TransportLongPoll)
 }
 
 // A message published before its handler exists is held and delivered,
@@ -646,6 +657,7 @@ func TestResumeFromAppCursorAndFromNow(t *testing.T) {
 func TestGapReported(t *testing.T) {
 	srv := startServer(t, "--retention-max-messages", "5")
 	proxy := startNoUpgradeProxy(t, srv.http())
+	pollProxy := startBlockingProxy(t, srv.http(), true)
 	ctx := context.Background()
 	c := dial(t, srv.ws(), Config{})
 	var cursors []string
@@ -657,7 +669,7 @@ func TestGapReported(t *testing.T) {
 		cursors = append(cursors, res.Cursor)
 	}
 	waitFor(t, 20*time.Second, "retention trims the channel", func() bool { return len(readAll(t, srv.http(), "trimmed")) <= 5 })
-	for _, tc := range []struct{ name, url string }{{"websocket", srv.ws()}, {"sse", proxy.URL}} {
+	for _, tc := range []struct{ name, url string }{{"websocket", srv.ws()}, {"sse", proxy.URL}, {"long-poll", pollProxy.URL}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := dial(t, tc.url, Config{})
 			rec := newRecorder()

@@ -20,14 +20,18 @@ import (
 // sseLink is the fallback link when the WebSocket upgrade is refused (a
 // proxy that does not pass upgrades, say): one SSE stream per
 // subscription (GET /v1/channels/{channel}/events, docs/api.md), HTTP
-// POST for publishing. Each stream resumes by cursor like a framed
-// subscription; when any stream fails, the whole link ends, and the
+// POST for publishing. When SSE is blocked too (refused, or buffered so
+// that nothing arrives: a probe stream at connect tells), it long-polls
+// instead (GET /v1/channels/{channel}/messages?wait=), one poller per
+// subscription. Each stream or poller resumes by cursor like a framed
+// subscription; when any of them fails, the whole link ends, and the
 // Client reconnects and resumes every subscription, as for a framed link.
 //
-// It owns one watchdog goroutine and one reader per stream; done is
-// closed once all of them returned.
+// It owns one watchdog goroutine and one reader per stream or poller;
+// done is closed once all of them returned.
 type sseLink struct {
 	c      *Client
+	poll   bool            // long-poll, not SSE
 	ctx    context.Context // ends when the link ends
 	cancel context.CancelCauseFunc
 	doneCh chan struct{}
@@ -45,13 +49,21 @@ type sseStream struct {
 	lastRecv atomic.Int64 // unix nanos
 }
 
-// newSSELink checks that the server answers HTTP, and starts the link.
+// sseProbeTimeout bounds the wait for a probe stream's first line.
+const sseProbeTimeout = 5 * time.Second
+
+// newSSELink checks that the server answers HTTP, probes whether SSE gets
+// through (else it long-polls), and starts the link.
 func newSSELink(ctx context.Context, c *Client) (*sseLink, error) {
 	if _, err := doHTTP(ctx, c.cfg.HTTPClient, "GET", c.ep.http+"/healthz", nil, nil, nil); err != nil {
 		return nil, err
 	}
+	poll := !probeSSE(ctx, c)
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
 	lctx, cancel := context.WithCancelCause(c.ctx)
-	l := &sseLink{c: c, ctx: lctx, cancel: cancel, doneCh: make(chan struct{}), streams: map[string]*sseStream{}}
+	l := &sseLink{c: c, poll: poll, ctx: lctx, cancel: cancel, doneCh: make(chan struct{}), streams: map[string]*sseStream{}}
 	l.wg.Add(1)
 	go l.watch()
 	go func() {
@@ -63,7 +75,34 @@ func newSSELink(ctx context.Context, c *Client) (*sseLink, error) {
 	return l, nil
 }
 
-func (l *sseLink) transport() string     { return TransportSSE }
+// probeSSE reports whether an SSE stream gets through: its head and first
+// line (the server's "retry:") arrive within sseProbeTimeout. A proxy may
+// refuse it, or buffer it so that nothing arrives.
+func probeSSE(ctx context.Context, c *Client) bool {
+	ctx, cancel := context.WithTimeout(ctx, sseProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", c.ep.http+"/v1/channels/tether.probe/events", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	_, err = bufio.NewReader(resp.Body).ReadSlice('\n')
+	return err == nil
+}
+
+func (l *sseLink) transport() string {
+	if l.poll {
+		return TransportLongPoll
+	}
+	return TransportSSE
+}
 func (l *sseLink) done() <-chan struct{} { return l.doneCh }
 
 func (l *sseLink) cause() error {
@@ -134,6 +173,9 @@ func (l *sseLink) subscribe(ctx context.Context, channel string, after *string) 
 			return "", l.httpFailed(err)
 		}
 		after = &page.Next
+	}
+	if l.poll {
+		return l.startPoll(ctx, channel, *after)
 	}
 	sctx, cancel := context.WithCancel(l.ctx)
 	req, err := http.NewRequestWithContext(sctx, "GET", l.channelURL(channel, "/events?after="+url.QueryEscape(*after)), nil)

@@ -25,7 +25,8 @@ const maxFrame = 16 << 20
 const (
 	TransportWebSocket = "websocket"
 	TransportTCP       = "tcp"
-	TransportSSE       = "sse" // SSE streams plus HTTP publish: the fallback
+	TransportSSE       = "sse"       // SSE streams plus HTTP publish: the fallback
+	TransportLongPoll  = "long-poll" // long-polls plus HTTP publish: when SSE is blocked too
 )
 
 // ErrUpgradeRefused: the server (or a proxy in front of it) answered the
