@@ -456,3 +456,45 @@ func TestSlowHandlerResumes(t *testing.T) {
 		t.Fatalf("%d reconnects: the server did not cut the slow client", r)
 	}
 }
+
+// A server that comes back without its data refuses the resume cursor:
+// the subscription ends with an EventError carrying the server's code,
+// instead of silently starting over.
+func TestResumeRefusedEndsSubscription(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	c := dial(t, srv.ws(), Config{BackoffMax: 200 * time.Millisecond})
+	rec := newRecorder()
+	if _, err := c.Subscribe(ctx, "lost", SubscribeOptions{After: "0", Handler: rec.handle}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.Publish(ctx, "lost", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.waitN(t, 10*time.Second, EventMessage, 3)
+	srv.kill()
+	srv.dir = t.TempDir() // the data is gone
+	srv.start(t)
+	ev := rec.waitN(t, 20*time.Second, EventError, 1)[0]
+	ef, ok := errors.AsType[*wire.ErrorFrame](ev.Err)
+	if !ok || ef.Code != wire.CodeCursorAhead && ef.Code != wire.CodeBadCursor {
+		t.Fatalf("EventError %v, want cursor_ahead or bad_cursor", ev.Err)
+	}
+	if _, err := c.Publish(ctx, "lost", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.snapshot(); len(got) != 4 {
+		t.Fatalf("events %+v: want 3 messages and the error, nothing after", got)
+	}
+	// Subscribing again from the start works.
+	again := newRecorder()
+	c.Handle("lost", nil)
+	if _, err := c.Subscribe(ctx, "lost", SubscribeOptions{After: "0", Handler: again.handle}); err != nil {
+		t.Fatal(err)
+	}
+	if got := again.waitN(t, 10*time.Second, EventMessage, 1); string(got[0].Data) != `"after"` {
+		t.Fatalf("after resubscribing: %s, want \"after\"", got[0].Data)
+	}
+}
