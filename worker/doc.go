@@ -42,8 +42,11 @@
 //     queues it again at once instead of at lease expiry.
 //
 // Concurrency: Handle, Run and Shutdown may be called from any goroutine.
-// Goroutines, all owned by Run: one reading the current connection, one
-// heartbeating it, one per running handler, and one per finished attempt
+// The frames are the wire package's types; the connection is a
+// client.Conn (which answers pings and notices a silent server).
+//
+// Goroutines, all owned by Run: two of the current connection (its reader
+// and its watchdog), one heartbeating it, one per running handler, and one per finished attempt
 // reporting its outcome until the server answers. Run returns once the
 // connection is closed; handler goroutines that ignore their context are
 // not waited for (their outcome is dropped).

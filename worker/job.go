@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tether-run/tether/wire"
 )
 
 // Job is one attempt of a job, as the server assigned it.
@@ -45,8 +47,8 @@ func (j *Job) Progress(ctx context.Context, data any) error {
 		}
 		return ErrNotConnected
 	}
-	err = l.request(ctx, map[string]any{
-		"type": "job.progress", "job": j.ID, "attempt": j.Attempt, "data": json.RawMessage(b),
+	err = l.request(ctx, wire.WorkerRequest{
+		Type: wire.TypeJobProgress, Job: j.ID, Attempt: j.Attempt, Data: json.RawMessage(b),
 	})
 	if errors.Is(err, errLinkDown) {
 		return ErrNotConnected
@@ -59,19 +61,19 @@ func (j *Job) Progress(ctx context.Context, data any) error {
 // server records the job canceled, or, for a cancel of its timeout, the
 // attempt failed); one that returned a result despite the cancel reports
 // the result, which the server keeps: the work was done.
-func outcome(job *Job, res any, err error, canceled bool) map[string]any {
-	done := map[string]any{"type": "job.done", "job": job.ID, "attempt": job.Attempt}
+func outcome(job *Job, res any, err error, canceled bool) wire.WorkerRequest {
+	done := wire.WorkerRequest{Type: wire.TypeJobDone, Job: job.ID, Attempt: job.Attempt}
 	switch {
 	case err != nil && canceled:
-		done["canceled"] = true
+		done.Canceled = true
 	case err != nil:
-		done["error"] = errText(err)
+		done.Error = errText(err)
 	default:
 		b, merr := json.Marshal(res)
 		if merr != nil {
-			done["error"] = "result is not JSON: " + merr.Error()
+			done.Error = "result is not JSON: " + merr.Error()
 		} else {
-			done["result"] = json.RawMessage(b)
+			done.Result = json.RawMessage(b)
 		}
 	}
 	return done

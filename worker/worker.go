@@ -11,6 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tether-run/tether/client"
+	"github.com/tether-run/tether/wire"
 )
 
 // Config configures a Worker. URL is required; every other field's zero
@@ -185,7 +188,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		l, err := w.connect(types)
 		if err != nil {
 			var se *ServerError
-			if errors.As(err, &se) && (se.Code == "bad_request" || se.Code == "unknown_type") {
+			if errors.As(err, &se) && (se.Code == string(wire.CodeBadRequest) || se.Code == string(wire.CodeUnknownType)) {
 				return fmt.Errorf("tether: worker: the server refused this worker: %w", err)
 			}
 			w.log.Warn("connect failed", "url", w.cfg.URL, "err", err)
@@ -201,7 +204,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		hbDone := make(chan struct{})
 		go func() { defer close(hbDone); w.heartbeatLoop(l) }()
 		select {
-		case <-l.done:
+		case <-l.done():
 		case <-w.stopReq:
 			w.shutdown(l)
 			<-hbDone
@@ -209,13 +212,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		<-hbDone
 		delay := backoff(0)
-		if h := l.hint.Load(); h > 0 {
-			delay = time.Duration(h-1) * time.Millisecond
+		hint, notified := l.hint()
+		if notified {
+			delay = hint
 			w.log.Info("server shutting down; reconnecting", "after", delay)
 		} else {
-			w.log.Warn("connection lost; reconnecting", "err", l.err)
+			w.log.Warn("connection lost; reconnecting", "err", l.err())
 		}
-		w.linkLost(l, l.hint.Load() > 0)
+		w.linkLost(l, notified)
 		if !w.pause(delay) {
 			w.shutdown(nil)
 			return nil
@@ -278,17 +282,15 @@ func (w *Worker) connect(types []string) (*link, error) {
 		case <-ctx.Done():
 		}
 	}()
-	fc, err := dial(ctx, w.cfg.URL)
+	l, err := dialLink(ctx, w.cfg.URL, w.silence(), w.handleFrame)
 	if err != nil {
 		return nil, err
 	}
-	l := newLink(fc, w.handleFrame)
-	err = l.request(ctx, map[string]any{
-		"type": "worker", "worker": w.cfg.ID, "types": types, "concurrency": w.cfg.Concurrency,
+	err = l.request(ctx, wire.WorkerRequest{
+		Type: wire.TypeWorker, Worker: w.cfg.ID, Types: types, Concurrency: w.cfg.Concurrency,
 	})
 	if err != nil {
-		l.shut(err)
-		<-l.done
+		l.shut()
 		return nil, err
 	}
 	w.mu.Lock()
@@ -325,7 +327,7 @@ func (w *Worker) liveLinkLocked() *link {
 		return nil
 	}
 	select {
-	case <-w.link.done:
+	case <-w.link.done():
 		return nil
 	default:
 		return w.link
@@ -352,24 +354,27 @@ func (w *Worker) waitLink(ctx context.Context) *link {
 	}
 }
 
+// silence is how long the server may send nothing before the
+// connection is taken for dead (the link closes itself then): five
+// heartbeat intervals, and at least the 10 s the server holds its own
+// peers to. The heartbeats' answers alone keep it from firing on a live
+// server.
+func (w *Worker) silence() time.Duration {
+	return max(5*w.cfg.HeartbeatInterval, client.DefaultHeartbeatTimeout)
+}
+
 // heartbeatLoop renews the leases of the running attempts on l every
 // HeartbeatInterval, starting at once (which re-announces them after a
-// reconnect), and ends l when the server has been silent for too long.
+// reconnect), until l ends.
 func (w *Worker) heartbeatLoop(l *link) {
-	iv := w.cfg.HeartbeatInterval
-	deadAfter := max(5*iv, 10*time.Second)
-	t := time.NewTicker(iv)
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		w.heartbeat(l)
 		select {
-		case <-l.done:
+		case <-l.done():
 			return
 		case <-t.C:
-		}
-		if time.Since(time.Unix(0, l.lastRecv.Load())) > deadAfter {
-			l.shut(fmt.Errorf("tether: worker: nothing from the server for %v", deadAfter))
-			return
 		}
 	}
 }
@@ -389,23 +394,43 @@ func (w *Worker) heartbeat(l *link) {
 		}
 	}
 	w.mu.Unlock()
-	l.send(context.Background(), map[string]any{"type": "job.heartbeat", "id": "hb", "jobs": jobs})
+	l.send(context.Background(), wire.WorkerRequest{ID: heartbeatID, Type: wire.TypeJobHeartbeat, Jobs: jobs})
 }
+
+// heartbeatID is the id of every job.heartbeat: their answers are not
+// waited for, only an error frame with it is logged.
+const heartbeatID = "hb"
 
 // handleFrame serves a server frame that is not an answer to a request.
 // It runs on l's reader goroutine and never blocks on the network.
-func (w *Worker) handleFrame(l *link, f inFrame) {
-	switch f.Type {
-	case "job":
+func (w *Worker) handleFrame(l *link, frame any) {
+	switch f := frame.(type) {
+	case wire.JobFrame:
 		w.start(l, f)
-	case "job.cancel":
+	case wire.JobSignal:
+		w.signal(f)
+	case wire.Shutdown:
+		// The link answers it with bye and closes; Run reconnects after
+		// the hint.
+		w.log.Info("server shutting down", "reconnect_after_ms", f.ReconnectAfterMS)
+	case wire.ErrorFrame:
+		if f.ID == "" || f.ID == heartbeatID {
+			w.log.Warn("server error", "code", f.Code, "message", f.Message)
+		}
+	}
+}
+
+// signal serves a job.cancel or job.fenced frame.
+func (w *Worker) signal(f wire.JobSignal) {
+	switch f.Type {
+	case wire.TypeJobCancel:
 		w.mu.Lock()
 		if r := w.running[runKey{f.Job, f.Attempt}]; r != nil && !r.canceled {
 			r.canceled = true
 			r.cancel(ErrCanceled)
 		}
 		w.mu.Unlock()
-	case "job.fenced":
+	case wire.TypeJobFenced:
 		w.mu.Lock()
 		k := runKey{f.Job, f.Attempt}
 		if r := w.running[k]; r != nil {
@@ -415,14 +440,6 @@ func (w *Worker) handleFrame(l *link, f inFrame) {
 		}
 		w.mu.Unlock()
 		w.log.Info("attempt fenced", "job", f.Job, "attempt", f.Attempt, "reason", f.Reason)
-	case "shutdown":
-		l.hint.Store(f.ReconnectAfterMS + 1)
-		l.send(context.Background(), map[string]any{"type": "bye"})
-		l.shut(errors.New("tether: worker: the server is shutting down"))
-	case "error":
-		if f.ID == "" || f.ID == "hb" {
-			w.log.Warn("server error", "code", f.Code, "message", f.Message)
-		}
 	}
 }
 
@@ -450,7 +467,7 @@ func (w *Worker) shutdown(l *link) {
 	w.log.Info("shutting down", "running", n, "grace", max(w.cfg.ShutdownGrace, 0))
 	if l != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := l.request(ctx, map[string]any{"type": "drain"}); err != nil {
+		if err := l.request(ctx, wire.WorkerRequest{Type: wire.TypeDrain}); err != nil {
 			w.log.Warn("drain", "err", err)
 		}
 		cancel()
@@ -479,16 +496,14 @@ func (w *Worker) shutdown(l *link) {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
-				err := l.request(ctx, map[string]any{"type": "job.release", "job": k.job, "attempt": k.attempt})
+				err := l.request(ctx, wire.WorkerRequest{Type: wire.TypeJobRelease, Job: k.job, Attempt: k.attempt})
 				if err != nil && !errors.Is(err, ErrFenced) {
 					w.log.Warn("release", "job", k.job, "attempt", k.attempt, "err", err)
 				}
 			})
 		}
 		wg.Wait()
-		l.send(context.Background(), map[string]any{"type": "bye"})
-		l.shut(errors.New("tether: worker: stopped"))
-		<-l.done
+		l.bye()
 	}
 	if len(rest) > 0 {
 		w.log.Info("handed back", "jobs", len(rest))
@@ -499,7 +514,7 @@ func (w *Worker) shutdown(l *link) {
 }
 
 // start runs a job frame's attempt on its own goroutine.
-func (w *Worker) start(l *link, f inFrame) {
+func (w *Worker) start(l *link, f wire.JobFrame) {
 	k := runKey{f.Job, f.Attempt}
 	w.mu.Lock()
 	if w.running[k] != nil {
@@ -508,7 +523,7 @@ func (w *Worker) start(l *link, f inFrame) {
 	}
 	if w.draining {
 		w.mu.Unlock()
-		go l.request(context.Background(), map[string]any{"type": "job.release", "job": f.Job, "attempt": f.Attempt})
+		go l.request(context.Background(), wire.WorkerRequest{Type: wire.TypeJobRelease, Job: f.Job, Attempt: f.Attempt})
 		return
 	}
 	h := w.handlers[f.JobType]
@@ -565,7 +580,7 @@ func call(ctx context.Context, h Handler, job *Job) (res any, err error) {
 
 // report sends the attempt's job.done until the server records or refuses
 // it, over whichever connection is live (it waits for one).
-func (w *Worker) report(r *run, done map[string]any) {
+func (w *Worker) report(r *run, done wire.WorkerRequest) {
 	k := runKey{r.job.ID, r.job.Attempt}
 	for try := 0; ; try++ {
 		l := w.waitLink(context.Background())
@@ -576,7 +591,7 @@ func (w *Worker) report(r *run, done map[string]any) {
 			return // Run returned, or the attempt was fenced or abandoned
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := l.request(ctx, maps(done))
+		err := l.request(ctx, done) // a copy: each try gets its own id
 		cancel()
 		var se *ServerError
 		switch {
@@ -590,7 +605,7 @@ func (w *Worker) report(r *run, done map[string]any) {
 			}
 			w.mu.Unlock()
 			return
-		case errors.As(err, &se) && se.Code != "unavailable" && se.Code != "internal" && se.Code != "too_many_requests":
+		case errors.As(err, &se) && !wire.Code(se.Code).Retryable():
 			w.log.Error("outcome refused", "job", k.job, "attempt", k.attempt, "err", err)
 			w.mu.Lock()
 			if w.running[k] == r {
@@ -609,15 +624,6 @@ func (w *Worker) report(r *run, done map[string]any) {
 			}
 		}
 	}
-}
-
-// maps copies a frame, so that each try gets its own id.
-func maps(m map[string]any) map[string]any {
-	c := make(map[string]any, len(m)+1)
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 func errText(err error) string {

@@ -6,7 +6,8 @@
 // Handlers:
 //
 //	noop           returns {"ok":true} at once
-//	sleep          payload {"ms":N}: sleeps N ms, stopping early when the job is cancelled
+//	sleep          payload {"ms":N}: sleeps N ms, stopping early when the job is cancelled;
+//	               with "progress":true it first reports progress {"started":true}
 //	ignore-cancel  payload {"ms":N}: sleeps N ms, ignoring cancellation
 //
 // With --effects-log FILE, every handler invocation appends one line, once
@@ -114,6 +115,15 @@ var handlers = map[string]worker.Handler{
 		return map[string]bool{"ok": true}, nil
 	},
 	"sleep": func(ctx context.Context, job *worker.Job) (any, error) {
+		var p struct{ Progress bool }
+		json.Unmarshal(job.Payload, &p)
+		if p.Progress {
+			// Tells a client that the handler runs: cancelling then
+			// measures the way to this ctx (client/e2e_test.go).
+			if err := job.Progress(ctx, map[string]bool{"started": true}); err != nil {
+				return nil, err
+			}
+		}
 		t := time.NewTimer(sleepFor(job))
 		defer t.Stop()
 		select {
