@@ -62,8 +62,8 @@ type space struct {
 	refusing atomic.Bool
 
 	mu         sync.Mutex
-	hasBallast bool  // guarded by mu
-	avail      int64 // guarded by mu; free bytes at the last check
+	hasBallast bool   // guarded by mu
+	avail      int64  // guarded by mu; free bytes at the last check
 	readOnly   bool   // guarded by mu; the database is open read-only
 	reason     string // guarded by mu; why appends are refused
 
