@@ -229,7 +229,9 @@ func makeBallast(path string, size int64) error {
 	if err != nil {
 		return err
 	}
-	err = allocate(f, size)
+	if size > 0 { // fallocate(2) refuses a length of 0
+		err = allocate(f, size)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
