@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,6 +199,11 @@ func TestFullDiskRefusesAppendsAndResumes(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- s.Wait(t.Context(), "ch", b.Latest) }()
+	cpu := cpuOver(t, time.Second)
+	t.Logf("%v of CPU in 1s on the full disk", cpu)
+	if cpu > 300*time.Millisecond {
+		t.Errorf("the process used %v of CPU in 1s on a full disk with no appends; want no spin", cpu)
+	}
 
 	start := time.Now()
 	resizeTmpfs(t, dir, "64m")
@@ -228,6 +234,24 @@ func TestFullDiskRefusesAppendsAndResumes(t *testing.T) {
 	s2 := openTest(t, cfg)
 	l.verify(t, s2)
 	t.Logf("%d acknowledged messages there after the reopen", len(l.acked))
+}
+
+// cpuOver returns the CPU time the process uses during d.
+func cpuOver(t *testing.T, d time.Duration) time.Duration {
+	t.Helper()
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	select {
+	case <-time.After(d):
+	case <-t.Context().Done():
+	}
+	return cpu() - before
 }
 
 // fillDisk writes a file in dir until the filesystem is full, and returns
