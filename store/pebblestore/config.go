@@ -54,7 +54,10 @@ type Config struct {
 	//
 	// Zero means 5% of the filesystem's size, at least 64 MiB and at most
 	// 4 GiB, but never more than a quarter of the filesystem. Negative
-	// turns the check and the ballast off.
+	// turns the check and the ballast off. A reserve below about 16 MiB
+	// may not keep Pebble off a full disk: it preallocates each
+	// write-ahead log to 1.1 times its 4 MiB memtable, and one group
+	// commit writes up to 4 MiB.
 	Reserve int64
 
 	// fs replaces the operating system's filesystem when set. Tests use it

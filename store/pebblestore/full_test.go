@@ -424,3 +424,18 @@ func testENOSPCInsidePebble(t *testing.T, reserve int64) {
 	l.refused = map[string]bool{} // may or may not be in the log
 	l.verify(t, s2)
 }
+
+// TestStartOnFullDiskWithoutDatabase: with no database to open read-only,
+// Open fails, and says the disk is full.
+func TestStartOnFullDiskWithoutDatabase(t *testing.T) {
+	dir := mountTmpfs(t, "32m")
+	fillDisk(t, dir)
+	s, err := Open(Config{Dir: filepath.Join(dir, "db"), Reserve: testReserve})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open on a full disk without a database succeeded")
+	}
+	if !errors.Is(err, store.ErrNoSpace) {
+		t.Errorf("Open on a full disk: %v; want ErrNoSpace", err)
+	}
+}
