@@ -47,7 +47,8 @@
 // resume by themselves once the reserve and a sixteenth of it are free.
 // Only the changes between refusing and accepting are logged.
 //
-// A quarter of the reserve is a ballast file, TETHER-BALLAST in Dir. When
+// A quarter of the reserve, at most 64 MiB, is a ballast file,
+// TETHER-BALLAST in Dir, allocated with fallocate(2) in an instant. When
 // something else fills the disk and Pebble meets ENOSPC anyway, Pebble's
 // disk-full callback (vfs.OnDiskFull) deletes it and Pebble retries the
 // write into the room it made; appends are refused from then on. If even

@@ -34,6 +34,10 @@ const (
 	// checks: Reserve/16 within these.
 	minCheckEvery = 64 << 10
 	maxCheckEvery = 1 * mib
+	// maxBallast bounds the ballast: enough for the flush or compaction
+	// output Pebble is writing when the disk fills, without taking a
+	// gigabyte from every store (and every test's temporary store).
+	maxBallast = 64 * mib
 	// ballastName is the ballast file in Dir. Pebble ignores files whose
 	// names it does not know.
 	ballastName = "TETHER-BALLAST"
@@ -93,7 +97,7 @@ func newSpace(cfg Config) (*space, error) {
 	if sp.reserve == 0 {
 		sp.reserve = defaultReserve(du.TotalBytes)
 	}
-	sp.ballastSize = sp.reserve / 4
+	sp.ballastSize = min(sp.reserve/4, maxBallast)
 	sp.checkEvery = min(max(sp.reserve/16, minCheckEvery), maxCheckEvery)
 	switch fi, err := os.Stat(sp.ballastPath); {
 	case err == nil && fi.Size() == sp.ballastSize:
