@@ -46,11 +46,11 @@ type Config struct {
 	// less is available, so that Pebble never runs into a full disk: its
 	// write-ahead log cannot survive one. They resume by themselves once
 	// Reserve plus a sixteenth is available again. A quarter of the
-	// reserve, at most 64 MiB, is held in a ballast file in Dir that the store deletes if
-	// the disk fills anyway (another process writing to it), to give
-	// Pebble room to finish what it is writing. Free space is checked
-	// every second and after every Reserve/16 bytes (at most 1 MiB)
-	// appended.
+	// reserve, at most 64 MiB, is held in a ballast file in Dir that the
+	// store deletes if the disk fills anyway (another process writing to
+	// it), to give Pebble room to finish what it is writing. Free space is
+	// checked every second and after every Reserve/16 bytes (at most
+	// 1 MiB) appended.
 	//
 	// Zero means 5% of the filesystem's size, at least 64 MiB and at most
 	// 4 GiB, but never more than a quarter of the filesystem. Negative
