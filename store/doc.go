@@ -9,6 +9,10 @@
 //
 // Every engine must pass the conformance suite in package storetest.
 //
+// When its storage is full, an engine refuses appends at once with
+// [ErrNoSpace] and goes on serving reads and waits; engines that can tell
+// implement [Healther], which says so for /healthz.
+//
 // Concurrency: all methods of a Store are safe for concurrent use. Append
 // returns only once the message is durable; concurrent appends may share one
 // fsync (group commit), but each append's result is independent.

@@ -152,7 +152,42 @@ var (
 	ErrConflict = errors.New("tether: channel moved past the expected cursor")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("tether: store closed")
+	// ErrNoSpace means the engine refuses appends because its storage is
+	// full or nearly so: the embedded engine keeps a reserve of free disk
+	// space and refuses before the disk itself is full; the NATS engine
+	// refuses when the stream or the servers' JetStream storage reached
+	// its limit. It is answered at once, never after a wait. Reads, Bounds
+	// and Waits go on. Appends resume by themselves once space returns;
+	// until then the engine reports a degraded Health (see Healther).
+	//
+	// Normally nothing was appended. When the disk filled under the engine
+	// itself rather than at the reserve, the append may or may not have
+	// been made, as when its ctx ends: an idempotency key makes the retry
+	// safe.
+	ErrNoSpace = errors.New("tether: storage is full")
 )
+
+// Health is an engine's view of whether it can do its work.
+type Health struct {
+	// Degraded reports that the engine works only in part: it still
+	// serves what Reason does not exclude.
+	Degraded bool
+	// ReadOnly reports that appends are refused (with ErrNoSpace) while
+	// reads and waits go on. It implies Degraded.
+	ReadOnly bool
+	// Reason says why, for operators (logs, /healthz); empty when not
+	// Degraded. Not meant to be parsed.
+	Reason string
+}
+
+// Healther is implemented by engines that can tell their health. A caller
+// with a Store that does not implement it assumes the zero Health (all
+// well). Health must be cheap (no I/O: it reports state the engine keeps up
+// to date by itself) and safe for concurrent use; it may be called after
+// Close.
+type Healther interface {
+	Health() Health
+}
 
 // MaxChannelLen is the longest valid channel name, in bytes.
 const MaxChannelLen = 128

@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -98,6 +99,10 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 			return store.AppendResult{}, context.Cause(ctx)
 		}
 		switch {
+		case isNoSpace(err):
+			// Refused, nothing stored: answered at once, not retried.
+			s.full.noSpace(err)
+			return store.AppendResult{}, fmt.Errorf("%w: %w", store.ErrNoSpace, err)
 		case isAPIError(err, codeWrongLastSeq), isAPIError(err, codeWrongLastSeqConst):
 			if a.unsure {
 				// An earlier try timed out: the message after prev may be it.
@@ -193,6 +198,7 @@ const tryTimeout = 2 * time.Second
 // retention has removed that message. A "duplicate" that is a's own
 // message, stored by a try that timed out, is no duplicate.
 func (s *Store) acked(ctx context.Context, a *appendOp, ack *jetstream.PubAck) (store.AppendResult, error) {
+	s.full.appended()
 	res := store.AppendResult{ID: formatCursor(ack.Sequence), Time: a.now}
 	if ack.Duplicate {
 		m, err := s.leaderGet(ctx, getRequest{Seq: ack.Sequence})

@@ -44,6 +44,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
+
+	// full remembers refusals for want of space, for Health.
+	full fullness
 }
 
 // channel is what a Store knows of one channel: the newest sequence seen,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -56,6 +57,11 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 		}
 		req.expect, req.hasExpect = seq, true
 	}
+	if req.key == "" && s.refusing() {
+		// Fast: only an append with a key, which may be a duplicate,
+		// needs the committer to answer it.
+		return store.AppendResult{}, store.ErrNoSpace
+	}
 	if err := s.enqueue(ctx, req); err != nil {
 		return store.AppendResult{}, err
 	}
@@ -94,6 +100,12 @@ func (s *Store) runCommitter() {
 	defer close(s.committerDone)
 	tick := time.NewTicker(s.cfg.TrimInterval)
 	defer tick.Stop()
+	var spaceTick <-chan time.Time
+	if s.space != nil {
+		t := time.NewTicker(spaceCheckInterval)
+		defer t.Stop()
+		spaceTick = t.C
+	}
 	for {
 		select {
 		case req, ok := <-s.queue:
@@ -103,6 +115,8 @@ func (s *Store) runCommitter() {
 			s.commitAppends(s.collect(req))
 		case <-tick.C:
 			s.trim()
+		case <-spaceTick:
+			s.checkSpace()
 		}
 	}
 }
@@ -144,8 +158,13 @@ type channelEdit struct {
 }
 
 // commitAppends stages every request of a group into one Pebble batch,
-// commits it with one fsync, publishes the new state and replies.
+// commits it with one fsync, publishes the new state and replies. While
+// the disk is nearly full it refuses them instead.
 func (s *Store) commitAppends(reqs []*appendReq) {
+	if s.refusing() || s.readOnly || s.db == nil {
+		s.refuse(reqs)
+		return
+	}
 	bs := &batchState{
 		b:     s.db.NewBatch(),
 		nanos: s.acceptNanos(),
@@ -173,12 +192,17 @@ func (s *Store) commitAppends(reqs []*appendReq) {
 	if err == nil {
 		err = s.finishBatch(bs)
 	}
+	broken := false
 	if err == nil && !bs.b.Empty() {
-		err = bs.b.Commit(pebble.Sync)
+		err, broken = s.commitSafely(bs.b, pebble.Sync)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("pebblestore: commit failed", "err", err, "appends", len(reqs))
-		err = fmt.Errorf("tether: pebblestore: append: %w", err)
+		if errors.Is(err, syscall.ENOSPC) {
+			err = store.ErrNoSpace
+		} else {
+			err = fmt.Errorf("tether: pebblestore: append: %w", err)
+		}
 		for i := range replies {
 			if replies[i].err == nil {
 				replies[i] = appendReply{err: err}
@@ -193,6 +217,12 @@ func (s *Store) commitAppends(reqs []*appendReq) {
 	}
 	for i, req := range reqs {
 		req.reply <- replies[i]
+	}
+	switch {
+	case broken:
+		s.afterBrokenCommit(err)
+	case s.space != nil:
+		s.space.wrote(bs.b.Len())
 	}
 }
 

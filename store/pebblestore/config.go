@@ -37,8 +37,28 @@ type Config struct {
 	Now func() time.Time
 
 	// Logger receives the store's and Pebble's own log messages. Nil means
-	// they are discarded.
+	// they are discarded. Errors Pebble repeats (a failing background
+	// flush retries at once) are rate-limited.
 	Logger *slog.Logger
+
+	// Reserve is how many bytes of the filesystem holding Dir the store
+	// keeps free. Appends are refused with store.ErrNoSpace, at once, while
+	// less is available, so that Pebble never runs into a full disk: its
+	// write-ahead log cannot survive one. They resume by themselves once
+	// Reserve plus a sixteenth is available again. A quarter of the
+	// reserve, at most 64 MiB, is held in a ballast file in Dir that the
+	// store deletes if the disk fills anyway (another process writing to
+	// it), to give Pebble room to finish what it is writing. Free space is
+	// checked every second and after every Reserve/16 bytes (at most
+	// 1 MiB) appended.
+	//
+	// Zero means 5% of the filesystem's size, at least 64 MiB and at most
+	// 4 GiB, but never more than a quarter of the filesystem. Negative
+	// turns the check and the ballast off. A reserve below about 16 MiB
+	// may not keep Pebble off a full disk: it preallocates each
+	// write-ahead log to 1.1 times its 4 MiB memtable, and one group
+	// commit writes up to 4 MiB.
+	Reserve int64
 
 	// fs replaces the operating system's filesystem when set. Tests use it
 	// to simulate crashes.

@@ -32,6 +32,35 @@
 // messages older than MaxAge and idempotency keys past the dedup window.
 // Reads do not wait for it: they hide expired messages themselves.
 //
+// # Disk space
+//
+// Pebble does not survive a full disk: a write-ahead log that cannot grow
+// fails the commit, which Pebble treats as fatal ("pebble: fatal commit
+// error"), and a flush that cannot write retries at once, in a loop,
+// while writes stall behind it. So the store keeps a reserve of free space
+// (Config.Reserve; by default 5% of the filesystem, 64 MiB to 4 GiB, at
+// most a quarter of it). Once less is free, appends are refused at once
+// with store.ErrNoSpace while reads, Bounds and Waits go on, and Health
+// reports the store degraded and read-only. The committer checks the free
+// space (statfs) every second and after every Reserve/16 bytes appended
+// (at most 1 MiB), so a check is never a syscall per append; appends
+// resume by themselves once the reserve and a sixteenth of it are free.
+// Only the changes between refusing and accepting are logged.
+//
+// A quarter of the reserve, at most 64 MiB, is a ballast file,
+// TETHER-BALLAST in Dir, allocated with fallocate(2) in an instant. When
+// something else fills the disk and Pebble meets ENOSPC anyway, Pebble's
+// disk-full callback (vfs.OnDiskFull) deletes it and Pebble retries the
+// write into the room it made; appends are refused from then on. If even
+// that is not enough and a commit fails, the store recovers Pebble's fatal
+// error instead of crashing, answers that group of appends ErrNoSpace (the
+// one case where a refused append may have been made: an idempotency key
+// makes its retry safe), and reopens the database read-only from disk,
+// where every acknowledged append is. Opened on a disk with less free
+// space than the reserve, the store starts read-only and says so in the
+// log. A read-only store reopens the database for writing by itself once
+// the space is back; reads wait for the moment it takes.
+//
 // # Cursors
 //
 // A cursor is the message's sequence number in its channel, in decimal: "1"

@@ -16,9 +16,17 @@ import (
 
 // Store is a store.Store kept in a Pebble database. Create one with Open.
 type Store struct {
-	cfg      Config
+	cfg Config
+	// db and fsCloser (which stops the disk-health checker, after
+	// db.Close) change only when the committer reopens the database, with
+	// life write-locked; readOnly tells how it is open. Between reopens,
+	// the committer goroutine owns readOnly.
 	db       *pebble.DB
-	fsCloser io.Closer // stops the disk-health checker; after db.Close
+	fsCloser io.Closer
+	readOnly bool
+	// space refuses appends while the disk is nearly full; nil when
+	// Config.Reserve turns it off.
+	space *space
 
 	// life orders Close after every call that uses db: Read and Bounds hold
 	// it read-locked while they touch db, Append while it enqueues, and
@@ -79,42 +87,76 @@ const (
 )
 
 // Open opens or creates the store in cfg.Dir and starts its committer
-// goroutine, which Close stops.
+// goroutine, which Close stops. On a disk with less free space than the
+// reserve it opens the database read-only and says so in the log: reads
+// and waits work, appends are refused with store.ErrNoSpace, and the store
+// reopens the database for writing by itself once space returns.
 func Open(cfg Config) (*Store, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	opts, fsCloser := pebbleOptions(cfg)
-	db, err := pebble.Open(cfg.Dir, opts)
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("tether: pebblestore: open %s: %w", cfg.Dir, err), fsCloser.Close())
-	}
 	s := &Store{
 		cfg:           cfg,
-		db:            db,
-		fsCloser:      fsCloser,
 		closing:       make(chan struct{}),
 		queue:         make(chan *appendReq, queueLen),
 		committerDone: make(chan struct{}),
 		chans:         map[string]*channel{},
 	}
+	if s.space, err = newSpace(cfg); err != nil {
+		return nil, err
+	}
+	if s.space != nil && s.space.check() {
+		if err := s.space.ensureBallast(); err != nil {
+			cfg.Logger.Warn("pebblestore: cannot make the ballast file; a disk filled by another process may stop the store", "err", err)
+		}
+	}
+	readOnly := s.space != nil && s.space.refusing.Load()
+	if s.db, s.fsCloser, err = s.openDB(readOnly); err != nil {
+		if readOnly {
+			err = fmt.Errorf("%w (and the disk is full: %w)", err, store.ErrNoSpace)
+		}
+		return nil, err
+	}
+	if readOnly {
+		cfg.Logger.Error("pebblestore: disk full at start-up: opened read-only; appends are refused until space returns",
+			"dir", cfg.Dir, "reason", s.space.health().Reason)
+	}
 	if err := s.load(); err != nil {
-		return nil, errors.Join(err, db.Close(), fsCloser.Close())
+		return nil, errors.Join(err, s.db.Close(), s.fsCloser.Close())
 	}
 	go s.runCommitter()
 	return s, nil
 }
 
+// openDB opens the Pebble database in cfg.Dir, read-only or not.
+func (s *Store) openDB(readOnly bool) (*pebble.DB, io.Closer, error) {
+	opts, fsCloser := pebbleOptions(s.cfg, s.space)
+	opts.ReadOnly = readOnly
+	db, err := pebble.Open(s.cfg.Dir, opts)
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("tether: pebblestore: open %s: %w", s.cfg.Dir, err), fsCloser.Close())
+	}
+	s.readOnly = readOnly
+	if s.space != nil {
+		s.space.setReadOnly(readOnly)
+	}
+	return db, fsCloser, nil
+}
+
 // pebbleOptions returns the options to open cfg.Dir with, and the closer of
 // the disk-health-checking filesystem in them. Pebble would build that
 // filesystem itself, but leaks its goroutine when Open fails (pebble
-// v2.1.7), so the store owns it and closes it after the database.
-func pebbleOptions(cfg Config) (*pebble.Options, io.Closer) {
+// v2.1.7), so the store owns it and closes it after the database. With a
+// space watch, the filesystem reports ENOSPC to it (vfs.OnDiskFull).
+func pebbleOptions(cfg Config, sp *space) (*pebble.Options, io.Closer) {
 	logger := cfg.Logger.With("component", "pebble")
 	inner := vfs.Default
 	if cfg.fs != nil {
 		inner = cfg.fs
+	}
+	if sp != nil {
+		inner = vfs.OnDiskFull(inner, sp.onDiskFull)
 	}
 	fs, fsCloser := vfs.WithDiskHealthChecks(inner, slowDisk, nil, func(info vfs.DiskSlowInfo) {
 		logger.Warn("slow disk operation", "path", info.Path, "op", fmt.Sprint(info.OpType), "duration", info.Duration)
@@ -122,7 +164,7 @@ func pebbleOptions(cfg Config) (*pebble.Options, io.Closer) {
 	opts := &pebble.Options{
 		FS:                 fs,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{logger},
+		Logger:             newPebbleLogger(logger),
 	}
 	// Idempotency keys are looked up one by one and are mostly absent:
 	// bloom filters answer those misses without reading blocks.
@@ -135,7 +177,8 @@ func pebbleOptions(cfg Config) (*pebble.Options, io.Closer) {
 // slowDisk is how long a disk operation may take before it is logged.
 const slowDisk = 5 * time.Second
 
-// load checks the format version and loads every channel's meta.
+// load checks the format version and loads every channel's meta. After a
+// reopen it moves channels to what the disk holds, waking their waiters.
 func (s *Store) load() error {
 	if err := s.checkVersion(); err != nil {
 		return err
@@ -148,20 +191,25 @@ func (s *Store) load() error {
 		return err
 	}
 	defer it.Close()
+	edits := map[string]*channelEdit{}
 	for it.First(); it.Valid(); it.Next() {
 		m, err := decodeMeta(it.Value())
 		if err != nil {
 			return fmt.Errorf("%w: meta of %q", err, it.Key()[1:])
 		}
-		s.chans[string(it.Key()[1:])] = &channel{first: m.first, last: m.last}
+		edits[string(it.Key()[1:])] = &channelEdit{first: m.first, last: m.last}
 		s.lastNanos = max(s.lastNanos, m.lastNanos)
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	s.publish(edits)
+	return nil
 }
 
 func (s *Store) checkVersion() error {
 	v, closer, err := s.db.Get(versionKey)
-	if errors.Is(err, pebble.ErrNotFound) {
+	if errors.Is(err, pebble.ErrNotFound) && !s.readOnly {
 		return s.db.Set(versionKey, []byte{formatVersion}, pebble.Sync)
 	}
 	if err != nil {
@@ -190,6 +238,9 @@ func (s *Store) Close() error {
 	s.senders.Wait() // no Append can reach the queue from here on
 	close(s.queue)
 	<-s.committerDone
+	if s.db == nil { // a reopen failed; the error was logged
+		return nil
+	}
 	return errors.Join(s.db.Close(), s.fsCloser.Close())
 }
 
@@ -200,6 +251,10 @@ func (s *Store) use() (done func(), err error) {
 	if s.closed {
 		s.life.RUnlock()
 		return nil, store.ErrClosed
+	}
+	if s.db == nil {
+		s.life.RUnlock()
+		return nil, errNoDB
 	}
 	return s.life.RUnlock, nil
 }

@@ -15,6 +15,9 @@ const maxIdemTrim = 4096
 // Neither needs an fsync: a trim lost in a crash is redone by the next one,
 // and reads already hide expired messages.
 func (s *Store) trim() {
+	if s.readOnly || s.db == nil {
+		return
+	}
 	now := s.cfg.Now().UnixNano()
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -22,11 +25,15 @@ func (s *Store) trim() {
 	if err == nil {
 		err = s.trimIdem(b, now)
 	}
+	broken := false
 	if err == nil && !b.Empty() {
-		err = b.Commit(pebble.NoSync)
+		err, broken = s.commitSafely(b, pebble.NoSync)
 	}
 	if err != nil {
 		s.cfg.Logger.Error("pebblestore: trim failed", "err", err)
+		if broken {
+			s.afterBrokenCommit(err)
+		}
 		return
 	}
 	s.publish(edits)
