@@ -51,6 +51,11 @@ type Config struct {
 	// DataDir holds the embedded engine's data. Empty means
 	// DefaultDataDir. Unused with NATS or WithStore.
 	DataDir string
+	// DataReserve is the free space the embedded engine keeps on the
+	// filesystem of DataDir: below it, publishes are refused at once with
+	// 507 storage_full (reads go on) until space returns. Zero means
+	// pebblestore.DefaultReserve; negative turns the check off.
+	DataReserve int64
 	// NATS, when its URLs are set, puts channels and jobs on a NATS
 	// JetStream cluster instead of the embedded engine: every node pointed
 	// at the same cluster and stream serves the same channels.

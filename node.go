@@ -175,6 +175,7 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 	}
 	st, err := pebblestore.Open(pebblestore.Config{
 		Dir: n.cfg.DataDir, Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
+		Reserve: n.cfg.DataReserve,
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("open data dir %s: %w", n.cfg.DataDir, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/tether-run/tether/internal/cli"
 	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/store/pebblestore"
 )
 
 func main() {
@@ -114,6 +115,7 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", tether.DefaultAddr, "`address` to listen on")
 	fs.StringVar(&cfg.DataDir, "data", tether.DefaultDataDir, "`directory` for the embedded store")
+	fs.Int64Var(&cfg.DataReserve, "data-reserve", pebblestore.DefaultReserve, "free `bytes` the embedded store keeps on its disk: below, publishes get 507 storage_full (negative: off)")
 	fs.StringVar(&cfg.NATS.URLs, "nats", "", "comma-separated NATS `URLs`: keep channels on a JetStream cluster instead of the embedded store (--data then holds nothing)")
 	fs.StringVar(&cfg.NATS.Stream, "nats-stream", tether.DefaultNATSStream, "JetStream stream holding the channels; every node of one service uses the same")
 	fs.IntVar(&cfg.NATS.Replicas, "nats-replicas", 0, "servers holding each message before a publish is acknowledged (0: 3 on a JetStream cluster, else 1)")

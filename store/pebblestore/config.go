@@ -52,8 +52,10 @@ type Config struct {
 	// checked every second and after every Reserve/16 bytes (at most
 	// 1 MiB) appended.
 	//
-	// Zero means 5% of the filesystem's size, at least 64 MiB and at most
-	// 4 GiB, but never more than a quarter of the filesystem. Negative
+	// Zero means DefaultReserve, but never more than a quarter of the
+	// filesystem. A fixed amount rather than a share of the disk: what
+	// Pebble needs to finish a flush does not grow with the disk, and a
+	// share would refuse every append on a large, busy disk. Negative
 	// turns the check and the ballast off. A reserve below about 16 MiB
 	// may not keep Pebble off a full disk: it preallocates each
 	// write-ahead log to 1.1 times its 4 MiB memtable, and one group
@@ -64,6 +66,10 @@ type Config struct {
 	// to simulate crashes.
 	fs vfs.FS
 }
+
+// DefaultReserve is the free space a store keeps on its filesystem when
+// Config.Reserve is zero (see Reserve).
+const DefaultReserve = 64 << 20
 
 const (
 	maxTrimInterval = time.Second

@@ -38,8 +38,8 @@
 // fails the commit, which Pebble treats as fatal ("pebble: fatal commit
 // error"), and a flush that cannot write retries at once, in a loop,
 // while writes stall behind it. So the store keeps a reserve of free space
-// (Config.Reserve; by default 5% of the filesystem, 64 MiB to 4 GiB, at
-// most a quarter of it). Once less is free, appends are refused at once
+// (Config.Reserve; by default DefaultReserve, 64 MiB, at most a quarter
+// of the filesystem). Once less is free, appends are refused at once
 // with store.ErrNoSpace while reads, Bounds and Waits go on, and Health
 // reports the store degraded and read-only. The committer checks the free
 // space (statfs) every second and after every Reserve/16 bytes appended

@@ -26,10 +26,6 @@ import (
 
 const (
 	mib = 1 << 20
-	gib = 1 << 30
-	// Bounds of the default reserve, 5% of the filesystem.
-	minDefaultReserve = 64 * mib
-	maxDefaultReserve = 4 * gib
 	// Bounds of how many bytes may be appended between two free-space
 	// checks: Reserve/16 within these.
 	minCheckEvery = 64 << 10
@@ -44,10 +40,9 @@ const (
 )
 
 // defaultReserve is the reserve for a filesystem of total bytes when
-// Config.Reserve is zero.
+// Config.Reserve is zero: DefaultReserve, but at most a quarter of it.
 func defaultReserve(total uint64) int64 {
-	r := min(max(total/20, minDefaultReserve), maxDefaultReserve)
-	return int64(min(r, total/4))
+	return int64(min(uint64(DefaultReserve), total/4))
 }
 
 // space watches the free space of the filesystem holding the store's
