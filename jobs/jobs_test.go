@@ -12,19 +12,19 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func openPebble(t testing.TB, dir string, opts storetest.Options) store.Store {
-	s, err := pebblestore.Open(pebblestore.Config{Dir: dir, Retention: opts.Retention, DedupWindow: opts.DedupWindow})
+func openPebble(t testing.TB, dir string) store.Store {
+	s, err := pebblestore.Open(pebblestore.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func storetestOptions() storetest.Options { return storetest.Options{} }
-
 // TestJobs runs the engine-neutral job cases (claims, leases, fencing,
 // cancellation) on the Pebble engine; every engine runs them through
 // storetest.Run.
 func TestJobs(t *testing.T) {
-	storetest.RunJobs(t, storetest.Engine{Open: openPebble})
+	storetest.RunJobs(t, storetest.Engine{Open: func(t testing.TB, dir string, _ storetest.Options) store.Store {
+		return openPebble(t, dir)
+	}})
 }
