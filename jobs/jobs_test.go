@@ -5,9 +5,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tether-run/tether/jobs/jobstest"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
-	"github.com/tether-run/tether/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -21,10 +21,8 @@ func openPebble(t testing.TB, dir string) store.Store {
 }
 
 // TestJobs runs the engine-neutral job cases (claims, leases, fencing,
-// cancellation) on the Pebble engine; every engine runs them through
-// storetest.Run.
+// cancellation) on the Pebble engine; every engine's tests run them too
+// (jobstest.RunConformance).
 func TestJobs(t *testing.T) {
-	storetest.RunJobs(t, storetest.Engine{Open: func(t testing.TB, dir string, _ storetest.Options) store.Store {
-		return openPebble(t, dir)
-	}})
+	jobstest.RunConformance(t, openPebble)
 }
