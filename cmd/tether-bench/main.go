@@ -10,7 +10,12 @@
 // It is its own command so that the tether server binary links none of
 // the harness's plotting stack. The tether binary it measures is
 // --tether-bin, or else one built from --repo (go build ./cmd/tether) into
-// a temporary directory.
+// a temporary directory. --tether-before runs a second tether binary as
+// one more system, "tether-before", so that two builds of the server are
+// compared in the same run, case by case, interleaved:
+//
+//	git worktree add /tmp/tether-base BASE && (cd /tmp/tether-base && go build -o /tmp/tether-before ./cmd/tether)
+//	go run ./cmd/tether-bench --systems tether --tether-before /tmp/tether-before --scenarios idle,fanout
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -57,16 +63,17 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	fs.SetOutput(stderr)
 	scale := fs.String("scale", "full", "preset: tiny, small or full")
 	scenarios := fs.String("scenarios", strings.Join(tbench.Scenarios, ","), "comma-separated scenarios to run")
-	systems := fs.String("systems", "tether,nchan,socketio", "comma-separated systems: tether, nchan, socketio")
+	systems := fs.String("systems", "tether,nchan,socketio", "comma-separated systems: tether, nchan, socketio (tether-before: see --tether-before)")
 	out := fs.String("out", "bench-out", "`directory` for results.json and the PNG plots")
 	fs.StringVar(&o.bin, "tether-bin", "", "tether binary to measure (default: go build ./cmd/tether from --repo)")
+	before := fs.String("tether-before", "", "a second tether `binary`, measured as the system tether-before in the same run, right after tether (for example one built from the base commit)")
 	fs.StringVar(&o.repo, "repo", ".", "repository root (scripts/peers, bench/peers, cmd/tether)")
 	fs.BoolVar(&o.install, "install-peers", false, "run scripts/peers/*.sh install first (apt-get and npm; root for apt-get)")
 	repeat := fs.Int("repeat", 0, "runs of each case, systems interleaved; medians are reported (0: the preset's)")
 	idleN := fs.Int("idle-conns", 0, "connections per transport in the idle scenario (0: the preset's)")
 	fs.StringVar(&o.markdown, "markdown", "", "print the Markdown tables of an earlier run's results.json `file`, and exit")
 	fs.BoolVar(&o.replot, "replot", false, "with --markdown: also redraw the plots beside the file")
-	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated(default: none, tether's defaults)")
+	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated, for tether and tether-before alike (default: none, tether's defaults)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	engine := fs.String("tether-engine", "pebble", "tether's store: pebble (embedded) or nats (JetStream: a fresh single-node nats-server per case, built from the pinned module unless --nats-bin)")
 	fs.StringVar(&o.natsBin, "nats-bin", "", "nats-server binary for --tether-engine nats (default: go build it)")
@@ -87,6 +94,15 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	cfg.Systems = nil
 	for _, s := range strings.Split(*systems, ",") {
 		cfg.Systems = append(cfg.Systems, tbench.System(strings.TrimSpace(s)))
+	}
+	if *before != "" {
+		if cfg.TetherBeforeBin, err = filepath.Abs(*before); err != nil {
+			return cfg, o, err
+		}
+		if _, err := os.Stat(cfg.TetherBeforeBin); err != nil {
+			return cfg, o, fmt.Errorf("--tether-before: %w", err)
+		}
+		cfg.Systems = withBefore(cfg.Systems)
 	}
 	if *repeat > 0 {
 		cfg.Repeat = *repeat
@@ -178,7 +194,7 @@ func markdown(stdout io.Writer, file string, replot bool) error {
 // installPeers runs the install script of every peer in cfg.Systems.
 func installPeers(cfg tbench.Config, stderr io.Writer) error {
 	for _, s := range cfg.Systems {
-		if s == tbench.Tether {
+		if s.IsTether() {
 			continue
 		}
 		script := filepath.Join(cfg.RepoDir, "scripts/peers", peerScript(s))
@@ -190,6 +206,14 @@ func installPeers(cfg tbench.Config, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// withBefore puts TetherBefore right after Tether in systems (first when
+// Tether is not there), so that the tables set the two side by side.
+func withBefore(systems []tbench.System) []tbench.System {
+	systems = slices.DeleteFunc(slices.Clone(systems), func(s tbench.System) bool { return s == tbench.TetherBefore })
+	i := slices.Index(systems, tbench.Tether) + 1
+	return slices.Insert(systems, i, tbench.TetherBefore)
 }
 
 // peerScript names the install script of a peer.

@@ -48,7 +48,12 @@ func TestFlags(t *testing.T) {
 	if o.repo != "." || !filepath.IsAbs(cfg.RepoDir) {
 		t.Errorf("repo %q, RepoDir %q; want . and an absolute path", o.repo, cfg.RepoDir)
 	}
-	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"extra"}} {
+	cfg, _, err = parseFlags([]string{"--systems", "nchan,tether,socketio", "--tether-before", "/bin/true"}, &stderr)
+	if want := []tbench.System{tbench.Nchan, tbench.Tether, tbench.TetherBefore, tbench.SocketIO}; err != nil ||
+		!slices.Equal(cfg.Systems, want) || cfg.TetherBeforeBin != "/bin/true" {
+		t.Errorf("--tether-before: systems %v, binary %q, %v; want %v and /bin/true", cfg.Systems, cfg.TetherBeforeBin, err, want)
+	}
+	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"extra"}, {"--tether-before", "/nonexistent"}} {
 		if _, _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
 		}
