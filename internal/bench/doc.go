@@ -30,9 +30,11 @@
 //
 // # Example
 //
-//	cfg := bench.Preset("small")
-//	cfg.Out = "bench-out"
-//	err := bench.Run(ctx, cfg) // tables on cfg.Stdout, progress on cfg.Stderr
+//	cfg, _ := bench.Preset("small")
+//	cfg.TetherBin, cfg.Out = "/tmp/tether", "bench-out"
+//	cfg.Systems = []bench.System{bench.Tether, bench.TetherBefore}
+//	cfg.TetherBeforeBin = "/tmp/tether-before" // another build, measured alongside
+//	_, err := bench.Run(ctx, cfg)              // tables on cfg.Stdout, progress on cfg.Stderr
 //
 // # Concurrency
 //
