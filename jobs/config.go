@@ -13,6 +13,24 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
+// The defaults of Config's settings, applied where a field is zero.
+const (
+	// DefaultHeartbeatInterval is Config.HeartbeatInterval's default.
+	DefaultHeartbeatInterval = time.Second
+	// DefaultLeaseIntervals is Config.LeaseIntervals' default: a lease
+	// outlives two missed heartbeats.
+	DefaultLeaseIntervals = 3
+	// DefaultCancelGrace is Config.CancelGrace's default.
+	DefaultCancelGrace = 5 * time.Second
+	// DefaultFollowGrace is Config.FollowGrace's default.
+	DefaultFollowGrace = 10 * time.Second
+	// DefaultTimeout is Config.DefaultTimeout's default: a job's
+	// per-attempt timeout when neither its Spec nor the Config gives one.
+	DefaultTimeout = 10 * time.Minute
+	// DefaultMaxAttempts is a job's MaxAttempts when its Spec gives none.
+	DefaultMaxAttempts = 3
+)
+
 // Config configures a Service. The zero value of every field but Store is a
 // valid choice.
 type Config struct {
@@ -27,24 +45,31 @@ type Config struct {
 
 	// HeartbeatInterval is how often workers renew their leases, and half
 	// of it is how often the Service sweeps for expired leases. Zero means
-	// 1s.
+	// DefaultHeartbeatInterval (1s).
 	HeartbeatInterval time.Duration
-	// LeaseIntervals is the lease in heartbeat intervals. Zero means 3.
+	// LeaseIntervals is the lease in heartbeat intervals. Zero means
+	// DefaultLeaseIntervals (3).
 	LeaseIntervals int
 	// CancelGrace is how long a handler may run after its cancel was
 	// pushed before the attempt is fenced and the job recorded canceled.
-	// Zero means 5s.
+	// Zero means DefaultCancelGrace (5s).
 	CancelGrace time.Duration
 	// FollowGrace is how long a job with on_disconnect=cancel lives after
-	// its last follower departed with no new one. Zero means 10s.
+	// its last follower departed with no new one. Zero means
+	// DefaultFollowGrace (10s).
 	FollowGrace time.Duration
 	// DefaultTimeout is a job's per-attempt timeout when its Spec gives
-	// none. Zero means 10m.
+	// none. Zero means DefaultTimeout (10m).
 	DefaultTimeout time.Duration
 	// Backoff is the delay before attempt+1 after attempt failed. Nil
-	// means exponential from 1s, doubling, capped at 1m, with up to 20%
-	// jitter.
+	// means DefaultBackoff: exponential from 1s, doubling, capped at 1m,
+	// with up to 20% jitter. The delay is counted on Clock.
 	Backoff func(attempt int) time.Duration
+	// Clock is the time leases, the lease sweep, retries, attempt
+	// deadlines and the cancel and follow graces are counted in. Nil means
+	// the real time; tests pass a clock they move by hand
+	// (jobstest.Clock).
+	Clock Clock
 	// NodeID names this node in logs and in the ids of its workers. Empty
 	// means hostname:pid.
 	NodeID string
@@ -58,22 +83,25 @@ func (c *Config) setDefaults() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = time.Second
+		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
 	if c.LeaseIntervals == 0 {
-		c.LeaseIntervals = 3
+		c.LeaseIntervals = DefaultLeaseIntervals
 	}
 	if c.CancelGrace == 0 {
-		c.CancelGrace = 5 * time.Second
+		c.CancelGrace = DefaultCancelGrace
 	}
 	if c.FollowGrace == 0 {
-		c.FollowGrace = 10 * time.Second
+		c.FollowGrace = DefaultFollowGrace
 	}
 	if c.DefaultTimeout == 0 {
-		c.DefaultTimeout = 10 * time.Minute
+		c.DefaultTimeout = DefaultTimeout
 	}
 	if c.Backoff == nil {
 		c.Backoff = DefaultBackoff
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
 	}
 	if c.NodeID == "" {
 		h, _ := os.Hostname()

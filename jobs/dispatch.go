@@ -41,19 +41,33 @@ func (s *Service) kickLocked() {
 // something changed (a job became runnable, a slot freed, a worker came)
 // and when the earliest retry_at comes.
 func (s *Service) dispatchLoop() {
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	var timer Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		next := s.dispatch()
-		timer.Stop()
+		if timer != nil {
+			timer.Stop()
+			timer = nil
+		}
 		if !next.IsZero() {
-			timer.Reset(time.Until(next))
+			d := next.Sub(s.clock.Now())
+			if d <= 0 {
+				continue // came due while dispatching
+			}
+			timer = s.clock.AfterFunc(d, func() {
+				s.mu.Lock()
+				s.kickLocked()
+				s.mu.Unlock()
+			})
 		}
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-s.kick:
-		case <-timer.C:
 		}
 	}
 }
@@ -64,7 +78,7 @@ func (s *Service) dispatchLoop() {
 func (s *Service) dispatch() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	var next time.Time
 	for progress := true; progress && !s.stopped; {
 		progress = false
@@ -126,12 +140,14 @@ func (s *Service) pickLocked(w *Worker, now time.Time, next *time.Time) *entry {
 // same job, the conditional append lets one win; the others re-fold, see
 // it running, and give up.
 func (s *Service) claim(w *Worker, e *entry) {
+	var claimed time.Time // on s.clock, when the running event was decided
 	e.mu.Lock()
 	j, wrote, err := s.transitionLocked(s.ctx, e, func(j *Job) (*event, error) {
-		now := time.Now()
+		now := s.clock.Now()
 		if !j.runnable(now) {
 			return nil, nil
 		}
+		claimed = now
 		return &event{Event: evRunning, Attempt: j.Attempt + 1, Worker: w.id, LeaseUntil: now.Add(s.lease).UTC()}, nil
 	})
 	var l *attempt
@@ -139,7 +155,7 @@ func (s *Service) claim(w *Worker, e *entry) {
 	w.reserved--
 	e.claiming = false
 	if wrote && !w.gone && !s.stopped {
-		l = s.startAttemptLocked(w, e, j)
+		l = s.startAttemptLocked(w, e, j, claimed)
 	}
 	if err == nil {
 		s.kickLocked()

@@ -14,8 +14,14 @@
 // An index channel "jobs" holds one message per job, so every node learns
 // of every job by following it.
 //
+// Time: leases, the lease sweep, retries and their backoff, attempt
+// deadlines and the cancel and follow graces are counted on Config.Clock,
+// the real time unless a test injects a clock it moves by hand
+// (jobstest.Clock). The defaults of every setting are the Default*
+// constants.
+//
 // Concurrency: all methods of Service and Worker are safe for concurrent
-// use. A Service owns its goroutines (the index follower, the sweeper, the
-// dispatcher and one cancel watcher per running attempt of a local worker);
-// Stop ends them all.
+// use. A Service owns its goroutines (the index follower, the dispatcher,
+// one cancel watcher per running attempt of a local worker, and its
+// timers' callbacks, the lease sweep among them); Stop ends them all.
 package jobs

@@ -1,14 +1,11 @@
 package jobs
 
-import (
-	"sync"
-	"time"
-)
+import "sync"
 
 // follow counts the followers of one job. Guarded by Service.mu.
 type follow struct {
 	n     int
-	timer *time.Timer // the follow grace, running while n == 0
+	timer Timer // the follow grace, running while n == 0
 }
 
 // Follow counts a follower of job id (an SSE, WebSocket or TCP subscriber

@@ -60,7 +60,7 @@ type Spec struct {
 	// Timeout bounds each attempt. Zero means Config.DefaultTimeout.
 	Timeout time.Duration
 	// MaxAttempts is how many attempts may fail before the job fails.
-	// Zero means 3.
+	// Zero means DefaultMaxAttempts (3).
 	MaxAttempts int
 	// OnDisconnect is what a departure of the client does. Empty means
 	// Cancel.

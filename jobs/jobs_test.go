@@ -5,26 +5,24 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/tether-run/tether/jobs/jobstest"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
-	"github.com/tether-run/tether/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func openPebble(t testing.TB, dir string, opts storetest.Options) store.Store {
-	s, err := pebblestore.Open(pebblestore.Config{Dir: dir, Retention: opts.Retention, DedupWindow: opts.DedupWindow})
+func openPebble(t testing.TB, dir string) store.Store {
+	s, err := pebblestore.Open(pebblestore.Config{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func storetestOptions() storetest.Options { return storetest.Options{} }
-
 // TestJobs runs the engine-neutral job cases (claims, leases, fencing,
-// cancellation) on the Pebble engine; every engine runs them through
-// storetest.Run.
+// cancellation) on the Pebble engine; every engine's tests run them too
+// (jobstest.RunConformance).
 func TestJobs(t *testing.T) {
-	storetest.RunJobs(t, storetest.Engine{Open: openPebble})
+	jobstest.RunConformance(t, openPebble)
 }

@@ -19,15 +19,17 @@ import (
 // runnable jobs to the workers attached to it.
 //
 // Goroutines, all owned by the Service and ended by Stop: the index
-// follower, the sweeper, the dispatcher, one per claim in flight, one
-// cancel watcher per attempt running on a local worker, and the timer
-// callbacks (attempt deadline, cancel grace, follow grace).
+// follower, the dispatcher, one per claim in flight, one cancel watcher per
+// attempt running on a local worker, and the callbacks of the timers set
+// on Config.Clock (the lease sweep, attempt deadline, cancel grace, follow
+// grace, the dispatcher's wake-up at the next retry_at).
 //
 // Lock order: entry.mu before Service.mu. Service.mu is never held during
 // store I/O or a WorkerConn call.
 type Service struct {
 	cfg   Config
 	st    store.Store
+	clock Clock
 	log   *slog.Logger
 	m     *metrics
 	lease time.Duration
@@ -38,16 +40,16 @@ type Service struct {
 	wg     sync.WaitGroup // every goroutine above; Add only under mu while !stopped
 
 	mu       sync.Mutex
-	started  bool                 // guarded by mu
-	stopped  bool                 // guarded by mu
-	entries  map[string]*entry    // guarded by mu: every job this node knows
-	live     map[*entry]struct{}  // guarded by mu: the non-final ones
-	queues   map[string]*runq     // guarded by mu: runnable jobs by type
-	workers  []*Worker            // guarded by mu: attached, not detached
-	follows  map[string]*follow   // guarded by mu: followers by job id
-	timers   map[*time.Timer]bool // guarded by mu: pending timer callbacks
-	workerN  int                  // guarded by mu: for generated worker ids
-	rotation int                  // guarded by mu: the dispatcher's first worker
+	started  bool                // guarded by mu
+	stopped  bool                // guarded by mu
+	entries  map[string]*entry   // guarded by mu: every job this node knows
+	live     map[*entry]struct{} // guarded by mu: the non-final ones
+	queues   map[string]*runq    // guarded by mu: runnable jobs by type
+	workers  []*Worker           // guarded by mu: attached, not detached
+	follows  map[string]*follow  // guarded by mu: followers by job id
+	timers   map[Timer]bool      // guarded by mu: pending timer callbacks
+	workerN  int                 // guarded by mu: for generated worker ids
+	rotation int                 // guarded by mu: the dispatcher's first worker
 }
 
 // entry is one job as this node knows it.
@@ -85,7 +87,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg: cfg, st: cfg.Store, log: cfg.Logger, m: m,
+		cfg: cfg, st: cfg.Store, clock: cfg.Clock, log: cfg.Logger, m: m,
 		lease:   cfg.HeartbeatInterval * time.Duration(cfg.LeaseIntervals),
 		kick:    make(chan struct{}, 1),
 		ctx:     ctx,
@@ -94,7 +96,7 @@ func New(cfg Config) (*Service, error) {
 		live:    make(map[*entry]struct{}),
 		queues:  make(map[string]*runq),
 		follows: make(map[string]*follow),
-		timers:  make(map[*time.Timer]bool),
+		timers:  make(map[Timer]bool),
 	}, nil
 }
 
@@ -116,8 +118,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.log.Info("jobs recovered", "jobs", n, "node", s.cfg.NodeID)
 	s.goLocked(func() { s.followIndex(after) })
-	s.goLocked(s.sweepLoop)
 	s.goLocked(s.dispatchLoop)
+	s.mu.Lock()
+	if !s.stopped {
+		s.afterFuncLocked(s.sweepInterval(), s.sweepTick)
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -141,10 +147,11 @@ func (s *Service) spawnLocked(f func()) bool {
 	return true
 }
 
-// afterFuncLocked runs f after d as an owned callback; Stop cancels it.
-func (s *Service) afterFuncLocked(d time.Duration, f func()) *time.Timer {
-	var t *time.Timer
-	t = time.AfterFunc(d, func() {
+// afterFuncLocked runs f after d on s.clock as an owned callback; Stop
+// cancels it.
+func (s *Service) afterFuncLocked(d time.Duration, f func()) Timer {
+	var t Timer
+	t = s.clock.AfterFunc(d, func() {
 		s.mu.Lock()
 		if s.stopped || !s.timers[t] {
 			s.mu.Unlock()
@@ -161,7 +168,7 @@ func (s *Service) afterFuncLocked(d time.Duration, f func()) *time.Timer {
 }
 
 // stopTimerLocked cancels a timer from afterFuncLocked.
-func (s *Service) stopTimerLocked(t *time.Timer) {
+func (s *Service) stopTimerLocked(t Timer) {
 	if t != nil {
 		t.Stop()
 		delete(s.timers, t)
@@ -207,7 +214,7 @@ func (s *Service) Create(ctx context.Context, spec Spec, idempotencyKey string) 
 	if err := s.checkSpec(&spec); err != nil {
 		return Job{}, false, err
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	id := newID(now)
 	if idempotencyKey != "" {
 		id = keyID(idempotencyKey)
@@ -267,7 +274,7 @@ func (s *Service) checkSpec(spec *Spec) error {
 	case spec.MaxAttempts < 0 || spec.MaxAttempts > 1000:
 		return fmt.Errorf("%w: max_attempts must be 1-1000", ErrBadSpec)
 	case spec.MaxAttempts == 0:
-		spec.MaxAttempts = 3
+		spec.MaxAttempts = DefaultMaxAttempts
 	}
 	switch spec.OnDisconnect {
 	case "":
@@ -543,7 +550,7 @@ func (s *Service) failEvent(j *Job, msg string, backoff bool) *event {
 	if j.failures() >= j.MaxAttempts {
 		return &event{Event: evFailed, Attempt: j.Attempt, Error: msg}
 	}
-	at := time.Now()
+	at := s.clock.Now()
 	if backoff {
 		at = at.Add(s.cfg.Backoff(j.failures()))
 	}

@@ -13,13 +13,12 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
-func newService(t *testing.T, st store.Store, mod func(*jobs.Config)) *jobs.Service {
+// newService starts a Service on st whose time moves only when c is
+// advanced: no lease runs out and no grace ends unless a test says so.
+func newService(t *testing.T, st store.Store, c *jobstest.Clock) *jobs.Service {
 	t.Helper()
 	cfg := jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond, CancelGrace: 300 * time.Millisecond,
-		FollowGrace: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
-	if mod != nil {
-		mod(&cfg)
-	}
+		FollowGrace: followGrace, Backoff: func(int) time.Duration { return 10 * time.Millisecond }, Clock: c}
 	s, err := jobs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +30,13 @@ func newService(t *testing.T, st store.Store, mod func(*jobs.Config)) *jobs.Serv
 	return s
 }
 
+const followGrace = 200 * time.Millisecond
+
+func clock() *jobstest.Clock { return jobstest.NewClock(time.Now()) }
+
 func pebble(t *testing.T) store.Store {
 	t.Helper()
-	st := openPebble(t, t.TempDir(), storetestOptions())
+	st := openPebble(t, t.TempDir())
 	t.Cleanup(func() { st.Close() })
 	return st
 }
@@ -86,7 +89,7 @@ func next(t *testing.T, r *recorder) string {
 // heartbeats its attempt keeps it: the node adopts it and handles its
 // cancel from then on.
 func TestReconnectedWorkerKeepsItsJob(t *testing.T) {
-	s := newService(t, pebble(t), nil)
+	s := newService(t, pebble(t), clock())
 	r1 := newRecorder()
 	w1, err := s.AttachWorker("w1", nil, 1, r1)
 	if err != nil {
@@ -128,7 +131,8 @@ func TestReconnectedWorkerKeepsItsJob(t *testing.T) {
 // cancel push and the outcome all go through the new node.
 func TestWorkerKeepsItsJobOnAnotherNode(t *testing.T) {
 	st := pebble(t)
-	a, b := newService(t, st, nil), newService(t, st, nil)
+	c := clock()
+	a, b := newService(t, st, c), newService(t, st, c)
 	r1 := newRecorder()
 	w1, err := a.AttachWorker("w1", nil, 1, r1)
 	if err != nil {
@@ -165,9 +169,11 @@ func TestWorkerKeepsItsJobOnAnotherNode(t *testing.T) {
 }
 
 // The follow grace: a follower that comes back in time keeps the job; a
-// job whose last follower departed for good is canceled after the grace.
+// job whose last follower departed for good is canceled when the grace
+// ends, to the instant.
 func TestFollowGrace(t *testing.T) {
-	s := newService(t, pebble(t), nil)
+	c := clock()
+	s := newService(t, pebble(t), c)
 	kept, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody"}, "")
 	detached, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody", OnDisconnect: jobs.Detach}, "")
 	ended, _, _ := s.Create(t.Context(), jobs.Spec{Type: "nobody"}, "")
@@ -176,19 +182,20 @@ func TestFollowGrace(t *testing.T) {
 	back := s.Follow(kept.ID) // within the grace
 	s.Follow(detached.ID)(true)
 	s.Follow(ended.ID)(false) // a normal end is not a departure
-	t0 := time.Now()
 	gone := s.Follow(ended.ID)
 	gone(true)
 	gone(true) // counted once
 
-	j := await(t, s, ended.ID)
-	if j.State != jobs.Canceled || j.CancelReason != jobs.ReasonClientGone {
-		t.Fatalf("job of the departed follower: %+v", j)
+	c.Advance(followGrace - time.Millisecond)
+	for _, id := range []string{kept.ID, detached.ID, ended.ID} {
+		if j, _ := s.Get(t.Context(), id); j.State != jobs.Queued {
+			t.Fatalf("job %s before the grace ended: %s; want still queued", id, j.State)
+		}
 	}
-	if d := time.Since(t0); d < 200*time.Millisecond {
-		t.Fatalf("canceled after %v; before the grace", d)
+	c.Advance(time.Millisecond) // the grace timer's callback has run when Advance returns
+	if j, _ := s.Get(t.Context(), ended.ID); j.State != jobs.Canceled || j.CancelReason != jobs.ReasonClientGone {
+		t.Fatalf("job of the departed follower: %+v; want canceled, client-gone", j)
 	}
-	// Their timers would have fired first: they were started earlier.
 	for _, id := range []string{kept.ID, detached.ID} {
 		if j, _ := s.Get(t.Context(), id); j.State != jobs.Queued {
 			t.Fatalf("job %s: %s; want still queued", id, j.State)
@@ -197,22 +204,12 @@ func TestFollowGrace(t *testing.T) {
 	back(false)
 }
 
-func await(t *testing.T, s *jobs.Service, id string) jobs.Job {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	j, err := s.Await(ctx, id)
-	if err != nil {
-		t.Fatalf("Await: %v (%+v)", err, j)
-	}
-	return j
-}
-
 // A job whose create crashed between its channel append and its index
 // append is repaired when it is read, and then known after a restart.
 func TestMissingIndexEntryRepaired(t *testing.T) {
 	st := pebble(t)
-	s := newService(t, st, nil)
+	c := clock()
+	s := newService(t, st, c)
 	j, _, _ := s.Create(t.Context(), jobs.Spec{Type: "t"}, "")
 	// Forge the crash: a second job's queued event without its index entry.
 	id := "01m80e4faxmbktm66ckk7cbez8"
@@ -222,14 +219,14 @@ func TestMissingIndexEntryRepaired(t *testing.T) {
 	if _, err := st.Append(t.Context(), jobs.ChannelPrefix+id, ev, store.AppendOptions{ExpectLatest: store.Start}); err != nil {
 		t.Fatal(err)
 	}
-	s2 := newService(t, st, nil)
+	s2 := newService(t, st, c)
 	if l, _ := s2.List(t.Context(), "", 10); len(l) != 1 || l[0].ID != j.ID {
 		t.Fatalf("before the repair: %+v; want only the indexed job", l)
 	}
 	if got, err := s2.Get(t.Context(), id); err != nil || got.State != jobs.Queued {
 		t.Fatalf("Get of the unindexed job: %+v, %v", got, err)
 	}
-	s3 := newService(t, st, nil)
+	s3 := newService(t, st, c)
 	if l, _ := s3.List(t.Context(), "", 10); len(l) != 2 {
 		t.Fatalf("after the repair a new node lists %d jobs; want 2", len(l))
 	}
@@ -238,7 +235,7 @@ func TestMissingIndexEntryRepaired(t *testing.T) {
 // Stop writes nothing and cancels nothing; a Service refuses workers after it.
 func TestStopLeavesJobsAlone(t *testing.T) {
 	st := pebble(t)
-	s, _ := jobs.New(jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond})
+	s, _ := jobs.New(jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond, Clock: clock()})
 	if _, err := s.AttachWorker("", nil, 1, newRecorder()); !errors.Is(err, jobs.ErrStopped) {
 		t.Fatalf("AttachWorker before Start: %v", err)
 	}
@@ -259,5 +256,3 @@ func TestStopLeavesJobsAlone(t *testing.T) {
 		t.Fatalf("AttachWorker after Stop: %v", err)
 	}
 }
-
-var _ = jobstest.ErrBoom

@@ -62,24 +62,26 @@ func (s *Service) followIndex(after store.Cursor) {
 				return
 			}
 			s.log.Warn("jobs: following the index failed", "err", err)
-			if !pause(s.ctx, s.cfg.HeartbeatInterval) {
+			if !s.pause(s.ctx, s.cfg.HeartbeatInterval) {
 				return
 			}
 		}
 	}
 }
 
-// sweepLoop looks for expired leases every half heartbeat interval.
-func (s *Service) sweepLoop() {
-	t := time.NewTicker(s.cfg.HeartbeatInterval / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			s.sweep()
-		}
+// sweepInterval is how often the Service looks for expired leases: every
+// half heartbeat interval.
+func (s *Service) sweepInterval() time.Duration { return s.cfg.HeartbeatInterval / 2 }
+
+// sweepTick is the sweep timer's callback: it sweeps, then sets the timer
+// again. Running the sweep in the callback itself (not a goroutine it
+// wakes) means a clock moved by hand has swept when the move returns.
+func (s *Service) sweepTick() {
+	s.sweep()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.afterFuncLocked(s.sweepInterval(), s.sweepTick)
 	}
 }
 
@@ -88,7 +90,7 @@ func (s *Service) sweepLoop() {
 // written elsewhere shows up when the conditional append conflicts. Every
 // node sweeps; the first append wins.
 func (s *Service) sweep() {
-	now := time.Now()
+	now := s.clock.Now()
 	var due []*entry
 	s.mu.Lock()
 	for e := range s.live {
@@ -109,7 +111,7 @@ func (s *Service) expire(e *entry) {
 	e.mu.Lock()
 	var n int
 	j, wrote, err := s.transitionLocked(s.ctx, e, func(j *Job) (*event, error) {
-		if j.State != Running || time.Now().Before(j.LeaseUntil) {
+		if j.State != Running || s.clock.Now().Before(j.LeaseUntil) {
 			return nil, nil
 		}
 		n = j.Attempt

@@ -51,7 +51,7 @@ type attempt struct {
 	n        int
 	deadline time.Time
 
-	timer      *time.Timer        // the deadline, then the cancel grace
+	timer      Timer              // the deadline, then the cancel grace
 	stopWatch  context.CancelFunc // ends the cancel watcher
 	cancelSent bool               // a cancel was pushed
 	timedOut   bool               // the cancel was the deadline's
@@ -94,17 +94,18 @@ func (s *Service) AttachWorker(id string, types []string, concurrency int, c Wor
 }
 
 // startAttemptLocked records a claimed attempt of e on w and starts its
-// deadline timer and cancel watcher. Service.mu is held.
-func (s *Service) startAttemptLocked(w *Worker, e *entry, j Job) *attempt {
+// deadline timer and cancel watcher. claimed is when the attempt began on
+// s.clock. Service.mu is held.
+func (s *Service) startAttemptLocked(w *Worker, e *entry, j Job, claimed time.Time) *attempt {
 	timeout := j.Timeout
 	if timeout <= 0 {
 		timeout = s.cfg.DefaultTimeout
 	}
-	l := &attempt{w: w, e: e, job: j.ID, n: j.Attempt, deadline: j.Started.Add(timeout)}
+	l := &attempt{w: w, e: e, job: j.ID, n: j.Attempt, deadline: claimed.Add(timeout)}
 	w.running[j.ID] = l
 	e.local = l
 	s.m.running.Inc()
-	l.timer = s.afterFuncLocked(time.Until(l.deadline), func() { s.onDeadline(l) })
+	l.timer = s.afterFuncLocked(l.deadline.Sub(s.clock.Now()), func() { s.onDeadline(l) })
 	ctx, cancel := context.WithCancel(s.ctx)
 	l.stopWatch = cancel
 	cursor := j.Cursor
@@ -167,6 +168,7 @@ func (s *Service) pushCancel(l *attempt, reason string, at time.Time) {
 	s.mu.Unlock()
 	l.w.conn.Cancel(l.job, l.n, reason)
 	if !at.IsZero() {
+		// at is the store's time, so this is measured on the real clock.
 		s.m.cancelPush.Observe(time.Since(at).Seconds())
 	}
 	s.log.Debug("job cancel pushed", "job", l.job, "attempt", l.n, "worker", l.w.id, "reason", reason)
@@ -222,7 +224,7 @@ func (s *Service) watchAttempt(ctx context.Context, l *attempt, cursor store.Cur
 	e := l.e
 	for {
 		if err := s.st.Wait(ctx, ChannelPrefix+e.id, cursor); err != nil {
-			if ctx.Err() != nil || !pause(ctx, s.cfg.HeartbeatInterval/2) {
+			if ctx.Err() != nil || !s.pause(ctx, s.cfg.HeartbeatInterval/2) {
 				return
 			}
 			continue
@@ -236,7 +238,7 @@ func (s *Service) watchAttempt(ctx context.Context, l *attempt, cursor store.Cur
 		e.mu.Unlock()
 		switch {
 		case err != nil:
-			if ctx.Err() != nil || !pause(ctx, s.cfg.HeartbeatInterval/2) {
+			if ctx.Err() != nil || !s.pause(ctx, s.cfg.HeartbeatInterval/2) {
 				return
 			}
 		case ended != nil:
@@ -252,14 +254,15 @@ func (s *Service) watchAttempt(ctx context.Context, l *attempt, cursor store.Cur
 	}
 }
 
-// pause waits d or until ctx ends; false if ctx ended.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+// pause waits d on s.clock or until ctx ends; false if ctx ended.
+func (s *Service) pause(ctx context.Context, d time.Duration) bool {
+	passed := make(chan struct{})
+	t := s.clock.AfterFunc(d, func() { close(passed) })
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-passed:
 		return true
 	}
 }
@@ -336,7 +339,7 @@ func (w *Worker) renew(ctx context.Context, id string, n int) error {
 		if !j.running(n) || j.Worker != w.id {
 			return nil, ErrFenced
 		}
-		return &event{Event: evLease, Attempt: n, LeaseUntil: time.Now().Add(s.lease).UTC()}, nil
+		return &event{Event: evLease, Attempt: n, LeaseUntil: s.clock.Now().Add(s.lease).UTC()}, nil
 	})
 	var adopted, cancel *attempt
 	if errors.Is(err, ErrFenced) {
@@ -349,7 +352,9 @@ func (w *Worker) renew(ctx context.Context, id string, n int) error {
 	} else if err == nil {
 		s.mu.Lock()
 		if e.local == nil && !w.gone && !s.stopped {
-			adopted = s.startAttemptLocked(w, e, j)
+			// The attempt's start is the store's time: count the
+			// time since on the real clock, the rest on s.clock.
+			adopted = s.startAttemptLocked(w, e, j, s.clock.Now().Add(-time.Since(j.Started)))
 			if j.CancelRequested {
 				cancel = adopted
 			}

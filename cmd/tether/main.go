@@ -31,7 +31,6 @@ const usage = `usage: tether serve [flags]
 
 Commands:
   serve   run the server (tether serve -h lists its flags)
-  bench   run the load harness against tether and its peers (tether bench -h)
 `
 
 func run(args []string, stderr io.Writer) error {
@@ -42,8 +41,6 @@ func run(args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
-	case "bench":
-		return bench(args[1:], stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

@@ -22,6 +22,10 @@ type Config struct {
 	// TetherBin is the tether binary to run as the server under test.
 	// Required.
 	TetherBin string `json:"-"`
+	// TetherBeforeBin is the tether binary of the system TetherBefore:
+	// another build (a base commit, say) measured the same way in the
+	// same run. Required when TetherBefore is in Systems.
+	TetherBeforeBin string `json:"tether_before_bin,omitempty"`
 	// TetherArgs are extra flags for tether serve (the defaults are
 	// measured unless they are given).
 	TetherArgs []string `json:"tether_args,omitempty"`
@@ -34,8 +38,9 @@ type Config struct {
 	// RepoDir is the repository root, where scripts/peers and bench/peers
 	// are. Required when a peer is in Systems.
 	RepoDir string `json:"-"`
-	// Systems are the servers to measure, tether first. A peer whose
-	// software is missing is skipped with a note (see peerMissing).
+	// Systems are the servers to measure, tether first: the tables give
+	// the first system's ratio to each other. A peer whose software is
+	// missing is skipped with a note (see peerMissing).
 	Systems []System
 	// Scenarios to run, in order: idle, fanout, publish, churn, detection.
 	Scenarios []string
@@ -45,12 +50,16 @@ type Config struct {
 
 	// IdleConns is the N of the idle scenario, per transport.
 	IdleConns int
-	// IdleTransports: websocket, sse, long-poll.
+	// IdleTransports: websocket, tcp, sse, long-poll (tcp: tether only).
 	IdleTransports []string
 	// IdleSettle is how long the server is left to settle (its garbage
 	// collector, its workers' buffers) before its memory is read.
 	IdleSettle time.Duration
 
+	// FanoutTransports are how the fan-out subscribers connect:
+	// websocket, tcp, sse, long-poll (tcp: tether only; socket.io:
+	// websocket only).
+	FanoutTransports []string
 	// FanoutSubs are the subscriber counts of the fan-out cases.
 	FanoutSubs []int
 	// FanoutRate is the fixed-rate phase's target in deliveries/s; the
@@ -88,6 +97,11 @@ type Config struct {
 // Scenarios is every scenario, in the order Run runs them.
 var Scenarios = []string{"idle", "fanout", "publish", "churn", "detection"}
 
+// Transports is every way a subscriber connects, as the idle and fan-out
+// scenarios name them: tether's framed protocol over WebSocket and over
+// TCP, Server-Sent Events, and long-poll.
+var Transports = []string{"websocket", "tcp", "sse", "long-poll"}
+
 // Preset returns the configuration of a scale: "tiny" (seconds; what the
 // tests run), "small" (a minute or two), "full" (the figures in
 // docs/benchmarks.md, about a quarter of an hour).
@@ -96,7 +110,8 @@ func Preset(scale string) (Config, error) {
 		Systems:            []System{Tether, Nchan, SocketIO},
 		Scenarios:          Scenarios,
 		Repeat:             1,
-		IdleTransports:     []string{"websocket", "sse", "long-poll"},
+		IdleTransports:     Transports,
+		FanoutTransports:   Transports,
 		PublishConcurrency: []int{1, 16, 64, 256},
 		DetectModes:        []string{"rst", "fin", "silent"},
 		SilentTimeout:      60 * time.Second,
@@ -229,6 +244,7 @@ func newRunner(cfg Config) (*runner, error) {
 	fill(&cfg.Systems, def.Systems)
 	fill(&cfg.Scenarios, def.Scenarios)
 	fill(&cfg.IdleTransports, def.IdleTransports)
+	fill(&cfg.FanoutTransports, def.FanoutTransports)
 	fill(&cfg.FanoutSubs, def.FanoutSubs)
 	fill(&cfg.PublishConcurrency, def.PublishConcurrency)
 	fill(&cfg.DetectModes, def.DetectModes)
@@ -261,6 +277,14 @@ func newRunner(cfg Config) (*runner, error) {
 			return nil, fmt.Errorf("bench: unknown scenario %q (%s)", s, strings.Join(Scenarios, ", "))
 		}
 	}
+	for _, tr := range slices.Concat(cfg.IdleTransports, cfg.FanoutTransports) {
+		if !slices.Contains(Transports, tr) {
+			return nil, fmt.Errorf("bench: unknown transport %q (%s)", tr, strings.Join(Transports, ", "))
+		}
+	}
+	if slices.Contains(cfg.Systems, TetherBefore) && cfg.TetherBeforeBin == "" {
+		return nil, errors.New("bench: Config.TetherBeforeBin is required with the system tether-before")
+	}
 	r := &runner{cfg: cfg, missing: map[System]string{}}
 	for _, s := range cfg.Systems {
 		if why := peerMissing(cfg.RepoDir, s); why != "" {
@@ -292,7 +316,7 @@ func fill[T any](v *[]T, d []T) {
 // peerMissing says why sys cannot run here, or "".
 func peerMissing(repo string, sys System) string {
 	switch sys {
-	case Tether:
+	case Tether, TetherBefore:
 		return ""
 	case Nchan:
 		if _, err := exec.LookPath("nginx"); err != nil {

@@ -127,14 +127,14 @@ func checkDetection(t *testing.T, re Result) {
 	want := map[string]string{"rst": "reset", "fin": "closed", "silent": "timeout"}[re.Case]
 	if re.Case == "silent" {
 		limit = 10
-		if re.System != Tether {
+		if !re.System.IsTether() {
 			return // the peers may not notice at all with their defaults
 		}
 	}
 	if secs < 0 || secs > limit {
 		t.Errorf("detection %s on %s: %v s (%s), want within %v s", re.Case, re.System, secs, reason, limit)
 	}
-	if re.System == Tether && reason != want {
+	if re.System.IsTether() && reason != want {
 		t.Errorf("detection %s on tether: reason %q, want %q", re.Case, reason, want)
 	}
 }
@@ -163,5 +163,50 @@ func TestScenariosPeers(t *testing.T) {
 			cfg.DetectModes = []string{"rst", "fin"}
 			checkScenarios(t, cfg, runTiny(t, cfg))
 		})
+	}
+}
+
+// TestBeforeAfter runs a second tether binary as the system tether-before
+// in the same run (here the same binary: the harness is what is tested),
+// on every transport of the idle and fan-out scenarios: each case has a
+// figure for both, and the tables give tether's ratio to tether-before.
+func TestBeforeAfter(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t, []System{Tether, TetherBefore}, "idle", "fanout")
+	cfg.TetherBeforeBin = tetherBin
+	results := runTiny(t, cfg)
+	checkScenarios(t, cfg, results)
+	cases := map[string]map[System]bool{}
+	for _, re := range results {
+		if re.Skipped != "" {
+			t.Errorf("%s %s on %s skipped: %s", re.Scenario, re.Case, re.System, re.Skipped)
+		}
+		if cases[re.Case] == nil {
+			cases[re.Case] = map[System]bool{}
+		}
+		cases[re.Case][re.System] = true
+	}
+	if want := len(Transports) * (1 + 2*len(cfg.FanoutSubs)); len(cases) != want {
+		t.Errorf("%d cases; want %d (idle and fan-out on each of %v)", len(cases), want, Transports)
+	}
+	for c, systems := range cases {
+		if !systems[Tether] || !systems[TetherBefore] {
+			t.Errorf("case %s ran on %v; want tether and tether-before", c, systems)
+		}
+	}
+	for _, sc := range []string{"idle", "fanout"} {
+		var rs []Result
+		for _, re := range results {
+			if re.Scenario == sc {
+				rs = append(rs, re)
+			}
+		}
+		if md := MarkdownTable(sc, rs); !strings.Contains(md, "| tether | tether-before | tether/tether-before |") {
+			t.Errorf("%s table lacks the tether/tether-before ratio:\n%s", sc, md)
+		}
+	}
+	cfg.TetherBeforeBin = ""
+	if _, err := Run(t.Context(), cfg); err == nil {
+		t.Error("Run with tether-before and no TetherBeforeBin: no error")
 	}
 }

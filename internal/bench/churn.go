@@ -14,7 +14,7 @@ import (
 // socket.io keeps no history to resume from, so it has no case here.
 func (r *runner) churnCases() []benchCase {
 	return []benchCase{{scenario: "churn", name: fmt.Sprintf("clients=%d rate=%d/s", r.cfg.ChurnClients, r.cfg.ChurnRate),
-		systems: []System{Tether, Nchan, SocketIO},
+		systems: []System{Tether, TetherBefore, Nchan, SocketIO},
 		skipFor: map[System]string{SocketIO: noResume},
 		run: func(ctx context.Context, sys System) (measure, error) {
 			return r.withInstance(ctx, sys, func(in *instance) (measure, error) {

@@ -72,7 +72,7 @@ func httpClient(d *dialer, conns int) *http.Client {
 func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p []byte) error {
 	var u string
 	body := p
-	switch sys {
+	switch sys.kind() {
 	case Tether:
 		u = "http://" + addr + "/v1/channels/" + ch + "/messages"
 		body = make([]byte, 0, len(p)+2)
@@ -97,13 +97,23 @@ func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p
 	return nil
 }
 
-// wsSub is one WebSocket subscriber of one channel, on any system: tether's
-// framed protocol at /v1/ws, Nchan's WebSocket subscriber at /sub/<ch>,
-// socket.io's websocket transport (Engine.IO 4) joined to room <ch>.
+// wsSub is one subscriber of one channel over a framed connection:
+// WebSocket on any system (tether's framed protocol at /v1/ws, Nchan's
+// WebSocket subscriber at /sub/<ch>, socket.io's websocket transport
+// (Engine.IO 4) joined to room <ch>), or tether's framed protocol on TCP.
 type wsSub struct {
 	sys   System
-	ws    *rawWS
+	ws    frameConn
+	c     net.Conn
 	local string // its local address, as the server sees the remote
+}
+
+// frameConn reads and writes the messages of a framed connection:
+// WebSocket messages (rawWS) or NDJSON lines (rawTCP).
+type frameConn interface {
+	// read returns the next message, valid until the next read.
+	read() ([]byte, error)
+	writeText(p []byte) error
 }
 
 // dialWS connects and subscribes; when it returns, the subscription is
@@ -111,7 +121,7 @@ type wsSub struct {
 // namespace connect; Nchan subscribes on upgrade).
 func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub, error) {
 	var path string
-	switch sys {
+	switch sys.kind() {
 	case Tether:
 		path = "/v1/ws"
 	case Nchan:
@@ -123,9 +133,26 @@ func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub
 	if err != nil {
 		return nil, fmt.Errorf("bench: websocket %s%s: %w", addr, path, err)
 	}
-	s := &wsSub{sys: sys, ws: ws, local: ws.c.LocalAddr().String()}
+	return subscribed(ctx, &wsSub{sys: sys, ws: ws, c: ws.c, local: ws.c.LocalAddr().String()}, ch)
+}
+
+// dialTCP connects to tether's framed protocol on TCP (its --tcp-addr)
+// and subscribes; when it returns, tether replied to subscribe.
+func dialTCP(ctx context.Context, sys System, tcpAddr, ch string, d *dialer) (*wsSub, error) {
+	if !sys.IsTether() {
+		return nil, fmt.Errorf("bench: %s has no framed protocol on TCP", sys)
+	}
+	c, err := d.DialContext(ctx, "tcp", tcpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("bench: tcp %s: %w", tcpAddr, err)
+	}
+	return subscribed(ctx, &wsSub{sys: sys, ws: newRawTCP(c), c: c, local: c.LocalAddr().String()}, ch)
+}
+
+// subscribed subscribes s to ch, closing it if that fails or ctx ends.
+func subscribed(ctx context.Context, s *wsSub, ch string) (*wsSub, error) {
 	stop := context.AfterFunc(ctx, s.closeNow)
-	err = s.subscribe(ch)
+	err := s.subscribe(ch)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -137,7 +164,7 @@ func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub
 }
 
 func (s *wsSub) subscribe(ch string) error {
-	switch s.sys {
+	switch s.sys.kind() {
 	case Tether:
 		req := fmt.Sprintf(`{"id":"sub","type":"subscribe","channel":%q}`, ch)
 		if err := s.ws.writeText([]byte(req)); err != nil {
@@ -184,7 +211,7 @@ func (s *wsSub) next() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch s.sys {
+		switch s.sys.kind() {
 		case Tether:
 			if bytes.Contains(f, []byte(`"type":"ping"`)) {
 				var p struct{ ID string }
@@ -224,14 +251,14 @@ func (s *wsSub) drain() {
 
 // closeNow closes the TCP connection without a WebSocket close frame: the
 // server sees a FIN.
-func (s *wsSub) closeNow() { s.ws.c.Close() }
+func (s *wsSub) closeNow() { s.c.Close() }
 
 // reset closes the TCP connection with SO_LINGER 0: the server sees a RST.
 func (s *wsSub) reset() {
-	if tc, ok := s.ws.c.(*net.TCPConn); ok {
+	if tc, ok := s.c.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
-	s.ws.c.Close()
+	s.c.Close()
 }
 
 // sseEvent is one Server-Sent Event.
@@ -252,7 +279,7 @@ type sseStream struct {
 // is set, else with the messages published from now on.
 func openSSE(ctx context.Context, c *http.Client, sys System, addr, ch, lastID string, fromStart bool) (*sseStream, error) {
 	var u string
-	switch sys {
+	switch sys.kind() {
 	case Tether:
 		u = "http://" + addr + "/v1/channels/" + ch + "/events"
 		if lastID == "" && fromStart {
@@ -313,7 +340,7 @@ func (s *sseStream) close() { s.res.Body.Close() }
 // wrote is called once the request is sent.
 func longPoll(ctx context.Context, c *http.Client, sys System, addr, ch string, wrote func()) error {
 	var u string
-	switch sys {
+	switch sys.kind() {
 	case Tether:
 		u = "http://" + addr + "/v1/channels/" + ch + "/messages?wait=120s"
 	case Nchan:

@@ -14,7 +14,7 @@ import (
 func (r *runner) detectCases() []benchCase {
 	var cs []benchCase
 	for _, mode := range r.cfg.DetectModes {
-		bc := benchCase{scenario: "detection", name: mode, systems: []System{Tether, Nchan, SocketIO},
+		bc := benchCase{scenario: "detection", name: mode, systems: []System{Tether, TetherBefore, Nchan, SocketIO},
 			run: func(ctx context.Context, sys System) (measure, error) {
 				return r.detect(ctx, sys, mode)
 			}}

@@ -5,11 +5,13 @@
 //
 // Scenarios (see Config and each run* function):
 //
-//   - idle: N long-lived connections per transport; server RSS (VmRSS
-//     delta of the server's processes) and goroutines per connection.
-//   - fanout: one channel, S WebSocket subscribers, one HTTP publisher at a
-//     fixed rate and flat out; delivered messages/s, publish-to-receive
-//     latency, and a check that no subscriber missed or repeated a message.
+//   - idle: N long-lived connections per transport (WebSocket, TCP, SSE,
+//     long-poll); server RSS (VmRSS delta of the server's processes) and
+//     goroutines per connection.
+//   - fanout: one channel, S subscribers over each transport, one HTTP
+//     publisher at a fixed rate and flat out; delivered messages/s,
+//     publish-to-receive latency, and a check that no subscriber missed or
+//     repeated a message.
 //   - publish: P concurrent HTTP publishers; acknowledged appends/s and ack
 //     latency.
 //   - churn: SSE clients that connect, read a little, leave and come back
@@ -18,15 +20,21 @@
 //     silent (its network namespace drops every packet); the time until
 //     the server reports the end.
 //
+// The systems are tether, a second tether build (TetherBefore, to compare
+// two builds of the server in one run), Nchan and socket.io. The framed
+// protocol on TCP is tether's own; socket.io runs WebSocket only.
+//
 // Every message carries the same 64-byte payload (see payload.go) with a
 // sequence number and its send time, so that the checks and latencies are
 // computed the same way for every system.
 //
 // # Example
 //
-//	cfg := bench.Preset("small")
-//	cfg.Out = "bench-out"
-//	err := bench.Run(ctx, cfg) // tables on cfg.Stdout, progress on cfg.Stderr
+//	cfg, _ := bench.Preset("small")
+//	cfg.TetherBin, cfg.Out = "/tmp/tether", "bench-out"
+//	cfg.Systems = []bench.System{bench.Tether, bench.TetherBefore}
+//	cfg.TetherBeforeBin = "/tmp/tether-before" // another build, measured alongside
+//	_, err := bench.Run(ctx, cfg)              // tables on cfg.Stdout, progress on cfg.Stderr
 //
 // # Concurrency
 //

@@ -3,34 +3,37 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// fanoutCases: S WebSocket subscribers of one channel, a publisher at a
-// fixed rate, then flat out; each with a fresh server.
+// fanoutCases: S subscribers of one channel over each transport, a
+// publisher at a fixed rate, then flat out; each with a fresh server.
 func (r *runner) fanoutCases() []benchCase {
 	var cs []benchCase
-	for _, s := range r.cfg.FanoutSubs {
-		rate := max(1, r.cfg.FanoutRate/s)
-		fixed := max(1, int(float64(rate)*r.cfg.FanoutDuration.Seconds()))
-		flat := max(1, r.cfg.FanoutFlat/s)
-		cs = append(cs,
-			benchCase{scenario: "fanout", name: fmt.Sprintf("S=%d rate=%d/s x%d", s, rate, fixed),
-				systems: []System{Tether, Nchan, SocketIO},
-				run: func(ctx context.Context, sys System) (measure, error) {
-					return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
-						return r.fanout(ctx, in, s, fixed, time.Second/time.Duration(rate))
-					})
-				}},
-			benchCase{scenario: "fanout", name: fmt.Sprintf("S=%d flat-out x%d", s, flat),
-				systems: []System{Tether, Nchan, SocketIO},
-				run: func(ctx context.Context, sys System) (measure, error) {
-					return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
-						return r.fanout(ctx, in, s, flat, 0)
-					})
-				}})
+	for _, tr := range r.cfg.FanoutTransports {
+		for _, s := range r.cfg.FanoutSubs {
+			rate := max(1, r.cfg.FanoutRate/s)
+			fixed := max(1, int(float64(rate)*r.cfg.FanoutDuration.Seconds()))
+			flat := max(1, r.cfg.FanoutFlat/s)
+			cs = append(cs,
+				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d rate=%d/s x%d", tr, s, rate, fixed),
+					systems: transportSystems(tr),
+					run: func(ctx context.Context, sys System) (measure, error) {
+						return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
+							return r.fanout(ctx, in, tr, s, fixed, time.Second/time.Duration(rate))
+						})
+					}},
+				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d flat-out x%d", tr, s, flat),
+					systems: transportSystems(tr),
+					run: func(ctx context.Context, sys System) (measure, error) {
+						return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
+							return r.fanout(ctx, in, tr, s, flat, 0)
+						})
+					}})
+		}
 	}
 	return cs
 }
@@ -41,22 +44,44 @@ type subscriber struct {
 	lat   latencies
 }
 
-// fanout subscribes subs WebSocket clients, publishes msgs messages (one
-// every interval, or back to back when interval is 0) and waits until
-// every subscriber has the last one, for at most a minute after the last
-// publish.
-func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, interval time.Duration) (measure, error) {
+// fanout subscribes subs clients over transport tr, publishes msgs
+// messages (one every interval, or back to back when interval is 0) and
+// waits until every subscriber has the last one, for at most a minute
+// after the last publish.
+func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs int, interval time.Duration) (measure, error) {
 	const ch = "fanout"
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	d := &dialer{spread: true}
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: subs, DisableCompression: true}}
+	defer hc.CloseIdleConnections()
 
 	recs := make([]*subscriber, subs)
 	var complete atomic.Int64
 	allDone := make(chan struct{})
 	var lastRx atomic.Int64 // UnixNano of the latest delivery
-	conns := make([]*wsSub, subs)
+	// read receives one subscriber's messages until its feed ends.
+	read := func(f feed, rec *subscriber) {
+		stop := context.AfterFunc(cctx, f.close)
+		defer stop()
+		for {
+			m, err := f.next()
+			if err != nil {
+				return
+			}
+			rx := time.Now()
+			seq, sent, ok := parsePayload(m)
+			if !ok || !rec.check.see(seq) {
+				continue
+			}
+			rec.lat = append(rec.lat, rx.Sub(sent))
+			lastRx.Store(rx.UnixNano())
+			if seq == int64(msgs) && complete.Add(1) == int64(subs) {
+				close(allDone)
+			}
+		}
+	}
 	var openErr error
 	var mu sync.Mutex
 	sem := make(chan struct{}, 100)
@@ -68,56 +93,26 @@ func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, inter
 		go func() {
 			defer owg.Done()
 			defer func() { <-sem }()
-			dctx, dcancel := context.WithTimeout(cctx, 30*time.Second)
-			s, err := dialWS(dctx, in.sys, in.addr, ch, d)
-			dcancel()
-			mu.Lock()
-			defer mu.Unlock()
+			f, err := openFeed(cctx, in, tr, ch, d, hc)
 			if err != nil {
+				mu.Lock()
 				openErr = err
+				mu.Unlock()
 				return
 			}
-			conns[i] = s
+			// Reading starts at once: a long-poll subscriber is only
+			// counted by the server while its request waits.
+			wg.Go(func() { read(f, recs[i]) })
 		}()
 	}
 	owg.Wait()
 	if openErr != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.closeNow()
-			}
-		}
 		return measure{}, openErr
 	}
 	if _, err := in.waitConnections(ctx, subs, false, 30*time.Second); err != nil {
 		return measure{}, err
 	}
-	for i, s := range conns {
-		stop := context.AfterFunc(cctx, s.closeNow)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer stop()
-			rec := recs[i]
-			for {
-				f, err := s.next()
-				if err != nil {
-					return
-				}
-				rx := time.Now()
-				seq, sent, ok := parsePayload(f)
-				if !ok || !rec.check.see(seq) {
-					continue
-				}
-				rec.lat = append(rec.lat, rx.Sub(sent))
-				lastRx.Store(rx.UnixNano())
-				if seq == int64(msgs) && complete.Add(1) == int64(subs) {
-					close(allDone)
-				}
-			}
-		}()
-	}
-	r.logf("fanout %s: %d subscribers in; publishing %d messages", in.sys, subs, msgs)
+	r.logf("fanout %s %s: %d subscribers in; publishing %d messages", tr, in.sys, subs, msgs)
 
 	pc := httpClient(&dialer{}, 1)
 	defer pc.CloseIdleConnections()
@@ -139,7 +134,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, inter
 	select {
 	case <-allDone:
 	case <-time.After(60 * time.Second):
-		r.logf("fanout %s: not every subscriber had every message 60s after the last publish", in.sys)
+		r.logf("fanout %s %s: not every subscriber had every message 60s after the last publish", tr, in.sys)
 	case <-ctx.Done():
 		return measure{}, ctx.Err()
 	}
@@ -165,6 +160,6 @@ func (r *runner) fanout(ctx context.Context, in *instance, subs, msgs int, inter
 		"missed":          float64(missed),
 		"repeated":        float64(repeated),
 	}}
-	r.logf("fanout %s: %.0f delivered/s, p99 %.1f ms, missed %d, repeated %d", in.sys, m.m["delivered_per_s"], m.m["p99_ms"], missed, repeated)
+	r.logf("fanout %s %s: %.0f delivered/s, p99 %.1f ms, missed %d, repeated %d", tr, in.sys, m.m["delivered_per_s"], m.m["p99_ms"], missed, repeated)
 	return m, nil
 }

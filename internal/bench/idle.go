@@ -13,12 +13,8 @@ import (
 func (r *runner) idleCases() []benchCase {
 	var cs []benchCase
 	for _, tr := range r.cfg.IdleTransports {
-		systems := []System{Tether, Nchan}
-		if tr == "websocket" {
-			systems = append(systems, SocketIO)
-		}
 		cs = append(cs, benchCase{
-			scenario: "idle", name: fmt.Sprintf("%s N=%d", tr, r.cfg.IdleConns), systems: systems,
+			scenario: "idle", name: fmt.Sprintf("%s N=%d", tr, r.cfg.IdleConns), systems: transportSystems(tr),
 			run: func(ctx context.Context, sys System) (measure, error) {
 				return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
 					return r.idle(ctx, in, tr, r.cfg.IdleConns)
@@ -132,9 +128,14 @@ func (r *runner) holdOne(ctx context.Context, in *instance, tr, ch string, d *di
 	done := func() { once.Do(opened) }
 	defer done()
 	switch tr {
-	case "websocket":
+	case "websocket", "tcp":
 		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		s, err := dialWS(dctx, in.sys, in.addr, ch, d)
+		dial := dialWS
+		addr := in.addr
+		if tr == "tcp" {
+			dial, addr = dialTCP, in.tcpAddr
+		}
+		s, err := dial(dctx, in.sys, addr, ch, d)
 		cancel()
 		if err != nil {
 			return err

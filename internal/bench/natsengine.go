@@ -79,3 +79,15 @@ func BuildNATS(repo, dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// BuildTether builds the tether server (./cmd/tether) of the repository at
+// repo into dir, for Config.TetherBin.
+func BuildTether(repo, dir string) (string, error) {
+	bin := filepath.Join(dir, "tether")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tether")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/tether: %v\n%s", err, out)
+	}
+	return bin, nil
+}

@@ -29,7 +29,22 @@ const (
 	Tether   System = "tether"
 	Nchan    System = "nchan"
 	SocketIO System = "socketio"
+	// TetherBefore is a second tether binary (Config.TetherBeforeBin),
+	// run exactly as Tether is, so that two builds of the server, say a
+	// change and its base, are measured side by side in one run.
+	TetherBefore System = "tether-before"
 )
+
+// IsTether reports whether s is a tether build: Tether or TetherBefore.
+func (s System) IsTether() bool { return s == Tether || s == TetherBefore }
+
+// kind is the protocol s speaks: Tether for both tether builds.
+func (s System) kind() System {
+	if s.IsTether() {
+		return Tether
+	}
+	return s
+}
 
 // place says where a server listens and where its clients dial from: on
 // loopback, or in the two network namespaces of a netnsPair.
@@ -43,12 +58,13 @@ var loopback = place{host: "127.0.0.1"}
 // instance is one running server process of a System, started for one case
 // and stopped at its end.
 type instance struct {
-	sys   System
-	addr  string       // host:port of its HTTP listener
-	admin *http.Client // reaches the server for metrics and publishing
-	ends  *endLog      // departures it reported (tether, socket.io)
-	pid   int          // the process whose tree is measured
-	stop  func() error
+	sys     System
+	addr    string       // host:port of its HTTP listener
+	tcpAddr string       // host:port of its framed-protocol TCP listener (tether only)
+	admin   *http.Client // reaches the server for metrics and publishing
+	ends    *endLog      // departures it reported (tether, socket.io)
+	pid     int          // the process whose tree is measured
+	stop    func() error
 }
 
 // startSystem starts a fresh instance of sys at pl, with its runtime files
@@ -60,8 +76,8 @@ func startSystem(ctx context.Context, cfg *Config, sys System, pl place, tmp str
 	}
 	var in *instance
 	switch sys {
-	case Tether:
-		in, err = startTether(ctx, cfg, pl, dir)
+	case Tether, TetherBefore:
+		in, err = startTether(ctx, cfg, sys, pl, dir)
 	case Nchan:
 		in, err = startNchan(ctx, cfg, pl, dir)
 	case SocketIO:
@@ -160,7 +176,7 @@ func startProcess(cmd *exec.Cmd, useStdout bool, onLine func(line []byte, at tim
 
 // waitReady polls the server's HTTP port until it answers, for at most 20 s.
 func (in *instance) waitReady(ctx context.Context) error {
-	path := map[System]string{Tether: "/healthz", Nchan: "/nchan_stub_status", SocketIO: "/stats"}[in.sys]
+	path := map[System]string{Tether: "/healthz", Nchan: "/nchan_stub_status", SocketIO: "/stats"}[in.sys.kind()]
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+in.addr+path, nil)
@@ -259,7 +275,7 @@ func (in *instance) getText(ctx context.Context, path string) (string, error) {
 // counts: tether's tether_connections_open (all transports), Nchan's
 // subscribers (nchan_stub_status), socket.io's engine clientsCount.
 func (in *instance) connections(ctx context.Context) (int, error) {
-	switch in.sys {
+	switch in.sys.kind() {
 	case Tether:
 		s, err := in.getText(ctx, "/metrics")
 		if err != nil {
@@ -290,7 +306,7 @@ func (in *instance) connections(ctx context.Context) (int, error) {
 
 // goroutines is tether's go_goroutines; ok is false for the peers.
 func (in *instance) goroutines(ctx context.Context) (n float64, ok bool, err error) {
-	if in.sys != Tether {
+	if !in.sys.IsTether() {
 		return 0, false, nil
 	}
 	s, err := in.getText(ctx, "/metrics")

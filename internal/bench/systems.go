@@ -15,12 +15,17 @@ import (
 	"time"
 )
 
-// startTether runs the tether binary (cfg.TetherBin) with its defaults,
-// JSON logs and the data directory under dir. Its "connection ended" log
-// lines are its departure reports.
-func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*instance, error) {
-	args := []string{"serve", "--addr", net.JoinHostPort(pl.host, "0"), "--data", filepath.Join(dir, "data"),
-		"--log-format", "json"}
+// startTether runs a tether binary (cfg.TetherBin, or cfg.TetherBeforeBin
+// for TetherBefore) with its defaults, JSON logs, the data directory under
+// dir and the framed protocol on TCP too. Its "connection ended" log lines
+// are its departure reports.
+func startTether(ctx context.Context, cfg *Config, sys System, pl place, dir string) (*instance, error) {
+	bin := cfg.TetherBin
+	if sys == TetherBefore {
+		bin = cfg.TetherBeforeBin
+	}
+	args := []string{"serve", "--addr", net.JoinHostPort(pl.host, "0"), "--tcp-addr", net.JoinHostPort(pl.host, "0"),
+		"--data", filepath.Join(dir, "data"), "--log-format", "json"}
 	args = append(args, cfg.TetherArgs...)
 	stopNATS := func() error { return nil }
 	if cfg.NATSBin != "" {
@@ -30,9 +35,10 @@ func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*insta
 		}
 		args, stopNATS = append(args, "--nats", url), stop
 	}
-	cmd := nsCommand(pl.serverNS(), cfg.TetherBin, args...)
-	in := &instance{sys: Tether, admin: adminClient(pl), ends: newEndLog()}
+	cmd := nsCommand(pl.serverNS(), bin, args...)
+	in := &instance{sys: sys, admin: adminClient(pl), ends: newEndLog()}
 	addr := make(chan string, 1)
+	tcpAddr := make(chan string, 1)
 	stop, err := startProcess(cmd, false, func(line []byte, at time.Time) {
 		if bytes.Contains(line, []byte(`"connection ended"`)) {
 			var l struct{ Remote, Reason string }
@@ -41,12 +47,14 @@ func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*insta
 			}
 			return
 		}
-		if bytes.Contains(line, []byte(`"msg":"listening"`)) {
-			var l struct{ Addr string }
-			if json.Unmarshal(line, &l) == nil {
-				select {
-				case addr <- l.Addr:
-				default:
+		for msg, c := range map[string]chan string{`"msg":"listening"`: addr, `"msg":"listening for TCP"`: tcpAddr} {
+			if bytes.Contains(line, []byte(msg)) {
+				var l struct{ Addr string }
+				if json.Unmarshal(line, &l) == nil {
+					select {
+					case c <- l.Addr:
+					default:
+					}
 				}
 			}
 		}
@@ -57,14 +65,20 @@ func startTether(ctx context.Context, cfg *Config, pl place, dir string) (*insta
 	}
 	in.pid = cmd.Process.Pid
 	in.stop = func() error { return errors.Join(stop(), stopNATS()) }
-	select {
-	case in.addr = <-addr:
-		return in, nil
-	case <-time.After(20 * time.Second):
-	case <-ctx.Done():
+	timeout := time.After(20 * time.Second)
+	for in.addr == "" || in.tcpAddr == "" {
+		select {
+		case in.addr = <-addr:
+		case in.tcpAddr = <-tcpAddr:
+		case <-timeout:
+			in.stop()
+			return nil, fmt.Errorf("%s did not log its HTTP and TCP addresses within 20s", bin)
+		case <-ctx.Done():
+			in.stop()
+			return nil, ctx.Err()
+		}
 	}
-	in.stop()
-	return nil, fmt.Errorf("tether did not log its address within 20s")
+	return in, nil
 }
 
 // startNchan runs nginx with bench/peers/nchan/nginx.conf through

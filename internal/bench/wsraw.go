@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -124,6 +125,39 @@ func (w *rawWS) read() ([]byte, error) {
 			return w.buf, nil
 		}
 	}
+}
+
+// rawTCP reads and writes tether's framed protocol on TCP: one compact
+// JSON frame per line (docs/protocol.md, "Framing").
+type rawTCP struct {
+	c   net.Conn
+	br  *bufio.Reader
+	wmu sync.Mutex // serialises writes
+}
+
+func newRawTCP(c net.Conn) *rawTCP { return &rawTCP{c: c, br: bufio.NewReaderSize(c, 4096)} }
+
+// read returns the next non-empty line without its line end (valid until
+// the next read).
+func (t *rawTCP) read() ([]byte, error) {
+	for {
+		line, err := t.br.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) > 0 {
+			return line, nil
+		}
+	}
+}
+
+// writeText sends one frame.
+func (t *rawTCP) writeText(p []byte) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	_, err := t.c.Write(append(p[:len(p):len(p)], '\n'))
+	return err
 }
 
 // writeText sends one text message.

@@ -6,6 +6,9 @@
 // It is for tests: it records what it was told (assignments, cancels,
 // fences, refused writes) so that tests can check them, and it can be
 // paused to play a worker that stopped (SIGSTOP) past its lease.
+//
+// The package also holds Clock, a jobs.Clock moved by hand, and
+// RunConformance, the job cases every storage engine must pass.
 package jobstest
 
 import (
@@ -30,7 +33,10 @@ type Config struct {
 	// Heartbeat is how often running attempts are heartbeated. Zero means
 	// no heartbeats at all.
 	Heartbeat time.Duration
-	Handler   Handler
+	// Clock times the heartbeats. Nil means the real time. With a Clock,
+	// each heartbeat runs within the Advance that reaches it.
+	Clock   jobs.Clock
+	Handler Handler
 	// IgnoreCancel makes the worker not cancel the handler's context on a
 	// cancel push (a handler that ignores its context).
 	IgnoreCancel bool
@@ -65,6 +71,8 @@ type Worker struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
+	closed   bool            // guarded by mu: no more heartbeats
+	beat     jobs.Timer      // guarded by mu: the next heartbeat
 	running  map[string]*run // guarded by mu
 	paused   chan struct{}   // guarded by mu: non-nil while paused
 	dones    []Done          // guarded by mu
@@ -91,10 +99,8 @@ func Attach(s *jobs.Service, cfg Config) (*Worker, error) {
 	}
 	w.mu.Lock()
 	w.W = jw
+	w.scheduleLocked()
 	w.mu.Unlock()
-	if cfg.Heartbeat > 0 {
-		w.wg.Go(w.heartbeats)
-	}
 	return w, nil
 }
 
@@ -175,29 +181,52 @@ func (w *Worker) notifyLocked() {
 	w.changed = make(chan struct{})
 }
 
-func (w *Worker) heartbeats() {
-	t := time.NewTicker(w.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.waitUnpaused()
-		w.mu.Lock()
-		m := make(map[string]int, len(w.running))
-		for id, r := range w.running {
-			m[id] = r.a.Attempt
-		}
-		w.mu.Unlock()
-		if w.ctx.Err() == nil {
-			w.worker().Heartbeat(w.ctx, m)
-		}
+// scheduleLocked sets the next heartbeat, if the worker heartbeats and is
+// not closed. w.mu is held.
+func (w *Worker) scheduleLocked() {
+	if w.cfg.Heartbeat <= 0 || w.closed {
+		return
 	}
+	c := w.cfg.Clock
+	if c == nil {
+		c = realClock{}
+	}
+	w.beat = c.AfterFunc(w.cfg.Heartbeat, w.heartbeat)
 }
 
-// Pause stops heartbeats and completions, as SIGSTOP does to a process.
+// heartbeat renews the leases of the running attempts, unless the worker
+// is paused (a stopped process misses its ticks), and sets the next one.
+func (w *Worker) heartbeat() {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.wg.Add(1)
+	defer w.wg.Done()
+	paused := w.paused != nil
+	m := make(map[string]int, len(w.running))
+	for id, r := range w.running {
+		m[id] = r.a.Attempt
+	}
+	w.mu.Unlock()
+	if !paused {
+		w.worker().Heartbeat(w.ctx, m)
+	}
+	w.mu.Lock()
+	w.scheduleLocked()
+	w.mu.Unlock()
+}
+
+// realClock is jobs' default clock, for heartbeats without a Clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) AfterFunc(d time.Duration, f func()) jobs.Timer { return time.AfterFunc(d, f) }
+
+// Pause stops heartbeats and completions, as SIGSTOP does to a process:
+// the heartbeats due while paused are skipped.
 func (w *Worker) Pause() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -287,6 +316,12 @@ func (w *Worker) WaitFor(d time.Duration, cond func(w *Worker) bool) bool {
 // a worker process dies) and waits for its goroutines. Handlers must
 // return once their context is cancelled.
 func (w *Worker) Close(departed bool) {
+	w.mu.Lock()
+	w.closed = true
+	if w.beat != nil {
+		w.beat.Stop()
+	}
+	w.mu.Unlock()
 	w.cancel()
 	w.Resume()
 	w.worker().Detach(departed)

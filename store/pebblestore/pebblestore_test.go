@@ -3,6 +3,7 @@ package pebblestore
 import (
 	"testing"
 
+	"github.com/tether-run/tether/jobs/jobstest"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/storetest"
 )
@@ -16,5 +17,17 @@ func TestConformance(t *testing.T) {
 			}
 			return s
 		},
+	})
+}
+
+// TestJobs runs package jobs on this engine: claims, leases, fencing and
+// cancellation are conditional appends.
+func TestJobs(t *testing.T) {
+	jobstest.RunConformance(t, func(t testing.TB, dir string) store.Store {
+		s, err := Open(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
 	})
 }

@@ -16,6 +16,10 @@
 //		})
 //	}
 //
+// Package jobs, built on this interface, has its own cases
+// (jobstest.RunConformance), which every engine's tests run too; this
+// suite depends on nothing above package store.
+//
 // The suite assumes nothing about how an engine stores data. Cursors are
 // compared only for equality and never parsed. Time-based behaviour
 // (retention by age, the idempotency dedup window) is tested with real, short

@@ -55,7 +55,6 @@ func Run(t *testing.T, e Engine) {
 		{"Conditional", conditionalCases},
 		{"Durability", durabilityCases},
 		{"Lifecycle", lifecycleCases},
-		{"Jobs", jobsCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
