@@ -25,8 +25,9 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/jobs/workerproto"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/natsstore"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -76,10 +77,10 @@ type Config struct {
 	// TCPAddr, when set, serves the framed protocol over plain TCP on this
 	// address (docs/protocol.md). Empty means off.
 	TCPAddr string
-	// Protocol tunes the WebSocket and TCP transports: frame size, requests
-	// in flight, queue bytes, slow-consumer lag, heartbeats, idle timeout.
-	// Its Store, Registry and Logger are set by the Server.
-	Protocol protocol.Config
+	// Protocol tunes the session core of every transport: frame size,
+	// requests in flight, queue bytes, slow-consumer lag (SSE included),
+	// heartbeats, idle timeout.
+	Protocol session.Config
 	// WSOriginPatterns are the hosts (path.Match patterns) whose browser
 	// pages may open WebSockets cross-origin. Empty means same-origin only.
 	WSOriginPatterns []string
@@ -289,18 +290,15 @@ func (s *Server) handler(st store.Store, conns *registry.Registry) (http.Handler
 // transports builds the framed protocol's engine and its two transports,
 // which share it. The TCP server listens only in Start.
 func (s *Server) transports(st store.Store, conns *registry.Registry) error {
-	pc := s.cfg.Protocol
-	pc.Store, pc.Registry, pc.Logger = st, conns, s.log
-	pc.Jobs = s.jobs
-	eng, err := protocol.NewEngine(pc)
+	core, err := session.New(s.cfg.Protocol, st, conns, s.log, workerproto.New(s.jobs))
 	if err != nil {
 		return err
 	}
-	if s.ws, err = ws.New(ws.Config{Engine: eng, OriginPatterns: s.cfg.WSOriginPatterns}); err != nil {
+	if s.ws, err = ws.New(ws.Config{OriginPatterns: s.cfg.WSOriginPatterns}, core); err != nil {
 		return err
 	}
 	if s.cfg.TCPAddr != "" {
-		if s.tcp, err = tcp.New(tcp.Config{Engine: eng, Addr: s.cfg.TCPAddr, KeepAlive: s.cfg.KeepAlive}); err != nil {
+		if s.tcp, err = tcp.New(tcp.Config{Addr: s.cfg.TCPAddr, KeepAlive: s.cfg.KeepAlive}, core); err != nil {
 			return err
 		}
 	}

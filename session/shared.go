@@ -1,4 +1,4 @@
-package protocol
+package session
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
 )
 
 // sharedReads lets the subscriptions of a channel that read after the same
@@ -21,20 +22,47 @@ import (
 // again); a non-empty one always moves its reader forward.
 type sharedReads struct {
 	mu     sync.Mutex
-	chans  map[string][]*sharedPage
+	chans  map[string][]*page
 	flight int // pages started, for the occasional sweep
 }
 
-// sharedPage is one read of a channel after a cursor, and its frames.
-type sharedPage struct {
-	after store.Cursor
-	limit int
-	done  chan struct{} // closed once res, frames and err are set
+// page is one read of a channel after a cursor, and its message frames
+// in each Format that asked for them.
+type page struct {
+	channel string
+	after   store.Cursor
+	limit   int
+	done    chan struct{} // closed once res and err are set
 
-	res    store.ReadResult
-	frames [][]byte // message frames of res.Messages, encoded once, never modified
-	err    error
-	at     time.Time // when the read finished
+	res store.ReadResult
+	err error
+	at  time.Time // when the read finished
+
+	mu   sync.Mutex
+	encs []encoding // guarded by mu; one per Format
+}
+
+// encoding is a page's message frames in one Format: encoded once, never
+// modified.
+type encoding struct {
+	f      Format
+	frames [][]byte
+}
+
+// frames returns the message frames of the page's messages in f,
+// encoding them on first use. Subscribers of one format wait for one
+// encoding rather than each doing its own.
+func (p *page) frames(f Format) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.encs {
+		if e.f == f {
+			return e.frames
+		}
+	}
+	frames := encodeMessages(f, p.channel, p.res.Messages)
+	p.encs = append(p.encs, encoding{f: f, frames: frames})
+	return frames
 }
 
 const (
@@ -48,11 +76,11 @@ const (
 
 // read returns a page of channel after the cursor, sharing a read in
 // flight or one just finished.
-func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*page, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if r.chans == nil {
-		r.chans = map[string][]*sharedPage{}
+		r.chans = map[string][]*page{}
 	}
 	for _, p := range r.chans[channel] {
 		if p.after != after || p.limit != limit {
@@ -79,7 +107,7 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 			return nil, context.Cause(ctx)
 		}
 	}
-	p := &sharedPage{after: after, limit: limit, done: make(chan struct{})}
+	p := &page{channel: channel, after: after, limit: limit, done: make(chan struct{})}
 	r.chans[channel] = append(r.prune(r.chans[channel], now), p)
 	if r.flight++; r.flight%sweepEvery == 0 {
 		r.sweep(now)
@@ -89,9 +117,6 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 	// The read serves every joiner, so one subscriber's end must not fail
 	// it; the store bounds its own calls.
 	p.res, p.err = st.Read(context.WithoutCancel(ctx), channel, after, limit)
-	if p.err == nil {
-		p.frames = encodeMessages(channel, p.res.Messages)
-	}
 	p.at = time.Now()
 	close(p.done)
 	if p.err != nil {
@@ -101,17 +126,17 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 }
 
 // readAlone reads without sharing.
-func (r *sharedReads) readAlone(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+func (r *sharedReads) readAlone(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*page, error) {
 	res, err := st.Read(ctx, channel, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	return &sharedPage{after: after, limit: limit, res: res, frames: encodeMessages(channel, res.Messages)}, nil
+	return &page{channel: channel, after: after, limit: limit, res: res}, nil
 }
 
 // prune drops a channel's pages that are finished and stale, and the
 // oldest beyond the bound. r.mu is held.
-func (r *sharedReads) prune(pages []*sharedPage, now time.Time) []*sharedPage {
+func (r *sharedReads) prune(pages []*page, now time.Time) []*page {
 	kept := pages[:0]
 	for _, p := range pages {
 		select {
@@ -141,13 +166,13 @@ func (r *sharedReads) sweep(now time.Time) {
 	}
 }
 
-// encodeMessages encodes the message frames of msgs. Each frame's capacity
-// is clipped to its length, so that nothing appending to a shared frame
-// can write into another's bytes.
-func encodeMessages(channel string, msgs []store.Message) [][]byte {
+// encodeMessages encodes the message frames of msgs in f. Each frame's
+// capacity is clipped to its length, so that nothing appending to a shared
+// frame can write into another's bytes.
+func encodeMessages(f Format, channel string, msgs []store.Message) [][]byte {
 	frames := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		f := encode(messageFrame{Type: TypeMessage, Channel: channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
+		f := f.Encode(wire.Message{Type: wire.TypeMessage, Channel: channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
 		frames[i] = f[:len(f):len(f)]
 	}
 	return frames

@@ -1,11 +1,13 @@
-package protocol
+package session
 
 import (
 	"context"
 	"sync"
 	"time"
 
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
 )
 
 // sub is one subscription: a goroutine reading its channel from the store
@@ -13,21 +15,30 @@ import (
 // frames. When the queue is full it waits, and so stops reading: the log
 // is the buffer, nothing is dropped.
 type sub struct {
-	s       *session
+	s       *Session
 	channel string
 	ctx     context.Context // ends on unsubscribe or when the session ends
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the goroutine has exited
 	started time.Time     // the lag clock of history starts here
+	waiting Gauge         // counts the subscription while it waits; may be nil
 
-	// unfollow ends the job follow of a job channel's subscription (nil
-	// otherwise). Set by the subscription's goroutine before done is
-	// closed; called once, by stopFollow.
+	// unfollow ends the follows of the subscription (nil if none). Set by
+	// the subscription's goroutine before done is closed; called once, by
+	// stopFollow.
 	unfollow   func(departed bool)
 	unfollowed sync.Once
 }
 
-// stopFollow ends the subscription's job follow, if any; departed says the
+// Gauge counts what waits (a prometheus.Gauge fits).
+type Gauge interface {
+	Inc()
+	Dec()
+}
+
+func (sb *sub) setUnfollow(f func(departed bool)) { sb.unfollow = f }
+
+// stopFollow ends the subscription's follows, if any; departed says the
 // connection really went away. Call it after done is closed.
 func (sb *sub) stopFollow(departed bool) {
 	sb.unfollowed.Do(func() {
@@ -37,7 +48,7 @@ func (sb *sub) stopFollow(departed bool) {
 	})
 }
 
-func newSub(s *session, channel string) *sub {
+func newSub(s *Session, channel string) *sub {
 	ctx, cancel := context.WithCancel(s.ctx)
 	return &sub{s: s, channel: channel, ctx: ctx, cancel: cancel, done: make(chan struct{}), started: s.now()}
 }
@@ -46,53 +57,59 @@ func newSub(s *session, channel string) *sub {
 // the first read checks, or after the channel's latest message when after
 // is absent. It uses the session's context, so an unsubscribe racing the
 // subscribe still finds it answered.
-func (sb *sub) open(after *string) (store.Cursor, *store.ReadResult, error) {
-	st := sb.s.cfg.Store
+func (sb *sub) open(after *string) (store.Cursor, *page, error) {
+	st := sb.s.c.store
 	if after == nil {
 		b, err := st.Bounds(sb.s.ctx, sb.channel)
 		return b.Latest, nil, err
 	}
-	res, err := st.Read(sb.s.ctx, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch)
-	return store.Cursor(*after), &res, err
+	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch)
+	return store.Cursor(*after), p, err
 }
 
 // stream queues the channel's messages after cursor until the
 // subscription ends. first is a page already read, if any.
-func (sb *sub) stream(cursor store.Cursor, first *store.ReadResult) {
+func (sb *sub) stream(cursor store.Cursor, first *page) {
 	defer sb.cancel()
-	st, batch := sb.s.cfg.Store, sb.s.cfg.ReadBatch
-	res, caughtUp := first, false
-	var frames [][]byte
+	st, batch := sb.s.c.store, sb.s.cfg.ReadBatch
+	p, caughtUp := first, false
 	for {
-		if res == nil {
+		if p == nil {
 			if caughtUp {
-				if err := st.Wait(sb.ctx, sb.channel, cursor); err != nil {
+				if err := sb.wait(st, cursor); err != nil {
 					sb.fail(err)
 					return
 				}
 			}
 			// Subscribers woken by the same append read after the same
 			// cursor: they share one read and its encoded frames.
-			p, err := sb.s.e.reads.read(sb.ctx, st, sb.channel, cursor, batch)
-			if err != nil {
+			var err error
+			if p, err = sb.s.c.reads.read(sb.ctx, st, sb.channel, cursor, batch); err != nil {
 				sb.fail(err)
 				return
 			}
-			res, frames = &p.res, p.frames
 		}
-		if err := sb.queue(cursor, res, frames); err != nil {
+		if err := sb.queue(cursor, p); err != nil {
 			return
 		}
-		cursor, caughtUp, res, frames = res.Next, len(res.Messages) < batch, nil, nil
+		cursor, caughtUp, p = p.res.Next, len(p.res.Messages) < batch, nil
 	}
 }
 
+func (sb *sub) wait(st store.Store, cursor store.Cursor) error {
+	if sb.waiting != nil {
+		sb.waiting.Inc()
+		defer sb.waiting.Dec()
+	}
+	return st.Wait(sb.ctx, sb.channel, cursor)
+}
+
 // queue queues a page's frames: a gap frame first if the page has a gap,
-// then its messages, from frames (encoded already, shared) when not nil.
-func (sb *sub) queue(after store.Cursor, res *store.ReadResult, frames [][]byte) error {
-	q := sb.s.q
+// then its messages, encoded once per Format for every subscriber.
+func (sb *sub) queue(after store.Cursor, p *page) error {
+	q, res := sb.s.q, &p.res
 	if res.Gap {
-		f := encode(gapFrame{Type: TypeGap, Channel: sb.channel, After: string(after), Earliest: string(res.Earliest)})
+		f := sb.s.f.Encode(wire.Gap{Type: wire.TypeGap, Channel: sb.channel, After: string(after), Earliest: string(res.Earliest)})
 		it := item{frame: f, app: true, channel: sb.channel}
 		if len(res.Messages) == 0 {
 			// Retention took everything: once told, the client resumes
@@ -103,16 +120,13 @@ func (sb *sub) queue(after store.Cursor, res *store.ReadResult, frames [][]byte)
 			return err
 		}
 	}
-	if frames == nil {
-		frames = encodeMessages(sb.channel, res.Messages)
-	}
+	frames := p.frames(sb.s.f)
 	for i, m := range res.Messages {
-		f := frames[i]
 		since := m.Time
 		if since.Before(sb.started) {
 			since = sb.started
 		}
-		it := item{frame: f, app: true, channel: sb.channel, cursor: m.ID, since: since}
+		it := item{frame: frames[i], app: true, channel: sb.channel, cursor: m.ID, since: since}
 		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
 			return err
 		}
@@ -121,17 +135,23 @@ func (sb *sub) queue(after store.Cursor, res *store.ReadResult, frames [][]byte)
 }
 
 // fail ends a subscription the store gave up on, telling the client in
-// the channel's order, unless the subscription or session is ending.
+// the channel's order, unless the subscription or session is ending. A
+// stream, which has no way to say so, ends.
 func (sb *sub) fail(err error) {
 	if sb.ctx.Err() != nil {
 		return
 	}
-	code, msg := storeCode(err)
-	if code == CodeInternal {
-		sb.s.cfg.Logger.Error("subscription failed", "channel", sb.channel, "err", err)
+	code, msg := StoreCode(err)
+	if code == wire.CodeInternal {
+		sb.s.c.log.Error("subscription failed", "channel", sb.channel, "err", err)
 	}
-	f := encode(errorFrame{Type: TypeError, Code: code, Message: msg, Channel: sb.channel})
-	sb.s.q.pushMsg(sb.ctx, sb, item{frame: f, app: true, channel: sb.channel})
+	f := sb.s.f.Encode(wire.ErrorFrame{Type: wire.TypeError, Code: code, Message: msg, Channel: sb.channel})
+	if f != nil {
+		sb.s.q.pushMsg(sb.ctx, sb, item{frame: f, app: true, channel: sb.channel})
+	}
 	sb.s.removeSub(sb)
 	sb.stopFollow(false)
+	if sb.s.kind == stream {
+		sb.s.decide(ending{reason: conn.ReasonClosed, mode: conn.CloseGraceful})
+	}
 }

@@ -34,4 +34,4 @@
 // Concurrency: an Engine is safe for concurrent use; each Serve call
 // serves one connection. The session implements registry.Peer, whose methods
 // are safe to call from any goroutine at any time.
-package protocol
+package session
