@@ -10,6 +10,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 )
 
 // Long-polls and SSE streams are connections of the lifecycle layer like
@@ -83,6 +84,7 @@ func (p *reqPeer) state() (conn.Reason, time.Duration) {
 type trackSlot struct {
 	h    *registry.Handle
 	peer *reqPeer
+	sess *session.Session // an SSE stream's session
 }
 
 type trackSlotKey struct{}
@@ -127,6 +129,10 @@ func (a *API) track(tr registry.Transport, next http.HandlerFunc) http.HandlerFu
 // with the Registry's own reason when it ended the request.
 func endTracked(r *http.Request, e conn.End) {
 	slot := slotFrom(r.Context())
+	if slot != nil && slot.sess != nil {
+		slot.sess.Finish(e)
+		return
+	}
 	if slot == nil || slot.h == nil {
 		return
 	}

@@ -265,15 +265,15 @@ func (s *Server) openStore() (store.Store, bool, error) {
 // cancellation tells every open request that the server is stopping.
 func (s *Server) handler(st store.Store, conns *registry.Registry) (http.Handler, context.CancelCauseFunc, error) {
 	shutdownCtx, shutdown := context.WithCancelCause(context.Background())
-	hc := s.cfg.HTTP
-	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry = st, s.log, s.cfg.Registry, shutdownCtx, conns
-	hc.Jobs = s.jobs
-	api, err := httpapi.New(hc)
+	core, err := s.transports(st, conns)
 	if err != nil {
 		shutdown(nil)
 		return nil, nil, err
 	}
-	if err := s.transports(st, conns); err != nil {
+	hc := s.cfg.HTTP
+	hc.Shutdown = shutdownCtx
+	api, err := httpapi.New(hc, core, s.jobs, s.cfg.Registry)
+	if err != nil {
 		shutdown(nil)
 		return nil, nil, err
 	}
@@ -289,20 +289,20 @@ func (s *Server) handler(st store.Store, conns *registry.Registry) (http.Handler
 
 // transports builds the framed protocol's engine and its two transports,
 // which share it. The TCP server listens only in Start.
-func (s *Server) transports(st store.Store, conns *registry.Registry) error {
+func (s *Server) transports(st store.Store, conns *registry.Registry) (*session.Core, error) {
 	core, err := session.New(s.cfg.Protocol, st, conns, s.log, workerproto.New(s.jobs))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.ws, err = ws.New(ws.Config{OriginPatterns: s.cfg.WSOriginPatterns}, core); err != nil {
-		return err
+		return nil, err
 	}
 	if s.cfg.TCPAddr != "" {
 		if s.tcp, err = tcp.New(tcp.Config{Addr: s.cfg.TCPAddr, KeepAlive: s.cfg.KeepAlive}, core); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return core, nil
 }
 
 // TCPAddr is the address of the TCP transport, or nil when it is off or

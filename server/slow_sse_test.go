@@ -21,7 +21,7 @@ func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
 	const maxLag = 6 * time.Second
 	reasons := make(chan conn.Reason, 10)
 	n := startNode(t, func(c *server.Config) {
-		c.HTTP.SSEMaxLag = maxLag
+		c.Protocol.MaxLag = maxLag
 		c.Lifecycle.OnDisconnect = func(_ registry.Info, r conn.Reason) { reasons <- r }
 	})
 	// The stalled client: a small receive buffer, and it never reads.

@@ -1,37 +1,65 @@
-// Package protocol is tether's framed protocol, shared by the WebSocket
-// (package ws) and TCP (package tcp) transports: the frames, their codec,
-// and the Engine that serves one connection's session. docs/protocol.md
-// is the wire contract.
+// Package session is tether's one session core: it serves every
+// connection of every transport (long-poll, Server-Sent Events, WebSocket,
+// plain TCP) with the same subscriptions by cursor, the same shared reads,
+// the same outgoing queue and lag policy, the same heartbeats, the same
+// stall guard, one end decision, and one registry.Peer. The transports are
+// framers: each turns the core's events (wire.Message, wire.Gap,
+// wire.Reply, wire.ErrorFrame, wire.Ping, wire.Shutdown) into its bytes
+// through a Format, and reads client frames where it has any.
 //
-// A transport turns its connection into a [Conn] (read one frame, write
-// one frame, close the transport's way) and calls [Engine.Serve], which
-// opens the connection in the registry.Registry, serves it, and returns once
-// Handle.End has recorded its one end reason:
-//
-//	eng, err := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
+//	core, err := session.New(session.Config{}, st, reg, logger, workerproto.New(jobsSvc))
 //	...
-//	err = eng.Serve(ctx, myConn, registry.OpenInfo{Transport: registry.TransportTCP, Remote: addr, Conn: nc}, nil)
+//	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Serve
+//	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Serve
+//	api, _ := httpapi.New(httpapi.Config{}, core, jobsSvc, promReg) // SSE: Core.OpenStream + Session.Stream
 //
-// Inside a session: one reader goroutine decodes frames and dispatches
-// them; requests that touch storage run on their own goroutines, at most
-// Config.MaxInFlight at once, so replies interleave (each carries its
-// request's id); one goroutine per subscription reads its channel from the
-// store at its own cursor; one writer goroutine drains the outgoing queue,
-// control frames before messages; one timer goroutine sends pings and
-// enforces the heartbeat, idle and lag limits. Serve owns them all and
-// waits for each before it returns.
+// # Transports
 //
-// The outgoing queue is bounded in bytes (Config.QueueBytes per lane).
-// At the bound a subscription waits, and so stops reading its channel:
-// nothing is dropped, the log is the buffer. Once its oldest undelivered
-// message is older than Config.MaxLag, the connection ends with
-// slow-consumer and an error frame naming, per channel, the last cursor
-// written, from which the client resumes. The timer goroutine also looks
-// at the socket (conn.StallGuard) while written data may be waiting in
-// it, so that neither the kernel's TCP_USER_TIMEOUT nor the heartbeat ends
-// a client that is alive but not reading before MaxLag does.
+// A framed transport (WebSocket, TCP) implements FramedTransport and calls
+// Core.Serve, which admits the connection in the registry.Registry and
+// serves the request/reply protocol of docs/protocol.md. A write-only
+// transport (SSE) implements Transport, opens its session with
+// Core.OpenStream and runs Session.Stream; its client's departure is
+// conn.Watch's (the request's context), and Session.Finish records the
+// end. Extensions add request types to the framed protocol (the jobs'
+// worker frames, package jobs/workerproto) without the core importing
+// them; a Follower is told of every subscription on every transport.
 //
-// Concurrency: an Engine is safe for concurrent use; each Serve call
-// serves one connection. The session implements registry.Peer, whose methods
-// are safe to call from any goroutine at any time.
+// # Shared reads
+//
+// An append to a channel with S subscribers wakes all S at the same
+// cursor: they share one store read (sharedReads) and, per Format, one
+// encoding of its messages, whatever their transport. Nothing is dropped:
+// the queue is bounded in bytes (Config.QueueBytes per lane); at the bound
+// a subscription waits and so stops reading its channel, the log is the
+// buffer. Once its oldest undelivered message is older than Config.MaxLag
+// the connection ends with slow-consumer: a framed client gets an error
+// frame naming, per channel, the last cursor written; an SSE client, which
+// resumes with Last-Event-ID, is reset. While written data may wait in the
+// socket, the timer goroutine runs conn.StallGuard so that neither the
+// kernel's TCP_USER_TIMEOUT nor the heartbeat ends a client that is alive
+// but not reading before MaxLag does.
+//
+// # Ends and shutdown
+//
+// Every end is one decision, the first wins: the peer left (a read or
+// write failed, or conn.Watch saw the HTTP client go), the client said
+// bye, a limit fired (heartbeat, idle, lag, frame size), or the Registry
+// closed the session (an operator's close, Registry.Shutdown). The
+// Registry's Shutdown is the only shutdown path: NotifyShutdown queues the
+// shutdown frame for a framed client (which answers bye), and sends a
+// stream its shutdown event as its last and ends it.
+//
+// # Concurrency
+//
+// A Core is safe for concurrent use. Each framed connection has: the
+// goroutine that called Serve, which writes the queued frames; a reader
+// goroutine; a timer goroutine, which keeps the limits and, once the end
+// is decided, winds the session up (stops requests and subscriptions,
+// flushes or resets); one goroutine per request in flight (at most
+// Config.MaxInFlight); one per subscription, reading its channel from the
+// store. An SSE stream has the handler's goroutine (the writer), the timer
+// goroutine and its subscription's. Serve and Stream wait for every one of
+// them before they return. The Session implements registry.Peer, whose
+// methods are safe to call from any goroutine at any time.
 package session

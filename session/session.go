@@ -51,6 +51,7 @@ type Session struct {
 	notified  atomic.Bool   // NotifyShutdown was called
 	hint      atomic.Int64  // the shutdown notice's reconnect hint, in ms
 	usedExt   atomic.Bool   // an Extension served a request
+	gone      func() bool   // HTTP sessions: stops watching the request's context
 
 	endMu  sync.Mutex
 	ending *ending       // guarded by endMu; set once

@@ -111,7 +111,7 @@ func parseServeFlags(args []string, stderr io.Writer) (server.Config, serveOptio
 	fs.DurationVar(&cfg.HTTP.MaxWait, "wait-max", 2*time.Minute, "longest long-poll wait a request may ask for")
 	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", 1<<20, "largest published message, in `bytes`")
 	fs.DurationVar(&cfg.HTTP.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
-	fs.DurationVar(&cfg.HTTP.SSEMaxLag, "sse-max-lag", 30*time.Second, "end an SSE stream whose client made no reading progress for this long (slow-consumer; negative: off)")
+	fs.DurationVar(&cfg.Protocol.MaxLag, "sse-max-lag", 30*time.Second, "alias of --max-lag, which now applies to SSE too")
 	fs.DurationVar(&cfg.KeepAlive.Idle, "tcp-keepalive-idle", 0, "idle time before TCP keepalive probes (0: default 2s)")
 	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", 0, "interval between TCP keepalive probes (0: default 1s)")
 	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", 0, "unanswered probes before the peer is dead (0: default 4)")

@@ -1,0 +1,127 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
+)
+
+// StreamOptions are what a write-only transport (SSE) tells the core about
+// one stream.
+type StreamOptions struct {
+	// Heartbeat is how often a silent stream gets a heartbeat event
+	// (wire.Ping, which SSE writes as a comment line). Required.
+	Heartbeat time.Duration
+	// Begin, when set, is called once the subscription has started and
+	// before any event is written: the transport commits its response,
+	// and says how many bytes it wrote.
+	Begin func() (int, error)
+	// Waiting counts the stream while its subscription waits for a
+	// message. Nil means not counted.
+	Waiting Gauge
+}
+
+// OpenStream opens a write-only stream (SSE) as a connection of the Core:
+// the Registry admits it (ctx bounds the wait) and may end it through the
+// Session. ctx is the request's context as conn.Watch hands it: when it
+// ends, the client is gone, and the session ends with its reason. The
+// caller then calls Stream, and Finish once the request is over,
+// whatever happened.
+func (c *Core) OpenStream(ctx context.Context, t Transport, oi registry.OpenInfo) (*Session, error) {
+	s := newSession(c, t)
+	s.kind = stream
+	if s.nc == nil {
+		s.nc = oi.Conn
+	}
+	return s, s.open(ctx, oi)
+}
+
+// open admits the session in the Registry and ties it to the request's
+// context.
+func (s *Session) open(ctx context.Context, oi registry.OpenInfo) error {
+	h, err := s.c.reg.Open(ctx, oi, s)
+	if err != nil {
+		return err
+	}
+	s.start(ctx, h)
+	s.gone = context.AfterFunc(ctx, func() {
+		s.decide(ending{reason: conn.ReasonOf(context.Cause(ctx))})
+	})
+	return nil
+}
+
+// ErrEnded: the session ended before the stream could begin.
+var ErrEnded = errors.New("tether: session ended")
+
+// Stream subscribes to channel after the cursor (nil: after the latest
+// message) and writes its events until the session ends. It runs the
+// writer on the caller's goroutine, plus the timer goroutine and the
+// subscription's; all have returned when it returns. An error means the
+// subscription could not start and nothing was written (the transport
+// answers it its own way): a store error, or ErrEnded.
+func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
+	s.beat = opt.Heartbeat
+	sb, code, msg := s.addSub(channel)
+	if sb == nil {
+		return errors.New("tether: session: " + string(code) + ": " + msg)
+	}
+	sb.waiting = opt.Waiting
+	start, first, err := sb.open(after)
+	if err != nil {
+		s.removeSub(sb)
+		close(sb.done)
+		return err
+	}
+	if opt.Begin != nil {
+		n, err := opt.Begin()
+		s.h.Count(0, n)
+		if err != nil {
+			s.removeSub(sb)
+			close(sb.done)
+			return err
+		}
+	}
+	s.began(sb, start)
+	if !s.goWork(func() { defer close(sb.done); sb.stream(start, first) }) {
+		close(sb.done)
+	}
+	var timer sync.WaitGroup
+	writerDone := make(chan struct{})
+	timer.Go(func() { s.timerLoop(writerDone) })
+	s.writeLoop()
+	close(writerDone)
+	timer.Wait()
+	return nil
+}
+
+// Finish records the end of an HTTP session in the Registry, once its
+// request is over: the server's own decision (kicked, shutdown,
+// slow-consumer) if it made one, else what conn.Watch saw of the client.
+func (s *Session) Finish(e conn.End) {
+	if s.h == nil {
+		return
+	}
+	if s.gone != nil {
+		s.gone()
+	}
+	reason, noticed := e.Reason, e.Noticed
+	if end := s.end(); end != nil && end.server {
+		reason, noticed = end.reason, end.noticed
+	}
+	s.h.End(reason, noticed)
+}
+
+// ServerEnded reports whether the server decided the session's end
+// (shutdown, an operator's close, a limit), so that an HTTP client is owed
+// an answer, and the shutdown hint when it was a shutdown.
+func (s *Session) ServerEnded() (reason conn.Reason, reconnectAfter time.Duration, ok bool) {
+	e := s.end()
+	if e == nil || !e.server {
+		return "", 0, false
+	}
+	return e.reason, time.Duration(s.hint.Load()) * time.Millisecond, true
+}
