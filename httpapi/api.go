@@ -141,7 +141,7 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		}))
 	}
 	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
-	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(registry.TransportLongPoll, a.poll)))
+	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.poll))
 	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.events))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}

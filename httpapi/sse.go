@@ -58,7 +58,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		Waiting:   a.metrics.waitingEvents,
 		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
 	})
-	if _, _, ended := s.ServerEnded(); err != nil && ended {
+	if _, ended := s.ServerEnded(); err != nil && ended {
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 	} else if err != nil {
 		a.writeStoreError(w, r, err)

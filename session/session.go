@@ -77,6 +77,7 @@ type ending struct {
 	noticed time.Duration
 	final   any  // an event to send last, before a graceful close
 	server  bool // the server decided (not the peer's departure)
+	closed  bool // through Close: an HTTP answer says Connection: close
 	drop    bool // drop queued messages before the final event
 }
 
@@ -227,7 +228,7 @@ func (s *Session) Close(mode conn.CloseMode, reason conn.Reason) error {
 	if reason == conn.ReasonKicked {
 		final = wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeKicked, Message: "closed by the server's operator"}
 	}
-	s.decide(ending{reason: reason, mode: mode, final: final, server: true})
+	s.decide(ending{reason: reason, mode: mode, final: final, server: true, closed: true})
 	return nil
 }
 

@@ -42,10 +42,10 @@ type page struct {
 	encs []encoding // guarded by mu; one per Format
 }
 
-// encoding is a page's message frames in one Format: encoded once, never
-// modified.
+// encoding is a page's message frames in one Format, or its whole answer
+// in one PageFormat: encoded once, never modified.
 type encoding struct {
-	f      Format
+	f      any // a Format or a PageFormat
 	frames [][]byte
 }
 
@@ -56,13 +56,28 @@ func (p *page) frames(f Format) [][]byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, e := range p.encs {
-		if e.f == f {
+		if e.f == any(f) {
 			return e.frames
 		}
 	}
 	frames := encodeMessages(f, p.channel, p.res.Messages)
 	p.encs = append(p.encs, encoding{f: f, frames: frames})
 	return frames
+}
+
+// page returns the page encoded whole in f, encoding it on first use.
+func (p *page) page(f PageFormat) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.encs {
+		if e.f == f {
+			return e.frames[0]
+		}
+	}
+	b := f.EncodePage(p.after, p.res)
+	b = b[:len(b):len(b)]
+	p.encs = append(p.encs, encoding{f: f, frames: [][]byte{b}})
+	return b
 }
 
 const (

@@ -115,13 +115,23 @@ func (s *Session) Finish(e conn.End) {
 	s.h.End(reason, noticed)
 }
 
+// ServerEnd is how the server ended an HTTP session.
+type ServerEnd struct {
+	Reason conn.Reason
+	// Closed: the Registry closed the session (an operator, or a shutdown
+	// past its notice): the answer says Connection: close.
+	Closed bool
+	// ReconnectAfter is the shutdown notice's hint (zero if none came).
+	ReconnectAfter time.Duration
+}
+
 // ServerEnded reports whether the server decided the session's end
 // (shutdown, an operator's close, a limit), so that an HTTP client is owed
-// an answer, and the shutdown hint when it was a shutdown.
-func (s *Session) ServerEnded() (reason conn.Reason, reconnectAfter time.Duration, ok bool) {
+// an answer, and how.
+func (s *Session) ServerEnded() (ServerEnd, bool) {
 	e := s.end()
 	if e == nil || !e.server {
-		return "", 0, false
+		return ServerEnd{}, false
 	}
-	return e.reason, time.Duration(s.hint.Load()) * time.Millisecond, true
+	return ServerEnd{Reason: e.reason, Closed: e.closed, ReconnectAfter: time.Duration(s.hint.Load()) * time.Millisecond}, true
 }
