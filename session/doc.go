@@ -54,12 +54,21 @@
 //
 // A Core is safe for concurrent use. Each framed connection has: the
 // goroutine that called Serve, which writes the queued frames; a reader
-// goroutine; a timer goroutine, which keeps the limits and, once the end
-// is decided, winds the session up (stops requests and subscriptions,
-// flushes or resets); one goroutine per request in flight (at most
+// goroutine; one goroutine per request in flight (at most
 // Config.MaxInFlight); one per subscription, reading its channel from the
-// store. An SSE stream has the handler's goroutine (the writer), the timer
-// goroutine and its subscription's. Serve and Stream wait for every one of
-// them before they return. The Session implements registry.Peer, whose
-// methods are safe to call from any goroutine at any time.
+// store. An SSE stream has the handler's goroutine (the writer) and its
+// subscription's; a long-poll only the handler's. Pings, heartbeats and
+// the idle, heartbeat and lag limits run on a runtime timer
+// (time.AfterFunc), so an idle connection has no goroutine for them; once
+// the end is decided a short-lived goroutine winds the session up (stops
+// requests and subscriptions, tells extensions, flushes or resets). Serve
+// and Stream wait for every one of them before they return. The Session
+// implements registry.Peer, whose methods are safe to call from any
+// goroutine at any time; they never block on the network.
+//
+// Locks: Session.mu guards the subscriptions, Session.workMu the request
+// work group, Session.endMu the decided end, Session.tmu the timer's state
+// and the stall guard; the queue has its own. tmu may be held while taking
+// the queue's lock or mu (the timer reads both); none of the others is
+// held while taking another.
 package session

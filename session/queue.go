@@ -51,7 +51,9 @@ func (l *lane) pop() item {
 type queue struct {
 	limit int
 	ready chan struct{} // cap 1: something was queued, or the queue closed
-	kick  chan struct{} // cap 1: a lag clock started (for the timer goroutine)
+	// kick, when set, is called (with mu held; it must not block) when a
+	// lag clock starts, so that the session's timer looks again.
+	kick func()
 
 	mu      sync.Mutex
 	ctrl    lane               // guarded by mu
@@ -64,7 +66,7 @@ type queue struct {
 
 func newQueue(limit int) *queue {
 	return &queue{
-		limit: limit, ready: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		limit: limit, ready: make(chan struct{}, 1),
 		space: make(chan struct{}), waiting: map[*sub]time.Time{},
 	}
 }
@@ -73,6 +75,12 @@ func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:
+	}
+}
+
+func (q *queue) kicked() {
+	if q.kick != nil {
+		q.kick()
 	}
 }
 
@@ -110,7 +118,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 	for !q.closed && !l.fits(len(it.frame), q.limit) {
 		if s != nil && !it.since.IsZero() {
 			if len(q.waiting) == 0 && len(q.msgs.items) == 0 {
-				signal(q.kick)
+				q.kicked()
 			}
 			q.waiting[s] = it.since
 		}
@@ -132,7 +140,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 		return errQueueClosed
 	}
 	if s != nil && len(q.msgs.items) == 0 && len(q.waiting) == 0 {
-		signal(q.kick)
+		q.kicked()
 	}
 	l.push(it)
 	signal(q.ready)

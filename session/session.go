@@ -26,8 +26,8 @@ type Session struct {
 	h   *registry.Handle
 	q   *queue
 	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
-	// but not reading; nil when the transport's socket has none. Used by
-	// the timer goroutine only.
+	// but not reading; nil when the transport's socket has none. Set by
+	// start; used under tmu only.
 	guard *conn.StallGuard
 	// kind says what the transport does: reads frames (framed), only
 	// writes (stream), or answers once (poll).
@@ -46,16 +46,23 @@ type Session struct {
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool   // a frame was written since the timer loop last looked at the socket
-	wroteC    chan struct{} // cap 1: wrote became true
+	wrote     atomic.Bool   // a frame was written since the timer last looked at the socket
 	notified  atomic.Bool   // NotifyShutdown was called
 	hint      atomic.Int64  // the shutdown notice's reconnect hint, in ms
 	usedExt   atomic.Bool   // an Extension served a request
 	gone      func() bool   // HTTP sessions: stops watching the request's context
 
-	endMu  sync.Mutex
-	ending *ending       // guarded by endMu; set once
-	ended  chan struct{} // closed when ending is set
+	// The timer (timer.go): a runtime timer, no goroutine.
+	timer *time.Timer // set by start
+	tmu   sync.Mutex
+	tl    timerState // guarded by tmu
+
+	endMu      sync.Mutex
+	ending     *ending       // guarded by endMu; set once
+	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
+	ended      chan struct{} // closed when ending is set
+	writerDone chan struct{} // closed by the writer's goroutine when it has stopped
+	wound      chan struct{} // closed when windUp has finished
 
 	mu        sync.Mutex
 	subs      map[string]*sub         // guarded by mu
@@ -85,9 +92,11 @@ func newSession(c *Core, t Transport) *Session {
 	s := &Session{
 		c: c, cfg: &c.cfg, t: t, q: newQueue(c.cfg.QueueBytes),
 		slots: make(chan struct{}, c.cfg.MaxInFlight),
-		ended: make(chan struct{}), wroteC: make(chan struct{}, 1),
+		ended: make(chan struct{}), writerDone: make(chan struct{}), wound: make(chan struct{}),
 		subs: map[string]*sub{}, delivered: map[string]store.Cursor{},
 	}
+	// Values only: the session's context ends when its end is decided.
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	if t != nil {
 		s.f, s.nc = t.Format(), t.NetConn()
 	}
@@ -96,41 +105,53 @@ func newSession(c *Core, t Transport) *Session {
 
 func (s *Session) now() time.Time { return s.c.now() }
 
-// start records the handle and starts the clocks. parent carries values
-// only; the session's context ends when its end is decided.
-func (s *Session) start(parent context.Context, h *registry.Handle) {
+// start records the handle and starts the clocks and, for a streaming
+// session, the timer. From now on a decided end is wound up on its own
+// goroutine (windUp).
+func (s *Session) start(h *registry.Handle) {
 	s.h = h
-	if s.nc != nil {
-		s.guard = conn.NewStallGuard(s.nc)
-	}
-	s.ctx, s.cancel = context.WithCancelCause(context.WithoutCancel(parent))
 	now := s.now().UnixNano()
 	s.lastRecv.Store(now)
 	s.lastApp.Store(now)
 	s.lastWrite.Store(now)
+	if s.kind != poll && s.nc != nil {
+		s.guard = conn.NewStallGuard(s.nc)
+	}
+	if s.kind == framed {
+		s.startTimer() // a stream's, once it knows its heartbeat (Stream)
+	}
+	s.endMu.Lock()
+	s.running = s.kind != poll
+	early := s.ending != nil
+	s.endMu.Unlock()
+	if early && s.running {
+		go s.windUp()
+	}
 }
 
 // runFramed serves a framed connection: the caller's goroutine writes, a
-// reader goroutine reads and dispatches, the timer goroutine keeps the
-// limits and, once the end is decided, winds the session up.
+// reader goroutine reads and dispatches, the timer keeps the limits, and
+// once the end is decided windUp winds the session up.
 func (s *Session) runFramed(h *registry.Handle, t FramedTransport, first []byte) {
-	s.start(context.Background(), h)
-	var loops sync.WaitGroup
-	writerDone := make(chan struct{})
-	loops.Go(func() { s.readLoop(t, first) })
-	loops.Go(func() { s.timerLoop(writerDone) })
+	s.start(h)
+	var reader sync.WaitGroup
+	reader.Go(func() { s.readLoop(t, first) })
 	s.writeLoop()
-	close(writerDone)
-	loops.Wait()
+	close(s.writerDone)
+	<-s.wound
+	reader.Wait()
 	s.t.Close()
 	e := s.end()
 	h.End(e.reason, e.noticed)
 }
 
-// windUp runs on the timer goroutine once the end is decided: it stops
-// the requests and subscriptions, tells extensions and followers, and
-// closes the connection (flushing first when graceful).
-func (s *Session) windUp(writerDone <-chan struct{}) {
+// windUp runs on its own goroutine once the end is decided: it stops the
+// timer, the requests and the subscriptions, tells extensions and
+// followers, and closes the connection (flushing first when graceful).
+// The goroutine that serves the connection waits for it (s.wound).
+func (s *Session) windUp() {
+	defer close(s.wound)
+	s.stopTimer()
 	e := s.end()
 	s.workMu.Lock()
 	s.stopping = true // the reader may still dispatch during a graceful close
@@ -145,7 +166,7 @@ func (s *Session) windUp(writerDone <-chan struct{}) {
 		}
 	}
 	if e.mode == conn.CloseGraceful {
-		s.closeGracefully(e, writerDone)
+		s.closeGracefully(e, s.writerDone)
 	} else {
 		s.q.close(true)
 	}
@@ -201,6 +222,7 @@ func (s *Session) decide(e ending) bool {
 		return false
 	}
 	s.ending = &e
+	running := s.running
 	s.endMu.Unlock()
 	// Act on the socket before anyone wakes up: a plain Close would
 	// otherwise race this one and send FIN instead of RST.
@@ -210,8 +232,9 @@ func (s *Session) decide(e ending) bool {
 		}
 	}
 	close(s.ended)
-	if s.cancel != nil {
-		s.cancel(&conn.GoneError{Reason: e.reason})
+	s.cancel(&conn.GoneError{Reason: e.reason})
+	if running {
+		go s.windUp() // it blocks (flush, requests); the decider must not
 	}
 	return true
 }

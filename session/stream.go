@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -47,7 +46,7 @@ func (s *Session) open(ctx context.Context, oi registry.OpenInfo) error {
 	if err != nil {
 		return err
 	}
-	s.start(ctx, h)
+	s.start(h)
 	s.gone = context.AfterFunc(ctx, func() {
 		s.decide(ending{reason: conn.ReasonOf(context.Cause(ctx))})
 	})
@@ -59,43 +58,45 @@ var ErrEnded = errors.New("tether: session ended")
 
 // Stream subscribes to channel after the cursor (nil: after the latest
 // message) and writes its events until the session ends. It runs the
-// writer on the caller's goroutine, plus the timer goroutine and the
-// subscription's; all have returned when it returns. An error means the
+// writer on the caller's goroutine, and the subscription's goroutine; the
+// timer is a runtime timer. All have stopped when it returns. An error means the
 // subscription could not start and nothing was written (the transport
 // answers it its own way): a store error, or ErrEnded.
 func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
 	s.beat = opt.Heartbeat
 	sb, code, msg := s.addSub(channel)
 	if sb == nil {
-		return errors.New("tether: session: " + string(code) + ": " + msg)
+		return s.notStreamed(errors.New("tether: session: " + string(code) + ": " + msg))
 	}
 	sb.waiting = opt.Waiting
 	start, first, err := sb.open(after)
+	if err == nil && opt.Begin != nil {
+		var n int
+		n, err = opt.Begin()
+		s.h.Count(0, n)
+	}
 	if err != nil {
 		s.removeSub(sb)
 		close(sb.done)
-		return err
-	}
-	if opt.Begin != nil {
-		n, err := opt.Begin()
-		s.h.Count(0, n)
-		if err != nil {
-			s.removeSub(sb)
-			close(sb.done)
-			return err
-		}
+		return s.notStreamed(err)
 	}
 	s.began(sb, start)
+	s.startTimer()
 	if !s.goWork(func() { defer close(sb.done); sb.stream(start, first) }) {
 		close(sb.done)
 	}
-	var timer sync.WaitGroup
-	writerDone := make(chan struct{})
-	timer.Go(func() { s.timerLoop(writerDone) })
 	s.writeLoop()
-	close(writerDone)
-	timer.Wait()
+	close(s.writerDone)
+	<-s.wound
 	return nil
+}
+
+// notStreamed ends a stream that could not begin, and returns err.
+func (s *Session) notStreamed(err error) error {
+	s.decide(ending{reason: conn.ReasonCompleted}) // Finish takes Watch's verdict
+	close(s.writerDone)
+	<-s.wound
+	return err
 }
 
 // Finish records the end of an HTTP session in the Registry, once its

@@ -8,37 +8,63 @@ import (
 	"github.com/tether-run/tether/wire"
 )
 
-// timerLoop sends pings (or, on a stream, heartbeat comments) and keeps
-// the heartbeat, idle and lag limits. It sleeps until the earliest of them
-// could fire, or, while written data may wait in the socket, until the
-// stall guard's next look. Once the end is decided it winds the session up
-// and returns.
-func (s *Session) timerLoop(writerDone <-chan struct{}) {
-	tl := timerState{nextPing: s.now().Add(s.pingInterval())}
-	t := time.NewTimer(0) // the first pass schedules the real wake-up
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ended:
-			s.windUp(writerDone)
-			return
-		case <-t.C:
-		case <-s.q.kick:
-		case <-s.wroteC:
-		}
-		if next, ok := s.tick(&tl); ok {
-			t.Reset(max(next.Sub(s.now()), time.Millisecond))
-		}
-	}
-}
+// The session's timer is a runtime timer (time.AfterFunc), not a
+// goroutine: an idle connection costs no goroutine for its pings,
+// heartbeat, idle and lag limits. Each firing runs tick under tmu, which
+// also guards the timer's state and the stall guard, and re-arms the
+// timer for the earliest moment any limit could fire, or, while written
+// data may wait in the socket, for the stall guard's next look. poke
+// makes it fire at once: a lag clock started, or something was written.
 
-// timerState is the timer goroutine's own.
+// timerState is the timer's own; guarded by Session.tmu.
 type timerState struct {
 	nextPing  time.Time
 	nextCheck time.Time
 	pending   bool  // the guard saw data waiting
 	stalled   bool  // the guard saw the peer's window closed
 	unstalled int64 // unix nanos: when the guard last saw a stall end
+}
+
+// startTimer arms the session's timer; its first firing schedules the
+// real wake-up. Called by start.
+func (s *Session) startTimer() {
+	s.tl.nextPing = s.now().Add(s.pingInterval())
+	s.q.kick = s.poke
+	// Armed once assigned: a firing reads s.timer.
+	s.timer = time.AfterFunc(time.Hour, s.onTimer)
+	s.timer.Reset(0)
+}
+
+// poke makes the timer fire at once. Safe from any goroutine, with any
+// lock held: it does not block.
+func (s *Session) poke() {
+	if s.timer != nil {
+		s.timer.Reset(0)
+	}
+}
+
+// onTimer is the timer's callback.
+func (s *Session) onTimer() {
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	select {
+	case <-s.ended:
+		return
+	default:
+	}
+	if next, ok := s.tick(&s.tl); ok {
+		s.timer.Reset(max(next.Sub(s.now()), time.Millisecond))
+	}
+}
+
+// stopTimer stops the timer and waits for a firing in progress.
+func (s *Session) stopTimer() {
+	if s.timer == nil {
+		return
+	}
+	s.timer.Stop()
+	s.tmu.Lock()
+	s.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
 }
 
 func (s *Session) pingInterval() time.Duration {
@@ -49,7 +75,7 @@ func (s *Session) pingInterval() time.Duration {
 }
 
 // tick runs one pass of the limits and returns when to look again; ok is
-// false when it decided the end.
+// false when it decided the end. s.tmu is held.
 func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 	cfg := s.cfg
 	now := s.now()
@@ -118,7 +144,7 @@ func (s *Session) ping(now time.Time) {
 }
 
 // lookAtSocket runs the stall guard while written data may wait in the
-// socket.
+// socket. s.tmu is held.
 func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
 	if s.guard == nil || now.Before(tl.nextCheck) {
 		return
