@@ -68,7 +68,9 @@
 //
 // Locks: Session.mu guards the subscriptions, Session.workMu the request
 // work group, Session.endMu the decided end, Session.tmu the timer's state
-// and the stall guard; the queue has its own. tmu may be held while taking
-// the queue's lock or mu (the timer reads both); none of the others is
-// held while taking another.
+// and the stall guard, Session.dueMu (a leaf) when the timer fires next;
+// the queue has its own. Order: tmu before endMu, mu and the queue's lock
+// (a timer firing reads the queue and the subscriptions, and may decide
+// the end); the queue's lock before dueMu (a push that starts a lag clock
+// wakes the timer); no other lock is held while taking another.
 package session

@@ -70,7 +70,7 @@ func (s *Session) writeLoop() {
 		now := s.now().UnixNano()
 		s.lastWrite.Store(now)
 		if !s.wrote.Swap(true) && s.guard != nil {
-			s.poke() // the stall guard looks at the socket from now on
+			s.wroteData() // the stall guard looks at the socket from now on
 		}
 		s.h.Count(0, len(it.frame))
 		if it.app {

@@ -52,8 +52,9 @@ type queue struct {
 	limit int
 	ready chan struct{} // cap 1: something was queued, or the queue closed
 	// kick, when set, is called (with mu held; it must not block) when a
-	// lag clock starts, so that the session's timer looks again.
-	kick func()
+	// lag clock starts at since, so that the session's timer looks again
+	// in time.
+	kick func(since time.Time)
 
 	mu      sync.Mutex
 	ctrl    lane               // guarded by mu
@@ -78,9 +79,9 @@ func signal(c chan struct{}) {
 	}
 }
 
-func (q *queue) kicked() {
-	if q.kick != nil {
-		q.kick()
+func (q *queue) kicked(since time.Time) {
+	if q.kick != nil && !since.IsZero() {
+		q.kick(since)
 	}
 }
 
@@ -118,7 +119,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 	for !q.closed && !l.fits(len(it.frame), q.limit) {
 		if s != nil && !it.since.IsZero() {
 			if len(q.waiting) == 0 && len(q.msgs.items) == 0 {
-				q.kicked()
+				q.kicked(it.since)
 			}
 			q.waiting[s] = it.since
 		}
@@ -140,7 +141,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 		return errQueueClosed
 	}
 	if s != nil && len(q.msgs.items) == 0 && len(q.waiting) == 0 {
-		q.kicked()
+		q.kicked(it.since)
 	}
 	l.push(it)
 	signal(q.ready)

@@ -46,16 +46,20 @@ type Session struct {
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool   // a frame was written since the timer last looked at the socket
-	notified  atomic.Bool   // NotifyShutdown was called
-	hint      atomic.Int64  // the shutdown notice's reconnect hint, in ms
-	usedExt   atomic.Bool   // an Extension served a request
-	gone      func() bool   // HTTP sessions: stops watching the request's context
+	wrote     atomic.Bool  // a frame was written since the timer last looked at the socket
+	notified  atomic.Bool  // NotifyShutdown was called
+	hint      atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	usedExt   atomic.Bool  // an Extension served a request
+	gone      func() bool  // HTTP sessions: stops watching the request's context
 
 	// The timer (timer.go): a runtime timer, no goroutine.
 	timer *time.Timer // set by start
 	tmu   sync.Mutex
 	tl    timerState // guarded by tmu
+	dueMu sync.Mutex // a leaf lock
+	due   time.Time  // guarded by dueMu; when the timer fires; zero while firing
+	// timerOff: stopped for good. Guarded by dueMu.
+	timerOff bool
 
 	endMu      sync.Mutex
 	ending     *ending       // guarded by endMu; set once

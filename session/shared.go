@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-run/tether/store"
@@ -38,8 +39,11 @@ type page struct {
 	err error
 	at  time.Time // when the read finished
 
+	// encs holds one encoding per Format, copied on write: readers load it
+	// without a lock (every subscriber of a fan-out reads it); mu
+	// serialises the writers.
+	encs atomic.Pointer[[]encoding]
 	mu   sync.Mutex
-	encs []encoding // guarded by mu; one per Format
 }
 
 // encoding is a page's message frames in one Format, or its whole answer
@@ -53,31 +57,46 @@ type encoding struct {
 // encoding them on first use. Subscribers of one format wait for one
 // encoding rather than each doing its own.
 func (p *page) frames(f Format) [][]byte {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, e := range p.encs {
-		if e.f == any(f) {
-			return e.frames
-		}
-	}
-	frames := encodeMessages(f, p.channel, p.res.Messages)
-	p.encs = append(p.encs, encoding{f: f, frames: frames})
-	return frames
+	return p.encoded(f, func() [][]byte { return encodeMessages(f, p.channel, p.res.Messages) })
 }
 
 // page returns the page encoded whole in f, encoding it on first use.
 func (p *page) page(f PageFormat) []byte {
+	return p.encoded(f, func() [][]byte {
+		b := f.EncodePage(p.after, p.res)
+		return [][]byte{b[:len(b):len(b)]}
+	})[0]
+}
+
+// encoded returns the page's encoding for key, made by enc on first use.
+func (p *page) encoded(key any, enc func() [][]byte) [][]byte {
+	if e := p.lookup(key); e != nil {
+		return e
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, e := range p.encs {
-		if e.f == f {
-			return e.frames[0]
+	if e := p.lookup(key); e != nil {
+		return e
+	}
+	frames := enc()
+	var encs []encoding
+	if old := p.encs.Load(); old != nil {
+		encs = append(encs, *old...)
+	}
+	encs = append(encs, encoding{f: key, frames: frames})
+	p.encs.Store(&encs)
+	return frames
+}
+
+func (p *page) lookup(key any) [][]byte {
+	if encs := p.encs.Load(); encs != nil {
+		for _, e := range *encs {
+			if e.f == key {
+				return e.frames
+			}
 		}
 	}
-	b := f.EncodePage(p.after, p.res)
-	b = b[:len(b):len(b)]
-	p.encs = append(p.encs, encoding{f: f, frames: [][]byte{b}})
-	return b
+	return nil
 }
 
 const (

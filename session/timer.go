@@ -13,8 +13,10 @@ import (
 // heartbeat, idle and lag limits. Each firing runs tick under tmu, which
 // also guards the timer's state and the stall guard, and re-arms the
 // timer for the earliest moment any limit could fire, or, while written
-// data may wait in the socket, for the stall guard's next look. poke
-// makes it fire at once: a lag clock started, or something was written.
+// data may wait in the socket, for the stall guard's next look. wake
+// brings the firing forward when a lag clock starts or data is written,
+// only if it is not due earlier anyway: under a fan-out, a message
+// queued or written costs no timer operation.
 
 // timerState is the timer's own; guarded by Session.tmu.
 type timerState struct {
@@ -29,31 +31,57 @@ type timerState struct {
 // real wake-up. Called by start.
 func (s *Session) startTimer() {
 	s.tl.nextPing = s.now().Add(s.pingInterval())
-	s.q.kick = s.poke
+	s.q.kick = s.lagStarted
 	// Armed once assigned: a firing reads s.timer.
 	s.timer = time.AfterFunc(time.Hour, s.onTimer)
-	s.timer.Reset(0)
+	s.wake(time.Time{})
 }
 
-// poke makes the timer fire at once. Safe from any goroutine, with any
-// lock held: it does not block.
-func (s *Session) poke() {
-	if s.timer != nil {
-		s.timer.Reset(0)
+// lagStarted is the queue's kick: a lag clock started at since, so a lag
+// check is due at since+MaxLag.
+func (s *Session) lagStarted(since time.Time) {
+	if s.cfg.MaxLag > 0 {
+		s.wake(since.Add(s.cfg.MaxLag))
 	}
+}
+
+// wrote says data was written: the stall guard must look at the socket
+// within its interval.
+func (s *Session) wroteData() {
+	s.wake(s.now().Add(s.guard.Interval()))
+}
+
+// wake makes the timer fire by at (at once for the zero time), unless it
+// is armed to fire earlier already: most calls cost an uncontended lock
+// and a comparison. Safe from any goroutine, with any lock held but
+// dueMu: it does not block.
+func (s *Session) wake(at time.Time) {
+	s.dueMu.Lock()
+	defer s.dueMu.Unlock()
+	if s.timerOff || !s.due.IsZero() && !at.Before(s.due) {
+		return
+	}
+	s.due = at
+	s.timer.Reset(max(time.Until(at), 0))
 }
 
 // onTimer is the timer's callback.
 func (s *Session) onTimer() {
 	s.tmu.Lock()
 	defer s.tmu.Unlock()
+	s.dueMu.Lock()
+	s.due = time.Time{} // firing: a wake while tick runs arms the timer
+	s.dueMu.Unlock()
 	select {
 	case <-s.ended:
 		return
 	default:
 	}
 	if next, ok := s.tick(&s.tl); ok {
-		s.timer.Reset(max(next.Sub(s.now()), time.Millisecond))
+		if soon := s.now().Add(time.Millisecond); next.Before(soon) {
+			next = soon
+		}
+		s.wake(next)
 	}
 }
 
@@ -62,6 +90,9 @@ func (s *Session) stopTimer() {
 	if s.timer == nil {
 		return
 	}
+	s.dueMu.Lock()
+	s.timerOff = true
+	s.dueMu.Unlock()
 	s.timer.Stop()
 	s.tmu.Lock()
 	s.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
