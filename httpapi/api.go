@@ -26,36 +26,51 @@ type Config struct {
 	Shutdown context.Context
 
 	// DefaultWait is how long a long-poll waits when the request gives no
-	// wait. Zero means 25s.
+	// wait. Zero means the constant DefaultWait (25s).
 	DefaultWait time.Duration
-	// MaxWait is the longest wait a request may ask for. Zero means 2m.
+	// MaxWait is the longest wait a request may ask for. Zero means
+	// DefaultMaxWait (2m).
 	MaxWait time.Duration
 	// DefaultLimit is how many messages one read returns when the request
-	// gives no limit. Zero means 100.
+	// gives no limit. Zero means DefaultReadLimit (100).
 	DefaultLimit int
-	// MaxLimit is the largest limit a request may ask for. Zero means 1000.
+	// MaxLimit is the largest limit a request may ask for. Zero means
+	// DefaultMaxLimit (1000).
 	MaxLimit int
-	// MaxBodyBytes bounds a published message. Zero means 1 MiB.
+	// MaxBodyBytes bounds a published message. Zero means
+	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 	// SSEHeartbeat is how often an idle SSE stream gets a comment line.
-	// Zero means 15s.
+	// Zero means DefaultSSEHeartbeat (15s).
 	SSEHeartbeat time.Duration
 	// SSERetry is the reconnection delay sent to EventSource clients.
-	// Zero means 2s.
+	// Zero means DefaultSSERetry (2s).
 	SSERetry time.Duration
 	// ProbeWait bounds how long conn.Watch waits for a peer's answer to a
 	// probe. Zero means conn's default.
 	ProbeWait time.Duration
 }
 
+// Defaults of Config, applied in one place (setDefaults); flags and docs
+// take them from here.
+const (
+	DefaultWait         = 25 * time.Second
+	DefaultMaxWait      = 2 * time.Minute
+	DefaultReadLimit    = 100
+	DefaultMaxLimit     = 1000
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultSSEHeartbeat = session.DefaultStreamHeartbeat
+	DefaultSSERetry     = 2 * time.Second
+)
+
 func (c *Config) setDefaults() error {
-	setDefault(&c.DefaultWait, 25*time.Second)
-	setDefault(&c.MaxWait, 2*time.Minute)
-	setDefault(&c.DefaultLimit, 100)
-	setDefault(&c.MaxLimit, 1000)
-	setDefault(&c.MaxBodyBytes, 1<<20)
-	setDefault(&c.SSEHeartbeat, 15*time.Second)
-	setDefault(&c.SSERetry, 2*time.Second)
+	setDefault(&c.DefaultWait, DefaultWait)
+	setDefault(&c.MaxWait, DefaultMaxWait)
+	setDefault(&c.DefaultLimit, DefaultReadLimit)
+	setDefault(&c.MaxLimit, DefaultMaxLimit)
+	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&c.SSEHeartbeat, DefaultSSEHeartbeat)
+	setDefault(&c.SSERetry, DefaultSSERetry)
 	switch {
 	case c.DefaultWait < 0 || c.MaxWait < 0 || c.SSEHeartbeat < 0 || c.SSERetry < 0 || c.ProbeWait < 0:
 		return errors.New("tether: httpapi: durations must not be negative")

@@ -13,7 +13,8 @@ import (
 // one stream.
 type StreamOptions struct {
 	// Heartbeat is how often a silent stream gets a heartbeat event
-	// (wire.Ping, which SSE writes as a comment line). Required.
+	// (wire.Ping, which SSE writes as a comment line). Zero means
+	// DefaultStreamHeartbeat.
 	Heartbeat time.Duration
 	// Begin, when set, is called once the subscription has started and
 	// before any event is written: the transport commits its response,
@@ -23,6 +24,10 @@ type StreamOptions struct {
 	// message. Nil means not counted.
 	Waiting Gauge
 }
+
+// DefaultStreamHeartbeat is a stream's heartbeat interval when
+// StreamOptions.Heartbeat is zero.
+const DefaultStreamHeartbeat = 15 * time.Second
 
 // OpenStream opens a write-only stream (SSE) as a connection of the Core:
 // the Registry admits it (ctx bounds the wait) and may end it through the
@@ -63,7 +68,7 @@ var ErrEnded = errors.New("tether: session ended")
 // subscription could not start and nothing was written (the transport
 // answers it its own way): a store error, or ErrEnded.
 func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
-	s.beat = opt.Heartbeat
+	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
 	sb, code, msg := s.addSub(channel)
 	if sb == nil {
 		return s.notStreamed(errors.New("tether: session: " + string(code) + ": " + msg))
@@ -114,6 +119,7 @@ func (s *Session) Finish(e conn.End) {
 		reason, noticed = end.reason, end.noticed
 	}
 	s.h.End(reason, noticed)
+	s.cancel(context.Canceled) // release the session's context
 }
 
 // ServerEnd is how the server ended an HTTP session.
