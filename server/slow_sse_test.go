@@ -14,7 +14,7 @@ import (
 )
 
 // An SSE client that stops reading is ended as a slow consumer once it has
-// made no progress for SSEMaxLag, with the default TCP settings (whose
+// fallen MaxLag behind, with the default TCP settings (whose
 // 4 s user timeout would otherwise end it as "timeout"), while another
 // SSE client on the same channel keeps receiving.
 func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
