@@ -104,6 +104,7 @@ type Core struct {
 	extList   []Extension
 	followers []Follower
 	reads     sharedReads // pages shared by the subscriptions of a channel
+	parking   parking     // caught-up subscriptions, waiting one goroutine per channel and cursor
 	now       func() time.Time
 }
 

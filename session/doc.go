@@ -55,9 +55,13 @@
 // A Core is safe for concurrent use. Each framed connection has: the
 // goroutine that called Serve, which writes the queued frames; a reader
 // goroutine; one goroutine per request in flight (at most
-// Config.MaxInFlight); one per subscription, reading its channel from the
-// store. An SSE stream has the handler's goroutine (the writer) and its
-// subscription's; a long-poll only the handler's. Pings, heartbeats and
+// Config.MaxInFlight); one per subscription that is behind, reading its
+// channel from the store and queueing. A caught-up subscription has no
+// goroutine: it is parked (park.go), and the subscriptions of a channel
+// parked at one cursor share one goroutine waiting on the store, owned by
+// the Core, which exits once it woke them or they all left. An SSE stream
+// has the handler's goroutine (the writer), and its subscription's while
+// it is behind; a long-poll only the handler's. Pings, heartbeats and
 // the idle, heartbeat and lag limits run on a runtime timer
 // (time.AfterFunc), so an idle connection has no goroutine for them; once
 // the end is decided a short-lived goroutine winds the session up (stops
@@ -66,7 +70,8 @@
 // implements registry.Peer, whose methods are safe to call from any
 // goroutine at any time; they never block on the network.
 //
-// Locks: Session.mu guards the subscriptions, Session.workMu the request
+// Locks: Core.parking.mu guards the parked subscriptions (a leaf but for
+// the Gauge it counts them in); Session.mu guards the subscriptions, Session.workMu the request
 // work group, Session.endMu the decided end, Session.tmu the timer's state
 // and the stall guard, Session.dueMu (a leaf) when the timer fires next;
 // the queue has its own. Order: tmu before endMu, mu and the queue's lock

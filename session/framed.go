@@ -187,10 +187,10 @@ func (s *Session) subscribe(f wire.ClientFrame, release func()) {
 		s.ReplyError(f.ID, code, msg)
 		return
 	}
-	defer close(sb.done)
 	start, first, err := sb.open(f.After)
 	if err != nil {
 		s.removeSub(sb)
+		sb.finish()
 		release()
 		code, msg := StoreCode(err)
 		s.ReplyError(f.ID, code, msg)
@@ -199,7 +199,7 @@ func (s *Session) subscribe(f wire.ClientFrame, release func()) {
 	s.began(sb, start)
 	s.Reply(wire.Reply{ID: f.ID, Cursor: string(start)})
 	release()
-	sb.stream(start, first)
+	sb.run(start, first, false)
 }
 
 // addSub registers a subscription of channel, or says why not.

@@ -82,13 +82,13 @@ func (s *Session) Stream(channel string, after *string, opt StreamOptions) error
 	}
 	if err != nil {
 		s.removeSub(sb)
-		close(sb.done)
+		sb.finish()
 		return s.notStreamed(err)
 	}
 	s.began(sb, start)
 	s.startTimer()
-	if !s.goWork(func() { defer close(sb.done); sb.stream(start, first) }) {
-		close(sb.done)
+	if !s.goWork(func() { sb.run(start, first, false) }) {
+		sb.finish()
 	}
 	s.writeLoop()
 	close(s.writerDone)

@@ -28,6 +28,42 @@ type sub struct {
 	// stopFollow.
 	unfollow   func(departed bool)
 	unfollowed sync.Once
+
+	parkedIn *parkGroup // guarded by Core.parking.mu; nil unless parked
+	finished sync.Once
+}
+
+// finish ends the subscription for good: it has no goroutine and is not
+// parked.
+func (sb *sub) finish() {
+	sb.finished.Do(func() {
+		sb.cancel()
+		close(sb.done)
+	})
+}
+
+// resume carries a parked subscription on, on a fresh goroutine, after
+// its group's wait returned err.
+func (sb *sub) resume(after store.Cursor, err error) {
+	ok := sb.s.goWork(func() {
+		if err != nil {
+			sb.fail(err)
+			sb.finish()
+			return
+		}
+		sb.run(after, nil, false)
+	})
+	if !ok {
+		sb.finish() // the session is ending
+	}
+}
+
+// run streams the channel and finishes the subscription, unless it
+// parked.
+func (sb *sub) run(cursor store.Cursor, first *page, caughtUp bool) {
+	if !sb.stream(cursor, first, caughtUp) {
+		sb.finish()
+	}
 }
 
 // Gauge counts what waits (a prometheus.Gauge fits).
@@ -68,40 +104,30 @@ func (sb *sub) open(after *string) (store.Cursor, *page, error) {
 }
 
 // stream queues the channel's messages after cursor until the
-// subscription ends. first is a page already read, if any.
-func (sb *sub) stream(cursor store.Cursor, first *page) {
-	defer sb.cancel()
+// subscription ends or, caught up, parks (then it reports true: the
+// goroutine is free to go, and the parking resumes the subscription when a
+// message arrives). first is a page already read, if any.
+func (sb *sub) stream(cursor store.Cursor, first *page, caughtUp bool) (parked bool) {
 	st, batch := sb.s.c.store, sb.s.cfg.ReadBatch
-	p, caughtUp := first, false
+	p := first
 	for {
 		if p == nil {
 			if caughtUp {
-				if err := sb.wait(st, cursor); err != nil {
-					sb.fail(err)
-					return
-				}
+				return sb.s.c.parking.park(st, sb, cursor)
 			}
 			// Subscribers woken by the same append read after the same
 			// cursor: they share one read and its encoded frames.
 			var err error
 			if p, err = sb.s.c.reads.read(sb.ctx, st, sb.channel, cursor, batch); err != nil {
 				sb.fail(err)
-				return
+				return false
 			}
 		}
 		if err := sb.queue(cursor, p); err != nil {
-			return
+			return false
 		}
 		cursor, caughtUp, p = p.res.Next, len(p.res.Messages) < batch, nil
 	}
-}
-
-func (sb *sub) wait(st store.Store, cursor store.Cursor) error {
-	if sb.waiting != nil {
-		sb.waiting.Inc()
-		defer sb.waiting.Dec()
-	}
-	return st.Wait(sb.ctx, sb.channel, cursor)
 }
 
 // queue queues a page's frames: a gap frame first if the page has a gap,
