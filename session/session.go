@@ -53,11 +53,11 @@ type Session struct {
 	gone      func() bool  // HTTP sessions: stops watching the request's context
 
 	// The timer (timer.go): a runtime timer, no goroutine.
-	timer *time.Timer // set by start
 	tmu   sync.Mutex
-	tl    timerState // guarded by tmu
-	dueMu sync.Mutex // a leaf lock
-	due   time.Time  // guarded by dueMu; when the timer fires; zero while firing
+	tl    timerState  // guarded by tmu
+	dueMu sync.Mutex  // a leaf lock
+	timer *time.Timer // guarded by dueMu; set once, by startTimer
+	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
 	// timerOff: stopped for good. Guarded by dueMu.
 	timerOff bool
 

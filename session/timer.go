@@ -28,13 +28,19 @@ type timerState struct {
 }
 
 // startTimer arms the session's timer; its first firing schedules the
-// real wake-up. Called by start.
+// real wake-up. Called by start (framed) or Stream; a session whose end
+// was wound up already gets none.
 func (s *Session) startTimer() {
-	s.tl.nextPing = s.now().Add(s.pingInterval())
-	s.q.kick = s.lagStarted
-	// Armed once assigned: a firing reads s.timer.
+	s.tl.nextPing = s.now().Add(s.pingInterval()) // no firing yet: tmu not needed
+	s.q.kick = s.lagStarted                       // before any push
+	s.dueMu.Lock()
+	defer s.dueMu.Unlock()
+	if s.timerOff {
+		return
+	}
 	s.timer = time.AfterFunc(time.Hour, s.onTimer)
-	s.wake(time.Time{})
+	s.due = time.Time{}
+	s.timer.Reset(0)
 }
 
 // lagStarted is the queue's kick: a lag clock started at since, so a lag
@@ -58,7 +64,7 @@ func (s *Session) wroteData() {
 func (s *Session) wake(at time.Time) {
 	s.dueMu.Lock()
 	defer s.dueMu.Unlock()
-	if s.timerOff || !s.due.IsZero() && !at.Before(s.due) {
+	if s.timer == nil || s.timerOff || !s.due.IsZero() && !at.Before(s.due) {
 		return
 	}
 	s.due = at
@@ -87,13 +93,14 @@ func (s *Session) onTimer() {
 
 // stopTimer stops the timer and waits for a firing in progress.
 func (s *Session) stopTimer() {
-	if s.timer == nil {
-		return
-	}
 	s.dueMu.Lock()
 	s.timerOff = true
+	t := s.timer
 	s.dueMu.Unlock()
-	s.timer.Stop()
+	if t == nil {
+		return
+	}
+	t.Stop()
 	s.tmu.Lock()
 	s.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
 }
