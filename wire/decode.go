@@ -158,3 +158,31 @@ func DecodeServer(b []byte) (any, error) {
 	}
 	return Unknown{Type: u.Type, Raw: append(json.RawMessage(nil), bytes.TrimSpace(b)...)}, nil
 }
+
+// Request is a frame a client or a worker sent, decoded for the server in
+// one pass for client frames: the ClientFrame fields, and Worker when Type
+// is a worker request type (IsWorkerRequest), which takes a second pass.
+type Request struct {
+	ClientFrame
+	Worker *WorkerRequest
+}
+
+// DecodeRequest parses a frame sent to the server (see Decode for the
+// errors; with ErrBadField the fields that decoded are set, Worker
+// included). An unknown type or a missing field is not an error here: the
+// server answers it.
+func DecodeRequest(b []byte) (Request, error) {
+	f, err := DecodeClient(b)
+	if errors.Is(err, ErrBadFrame) {
+		return Request{}, err
+	}
+	r := Request{ClientFrame: f}
+	if IsWorkerRequest(f.Type) {
+		w, werr := DecodeWorker(b)
+		r.Worker = &w
+		if err == nil {
+			err = werr
+		}
+	}
+	return r, err
+}

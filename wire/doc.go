@@ -32,6 +32,10 @@
 //		...
 //	}
 //
+// The server decodes what it reads with DecodeRequest (one pass for a
+// client frame, a second for a worker request); a client or worker decodes
+// what the server sends with DecodeServer.
+//
 // Decoding follows the server's rules: a frame that is not one JSON object
 // is ErrBadFrame (the stream cannot be trusted after it); a JSON object with
 // a known field of the wrong JSON type is ErrBadField, with every other

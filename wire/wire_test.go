@@ -372,3 +372,33 @@ func FuzzDecodeClient(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeRequest(t *testing.T) {
+	tests := []struct {
+		in         string
+		wantType   string
+		wantWorker bool
+		wantErr    error
+	}{
+		{`{"id":"1","type":"publish","channel":"a","data":1}`, TypePublish, false, nil},
+		{`{"id":"1","type":"job.heartbeat","jobs":{"j":1}}`, TypeJobHeartbeat, true, nil},
+		{`{"id":"1","type":"job.done","job":"j","attempt":"x"}`, TypeJobDone, true, ErrBadField},
+		{`{"id":"1","type":"subscribe","channel":1}`, TypeSubscribe, false, ErrBadField},
+		{`{"id":"1","type":"x"}`, "x", false, nil},
+		{`nope`, "", false, ErrBadFrame},
+	}
+	for _, tt := range tests {
+		r, err := DecodeRequest([]byte(tt.in))
+		if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+			t.Errorf("DecodeRequest(%s) error = %v, want %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if r.Type != tt.wantType || (r.Worker != nil) != tt.wantWorker {
+			t.Errorf("DecodeRequest(%s) = type %q, worker %v; want %q, %v", tt.in, r.Type, r.Worker != nil, tt.wantType, tt.wantWorker)
+		}
+	}
+	r, _ := DecodeRequest([]byte(`{"id":"1","type":"job.heartbeat","jobs":{"j":2}}`))
+	if r.ID != "1" || r.Worker.ID != "1" || r.Worker.Jobs["j"] != 2 {
+		t.Errorf("DecodeRequest heartbeat = %+v / %+v", r.ClientFrame, r.Worker)
+	}
+}
