@@ -8,7 +8,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 )
 
@@ -77,7 +77,7 @@ type Config struct {
 	// Session tunes every connection, whatever its transport: frame size,
 	// requests in flight, queue bytes, slow-consumer lag, heartbeats, idle
 	// timeout.
-	Session protocol.Config
+	Session session.Config
 	// Jobs tunes the jobs service: heartbeat, lease, cancel and follow
 	// grace.
 	Jobs jobs.Config

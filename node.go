@@ -18,8 +18,9 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/jobs/workerproto"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/natsstore"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -28,7 +29,7 @@ import (
 )
 
 // Node is one tether node: its store, the registry of live connections,
-// the session engine every transport shares, the HTTP routes, the jobs
+// the session core every transport shares, the HTTP routes, the jobs
 // service, and the listeners it serves.
 type Node struct {
 	cfg     Config
@@ -40,7 +41,7 @@ type Node struct {
 	conns    *registry.Registry
 	jobs     *jobs.Service
 	api      *httpapi.API
-	engine   *protocol.Engine
+	core     *session.Core
 	ws       *ws.Handler
 	tcp      *tcp.Server
 	handler  http.Handler
@@ -123,25 +124,23 @@ func (n *Node) build(d deps) error {
 	if n.jobs, err = jobs.New(jc); err != nil {
 		return err
 	}
+	if n.core, err = session.New(n.cfg.Session, n.store, n.conns, n.log, workerproto.New(n.jobs)); err != nil {
+		return err
+	}
+	if n.ws, err = ws.New(ws.Config{OriginPatterns: n.cfg.WSOriginPatterns}, n.core); err != nil {
+		return err
+	}
+	if n.tcp, err = tcp.New(tcp.Config{KeepAlive: n.cfg.KeepAlive}, n.core); err != nil {
+		return err
+	}
 	shutdownCtx, stopping := context.WithCancelCause(context.Background())
 	hc := n.cfg.HTTP
-	hc.Store, hc.Logger, hc.Registerer, hc.Shutdown, hc.Registry, hc.Jobs = n.store, n.log, n.metrics, shutdownCtx, n.conns, n.jobs
-	if n.api, err = httpapi.New(hc); err != nil {
+	hc.Shutdown = shutdownCtx
+	if n.api, err = httpapi.New(hc, n.core, n.jobs, n.metrics); err != nil {
 		stopping(nil)
 		return err
 	}
 	n.stopping = stopping
-	pc := n.cfg.Session
-	pc.Store, pc.Registry, pc.Logger, pc.Jobs = n.store, n.conns, n.log, n.jobs
-	if n.engine, err = protocol.NewEngine(pc); err != nil {
-		return err
-	}
-	if n.ws, err = ws.New(ws.Config{Engine: n.engine, OriginPatterns: n.cfg.WSOriginPatterns}); err != nil {
-		return err
-	}
-	if n.tcp, err = tcp.New(tcp.Config{Engine: n.engine, KeepAlive: n.cfg.KeepAlive}); err != nil {
-		return err
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
 	admin := httpapi.ConnectionsHandler(n.conns)

@@ -14,13 +14,13 @@ import (
 )
 
 // An SSE client that stops reading is ended as a slow consumer once it has
-// made no progress for SSEMaxLag, with the default TCP settings (whose
+// fallen MaxLag behind, with the default TCP settings (whose
 // 4 s user timeout would otherwise end it as "timeout"), while another
 // SSE client on the same channel keeps receiving.
 func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
 	const maxLag = 6 * time.Second
 	reasons := make(chan conn.Reason, 10)
-	n := startNode(t, func(c *tether.Config) { c.HTTP.SSEMaxLag = maxLag },
+	n := startNode(t, func(c *tether.Config) { c.Session.MaxLag = maxLag },
 		tether.OnDisconnect(func(_ registry.Info, r conn.Reason) { reasons <- r }))
 	// The stalled client: a small receive buffer, and it never reads.
 	raw, err := net.Dial("tcp", n.addr())

@@ -179,3 +179,33 @@ func TestShutdownAnswersWaitingClients(t *testing.T) {
 		t.Fatalf("SSE at shutdown got %+v, want a shutdown event", ev)
 	}
 }
+
+// TestSSEShutdownEventOnce: on a server stop, an SSE stream gets exactly
+// one shutdown event, as its last, and then the stream ends. (The stream
+// used to run its end path twice and send the event twice.)
+func TestSSEShutdownEventOnce(t *testing.T) {
+	n := startNode(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := n.openSSE(ctx, "once", "", nil)
+	eventually(t, 5*time.Second, "SSE waiting", func() bool {
+		return n.metric("tether_http_waiting_requests", map[string]string{"route": "events"}) == 1
+	})
+	n.stop()
+	shutdowns, last := 0, ""
+	for {
+		line, err := s.br.ReadString('\n')
+		if err != nil {
+			break // the stream ended
+		}
+		if line == "event: shutdown\n" {
+			shutdowns++
+		}
+		if strings.HasPrefix(line, "event: ") || strings.HasPrefix(line, "id: ") {
+			last = strings.TrimSpace(line)
+		}
+	}
+	if shutdowns != 1 || last != "event: shutdown" {
+		t.Fatalf("got %d shutdown events (last event %q), want exactly one, as the last", shutdowns, last)
+	}
+}

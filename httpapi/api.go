@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,72 +12,65 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 )
 
-// Config configures the API. The zero value of every field but Store is a
-// valid choice.
+// Config holds the API's settings; its dependencies are arguments of New.
+// The zero value is valid.
 type Config struct {
-	// Store holds the channels. Required.
-	Store store.Store
-	// Logger receives request ends and failures. Nil means discard.
-	Logger *slog.Logger
-	// Registerer receives the API's metrics. Nil means none are registered.
-	Registerer prometheus.Registerer
-	// Shutdown, when done, ends every open long-poll (with its keepalive)
-	// and SSE stream (with a shutdown event). Nil means never.
+	// Shutdown, when done, answers every job create waiting on ?wait=
+	// with 202. Long-polls and SSE streams do not use it: the Registry
+	// ends them (Registry.Shutdown). Nil means never. (To go once the
+	// Registry exposes its closing signal.)
 	Shutdown context.Context
-	// Registry, when set, tracks every long-poll and SSE request as a
-	// connection: listed, closable, told of shutdown (Registry.Shutdown),
-	// ended with one reason. Nil means requests are not tracked.
-	Registry *registry.Registry
 
 	// DefaultWait is how long a long-poll waits when the request gives no
-	// wait. Zero means 25s.
+	// wait. Zero means the constant DefaultWait (25s).
 	DefaultWait time.Duration
-	// MaxWait is the longest wait a request may ask for. Zero means 2m.
+	// MaxWait is the longest wait a request may ask for. Zero means
+	// DefaultMaxWait (2m).
 	MaxWait time.Duration
 	// DefaultLimit is how many messages one read returns when the request
-	// gives no limit. Zero means 100.
+	// gives no limit. Zero means DefaultReadLimit (100).
 	DefaultLimit int
-	// MaxLimit is the largest limit a request may ask for. Zero means 1000.
+	// MaxLimit is the largest limit a request may ask for. Zero means
+	// DefaultMaxLimit (1000).
 	MaxLimit int
-	// MaxBodyBytes bounds a published message. Zero means 1 MiB.
+	// MaxBodyBytes bounds a published message. Zero means
+	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 	// SSEHeartbeat is how often an idle SSE stream gets a comment line.
-	// Zero means 15s.
+	// Zero means DefaultSSEHeartbeat (15s).
 	SSEHeartbeat time.Duration
-	// SSEMaxLag ends an SSE stream with slow-consumer when its client has
-	// made no progress reading for this long (see stallWatch). Zero means
-	// 30s; negative disables (the kernel's TCP_USER_TIMEOUT then ends a
-	// client that stopped reading, as timeout).
-	SSEMaxLag time.Duration
 	// SSERetry is the reconnection delay sent to EventSource clients.
-	// Zero means 2s.
+	// Zero means DefaultSSERetry (2s).
 	SSERetry time.Duration
 	// ProbeWait bounds how long conn.Watch waits for a peer's answer to a
 	// probe. Zero means conn's default.
 	ProbeWait time.Duration
-	// Jobs, when set, serves the jobs API (/v1/jobs) and counts SSE
-	// streams of job channels as followers. Nil means no jobs routes.
-	Jobs *jobs.Service
 }
 
+// Defaults of Config, applied in one place (setDefaults); flags and docs
+// take them from here.
+const (
+	DefaultWait         = 25 * time.Second
+	DefaultMaxWait      = 2 * time.Minute
+	DefaultReadLimit    = 100
+	DefaultMaxLimit     = 1000
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultSSEHeartbeat = session.DefaultStreamHeartbeat
+	DefaultSSERetry     = 2 * time.Second
+)
+
 func (c *Config) setDefaults() error {
-	if c.Store == nil {
-		return errors.New("tether: httpapi: Config.Store is required")
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	setDefault(&c.DefaultWait, 25*time.Second)
-	setDefault(&c.MaxWait, 2*time.Minute)
-	setDefault(&c.DefaultLimit, 100)
-	setDefault(&c.MaxLimit, 1000)
-	setDefault(&c.MaxBodyBytes, 1<<20)
-	setDefault(&c.SSEHeartbeat, 15*time.Second)
-	setDefault(&c.SSERetry, 2*time.Second)
-	setDefault(&c.SSEMaxLag, 30*time.Second)
+	setDefault(&c.DefaultWait, DefaultWait)
+	setDefault(&c.MaxWait, DefaultMaxWait)
+	setDefault(&c.DefaultLimit, DefaultReadLimit)
+	setDefault(&c.MaxLimit, DefaultMaxLimit)
+	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&c.SSEHeartbeat, DefaultSSEHeartbeat)
+	setDefault(&c.SSERetry, DefaultSSERetry)
 	switch {
 	case c.DefaultWait < 0 || c.MaxWait < 0 || c.SSEHeartbeat < 0 || c.SSERetry < 0 || c.ProbeWait < 0:
 		return errors.New("tether: httpapi: durations must not be negative")
@@ -110,49 +102,52 @@ type API struct {
 	maxBody      int64
 	sseHeartbeat time.Duration
 	sseRetry     time.Duration
-	sseMaxLag    time.Duration
 	metrics      *metrics
+	core         *session.Core
 	reg          *registry.Registry
 	jobs         *jobs.Service   // nil: no jobs API
-	shutdown     context.Context // nil: never
+	shutdown     context.Context // nil: never; ends job waits only
 	handler      http.Handler
 }
 
-// New returns the API for cfg.
-func New(cfg Config) (*API, error) {
+// New returns the API for cfg. Its long-polls and SSE streams are
+// sessions of core (whose store, registry and logger it uses too); js,
+// when not nil, serves the jobs API (/v1/jobs); mr, when not nil,
+// receives the API's metrics.
+func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registerer) (*API, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if core == nil {
+		return nil, errors.New("tether: httpapi: a session core is required")
+	}
 	a := &API{
-		store:        cfg.Store,
-		log:          cfg.Logger,
+		store:        core.Store(),
+		log:          core.Logger(),
 		maxBody:      cfg.MaxBodyBytes,
 		sseHeartbeat: cfg.SSEHeartbeat,
 		sseRetry:     cfg.SSERetry,
-		sseMaxLag:    cfg.SSEMaxLag,
-		reg:          cfg.Registry,
-		jobs:         cfg.Jobs,
+		core:         core,
+		reg:          core.Registry(),
+		jobs:         js,
 		shutdown:     cfg.Shutdown,
 		limits: limits{
 			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,
 			defaultLimit: cfg.DefaultLimit, maxLimit: cfg.MaxLimit,
 		},
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(mr)
 	if err != nil {
 		return nil, err
 	}
 	a.metrics = m
 	mux := http.NewServeMux()
-	// Publishes are not ended by a shutdown: the server waits for them,
-	// so that what it acknowledges is what it stored.
+	// A shutdown reaches long-polls and SSE streams through the Registry
+	// (their sessions are its peers); publishes and job requests are not
+	// ended by it: the server waits for them, so that what it acknowledges
+	// is what it stored.
 	watch := func(route string, h http.HandlerFunc) http.Handler {
-		shutdown := cfg.Shutdown
-		if route == "publish" || strings.HasPrefix(route, "jobs.") {
-			shutdown = nil
-		}
 		return withSlot(conn.Watch(h, conn.WatchConfig{
-			Shutdown:  shutdown,
 			ProbeWait: cfg.ProbeWait,
 			OnEnd: func(r *http.Request, e conn.End) {
 				endTracked(r, e)
@@ -161,8 +156,8 @@ func New(cfg Config) (*API, error) {
 		}))
 	}
 	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
-	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.track(registry.TransportLongPoll, a.poll)))
-	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.track(registry.TransportSSE, a.events)))
+	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.poll))
+	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.events))
 	mux.HandleFunc("GET /healthz", a.healthz)
 	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}
 	if a.jobs != nil {

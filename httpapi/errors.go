@@ -59,3 +59,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) int {
 	n, _ := w.Write(append(b, '\n'))
 	return n
 }
+
+// writeBody answers an encoded JSON body (with its newline) and returns
+// the bytes written.
+func writeBody(w http.ResponseWriter, status int, body []byte) int {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	n, _ := w.Write(body)
+	return n
+}

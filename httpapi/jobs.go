@@ -205,21 +205,3 @@ func (a *API) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
 		a.writeStoreError(w, r, err)
 	}
 }
-
-// followJob counts an SSE stream of a job channel as a follower of the job
-// (on_disconnect=cancel jobs end when their last follower departed and the
-// follow grace passed). The returned func ends the follow; streamErr is
-// what ended the stream.
-func (a *API) followJob(ctx context.Context, channel string) func(streamErr error) {
-	id, ok := jobs.IDFromChannel(channel)
-	if a.jobs == nil || !ok {
-		return func(error) {}
-	}
-	stop := a.jobs.Follow(id)
-	return func(streamErr error) {
-		// A write that failed while the context still stands is a client
-		// that vanished too.
-		departed := departure(conn.ReasonOf(context.Cause(ctx))) || (streamErr != nil && ctx.Err() == nil)
-		stop(departed)
-	}
-}

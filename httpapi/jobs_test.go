@@ -18,6 +18,9 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/jobs/jobstest"
+	"github.com/tether-run/tether/jobs/workerproto"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store/pebblestore"
 )
 
@@ -48,8 +51,16 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 	}
 	reg := prometheus.NewRegistry()
 	shutdown, stop := context.WithCancelCause(context.Background())
-	api, err := New(Config{Store: st, Jobs: svc, Shutdown: shutdown, Registerer: reg,
-		Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	conns, err := registry.New(registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	core, err := session.New(session.Config{}, st, conns, log, workerproto.New(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := New(Config{Shutdown: shutdown}, core, svc, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +78,7 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 		stop(conn.ErrShutdown)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		conns.Shutdown(ctx, 0)
 		if err := hs.Shutdown(ctx); err != nil {
 			hs.Close()
 		}

@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 )
 
@@ -36,105 +35,84 @@ type pollResponse struct {
 // cursor. It answers at once when there is something to say (messages or a
 // gap) and otherwise waits up to wait for the next message.
 //
-// The request's context is conn.Watch's: it ends only when the client is
-// really gone (closed or reset, not half-closed) or the server is stopping.
-// Reading never consumes, so a client that vanished before this answer
-// reached it gets the same messages again with the same cursor.
+// The long-poll is a session of the core that answers once: its reads are
+// shared with every subscriber of the channel (and its answer encoded once
+// per page), the Registry lists it and may end it (an operator's close,
+// a shutdown: both answer the keepalive). The request's context is
+// conn.Watch's: it ends only when the client is really gone (closed or
+// reset, not half-closed). Reading never consumes, so a client that
+// vanished before this answer reached it gets the same messages again with
+// the same cursor.
 func (a *API) poll(w http.ResponseWriter, r *http.Request) {
-	p, res, ok := a.firstRead(w, r, "")
-	if !ok {
+	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), "", a.limits)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	ctx := r.Context()
-	if len(res.Messages) == 0 && !res.Gap && p.wait > 0 {
-		var err error
-		res, err = a.waitAndRead(ctx, p)
-		if err != nil {
-			if ctx.Err() != nil && !serverEnded(ctx) {
-				return // the client is gone; Watch logs why
-			}
-			if ctx.Err() == nil {
-				a.writeStoreError(w, r, err)
-				return
-			}
-			// The server ends the request (shutdown, or an operator's
-			// graceful close): answer the keepalive so the client polls
-			// again, here or on this server's successor.
-			if errors.Is(context.Cause(ctx), errAnswerAndClose) {
-				w.Header().Set("Connection", "close")
-			}
-			ans := pollAnswer(p, store.ReadResult{Next: p.after})
-			if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
-				hint := reconnectHint(ctx).Milliseconds()
-				ans.ReconnectAfterMS = &hint
-			}
-			writeJSON(w, http.StatusOK, ans)
-			return
-		}
-	}
-	counter(ctx)(writeJSON(w, http.StatusOK, pollAnswer(p, res)))
-}
-
-// waitAndRead waits up to p.wait for a message after p.after and reads
-// what arrived. A wait that runs out is not an error: it yields an empty
-// result whose Next is p.after, the keepalive.
-func (a *API) waitAndRead(ctx context.Context, p readParams) (store.ReadResult, error) {
-	err := a.waitFor(ctx, a.metrics.waitingPoll, p, p.wait)
-	switch {
-	case err == nil:
-		return a.store.Read(ctx, p.channel, p.after, p.limit)
-	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
-		return store.ReadResult{Next: p.after}, nil
-	default:
-		return store.ReadResult{}, err
-	}
-}
-
-// waitFor waits up to d for a message after p.after, counted in the
-// route's waiting gauge. It returns the store's answer: nil, or
-// context.DeadlineExceeded when d ran out, or ctx's end.
-func (a *API) waitFor(ctx context.Context, waiting prometheus.Gauge, p readParams, d time.Duration) error {
-	wctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	waiting.Inc()
-	defer waiting.Dec()
-	return a.store.Wait(wctx, p.channel, p.after)
-}
-
-// firstRead decodes a long-poll or SSE request and reads what is already
-// there after its cursor. It answers the error itself (before anything was
-// committed, so bad input is a clean 4xx) and then reports false.
-func (a *API) firstRead(w http.ResponseWriter, r *http.Request, lastEventID string) (readParams, store.ReadResult, bool) {
-	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), lastEventID, a.limits)
-	if e != nil {
-		writeError(w, e)
-		return p, store.ReadResult{}, false
-	}
-	ctx := r.Context()
-	if p.fromLatest {
-		// No cursor: only what is published after this request.
-		b, err := a.store.Bounds(ctx, p.channel)
-		if err != nil {
-			a.writeStoreError(w, r, err)
-			return p, store.ReadResult{}, false
-		}
-		p.after = b.Latest
-	}
-	res, err := a.store.Read(ctx, p.channel, p.after, p.limit)
+	nc := conn.NetConn(ctx)
+	s, err := a.core.OpenPoll(ctx, registry.OpenInfo{Transport: registry.TransportLongPoll, Remote: r.RemoteAddr, Conn: nc})
 	if err != nil {
-		a.writeStoreError(w, r, err)
-		return p, store.ReadResult{}, false
+		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+		return
 	}
-	return p, res, true
+	if slot := slotFrom(ctx); slot != nil {
+		slot.sess = s // Watch's OnEnd finishes it
+	}
+	var after *string
+	if !p.fromLatest {
+		c := string(p.after)
+		after = &c
+	}
+	ans, err := s.Poll(session.PollRequest{
+		Channel: p.channel, After: after, Limit: p.limit, Wait: p.wait,
+		Format: pollPages{}, Waiting: a.metrics.waitingPoll,
+	})
+	end, serverEnded := s.ServerEnded()
+	switch {
+	case ans.Body != nil:
+		s.Wrote(writeBody(w, http.StatusOK, ans.Body))
+	case err == nil:
+		// The wait ran out, or the server ends the request (shutdown, or
+		// an operator's graceful close): answer the keepalive so the
+		// client polls again, here or on this server's successor.
+		if end.Closed {
+			w.Header().Set("Connection", "close")
+		}
+		keep := pollAnswer(store.Cursor(ans.After), store.ReadResult{})
+		if serverEnded && end.Reason == conn.ReasonShutdown {
+			hint := end.ReconnectAfter.Milliseconds()
+			keep.ReconnectAfterMS = &hint
+		}
+		writeJSON(w, http.StatusOK, keep)
+	case serverEnded:
+		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+	case ctx.Err() != nil:
+		// the client is gone; Watch logs why
+	default:
+		a.writeStoreError(w, r, err)
+	}
 }
 
-func pollAnswer(p readParams, res store.ReadResult) pollResponse {
+// pollPages encodes a long-poll answer from a page; the session core keeps
+// one encoding per page for every long-poll that reads it.
+type pollPages struct{}
+
+func (pollPages) EncodePage(after store.Cursor, res store.ReadResult) []byte {
+	b, err := json.Marshal(pollAnswer(after, res))
+	if err != nil {
+		panic("tether: httpapi: encoding a page: " + err.Error()) // raw JSON validated on the way in, cursors, times
+	}
+	return append(b, '\n')
+}
+
+func pollAnswer(after store.Cursor, res store.ReadResult) pollResponse {
 	out := pollResponse{Messages: make([]wireMessage, len(res.Messages)), Next: res.Next, Gap: res.Gap}
 	for i, m := range res.Messages {
 		out.Messages[i] = wireMessage{ID: m.ID, Data: m.Data, Time: m.Time.UTC()}
 	}
 	if out.Next == "" {
-		out.Next = p.after
+		out.Next = after
 	}
 	if res.Gap {
 		// When nothing remains after the cursor, Next is already past the
@@ -164,10 +142,7 @@ func (a *API) storeError(err error) *apiError {
 // writeStoreError answers a storage error, or nothing when the error is only
 // the request's context ending because its client left.
 func (a *API) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
-	if ctx := r.Context(); ctx.Err() != nil {
-		if serverEnded(ctx) {
-			writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
-		}
+	if r.Context().Err() != nil {
 		return
 	}
 	e := a.storeError(err)

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
 )
 
 // sseFiller is an SSE comment line: EventSource ignores it, so conn.Watch
@@ -22,129 +25,125 @@ var sseFiller = []byte(":\n")
 // message is one event whose id: is its cursor, so an EventSource that
 // reconnects sends Last-Event-ID and resumes exactly where it stopped.
 // Trimmed history is announced in-band with "event: gap".
+//
+// The stream is a session of the core: its subscription shares reads and
+// encodings with every other subscriber of the channel, and the core's
+// queue, lag limit (slow-consumer), stall guard, heartbeats and shutdown
+// notice apply. This handler only frames events (sseFormat) and reads
+// nothing from the client; the client's departure is conn.Watch's.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
-	p, res, ok := a.firstRead(w, r, r.Header.Get("Last-Event-ID"))
-	if !ok {
+	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), r.Header.Get("Last-Event-ID"), a.limits)
+	if e != nil {
+		writeError(w, e)
 		return
 	}
 	ctx := r.Context()
-	h := w.Header()
+	t := &sseTransport{w: w, rc: http.NewResponseController(w), nc: conn.NetConn(ctx)}
+	oi := registry.OpenInfo{Transport: registry.TransportSSE, Remote: r.RemoteAddr, Conn: t.nc}
+	s, err := a.core.OpenStream(ctx, t, oi)
+	if err != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+		return
+	}
+	if slot := slotFrom(ctx); slot != nil {
+		slot.sess = s // Watch's OnEnd finishes it
+	}
+	var after *string
+	if !p.fromLatest {
+		c := string(p.after)
+		after = &c
+	}
+	err = s.Stream(p.channel, after, session.StreamOptions{
+		Heartbeat: a.sseHeartbeat,
+		Waiting:   a.metrics.waitingEvents,
+		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
+	})
+	if _, ended := s.ServerEnded(); err != nil && ended {
+		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+	} else if err != nil {
+		a.writeStoreError(w, r, err)
+	}
+}
+
+// sseTransport frames the core's events as text/event-stream. Events are
+// gathered in buf and handed to the ResponseWriter in one Write per batch,
+// so that conn.Watch's probe (a comment line) can only ever land between
+// whole events. Used by the handler's goroutine only (the core's writer).
+type sseTransport struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	nc  net.Conn // nil when the request did not come through conn.ConnContext
+	buf bytes.Buffer
+}
+
+// begin commits the response: headers, and the reconnection delay for
+// EventSource.
+func (t *sseTransport) begin(retry time.Duration) (int, error) {
+	h := t.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer the stream
-	conn.SetFiller(w, sseFiller)
-	w.WriteHeader(http.StatusOK)
-	stall, stop := a.watchStall(ctx)
-	defer stop()
-	s := &sseStream{w: w, rc: http.NewResponseController(w), stall: stall, count: counter(ctx)}
-	s.bw.WriteString("retry: " + strconv.Itoa(int(a.sseRetry/time.Millisecond)) + "\n\n")
-	unfollow := a.followJob(ctx, p.channel)
-	err := a.stream(ctx, s, p, res)
-	unfollow(err)
-	if err != nil && ctx.Err() == nil {
-		a.log.DebugContext(ctx, "sse stream ended", "channel", p.channel, "err", err)
-	}
+	conn.SetFiller(t.w, sseFiller)
+	t.w.WriteHeader(http.StatusOK)
+	t.buf.WriteString("retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n")
+	n := t.buf.Len()
+	return n, t.flush()
 }
 
-// stream writes events until the client leaves, the server stops, or a write
-// fails. It owns no goroutine: it alternates between reading the log and
-// waiting on it, writing a heartbeat comment whenever a wait runs out.
-func (a *API) stream(ctx context.Context, s *sseStream, p readParams, res store.ReadResult) error {
-	var err error
-	for {
-		if err := s.writeBatch(p.after, res); err != nil {
-			return err
-		}
-		if res.Next != "" {
-			p.after = res.Next
-		}
-		if len(res.Messages) < p.limit {
-			if err := a.waitOrBeat(ctx, s, p); err != nil {
-				return err
-			}
-		}
-		res, err = a.store.Read(ctx, p.channel, p.after, p.limit)
-		if err != nil {
-			return s.end(ctx, err)
-		}
+func (t *sseTransport) Format() session.Format { return sseFormat{} }
+
+func (t *sseTransport) WriteFrame(_ context.Context, frame []byte, flush bool) error {
+	t.buf.Write(frame)
+	if flush || t.buf.Len() >= 32<<10 {
+		return t.flush()
 	}
+	return nil
 }
 
-// waitOrBeat waits for a message after p.after, writing a heartbeat comment
-// every interval so that proxies keep the stream open and a dead client is
-// found by a failing write.
-func (a *API) waitOrBeat(ctx context.Context, s *sseStream, p readParams) error {
-	for {
-		err := a.waitFor(ctx, a.metrics.waitingEvents, p, a.sseHeartbeat)
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return s.end(ctx, err)
-		case !errors.Is(err, context.DeadlineExceeded):
-			return err
-		}
-		s.bw.WriteString(": heartbeat\n\n")
-		if err := s.flush(); err != nil {
-			return err
-		}
-	}
-}
-
-// sseStream is one open event stream. Events are gathered in buf and handed
-// to the ResponseWriter in one Write per batch, so that conn.Watch's probe
-// (a comment line) can only ever land between whole events. The first
-// failing write or flush ends the stream.
-type sseStream struct {
-	w     http.ResponseWriter
-	bw    bytes.Buffer
-	rc    *http.ResponseController
-	stall *stallWatch // nil: no stall watch
-	count func(out int)
-}
-
-func (s *sseStream) writeBatch(after store.Cursor, res store.ReadResult) error {
-	if res.Gap {
-		// The gap event has no id: the client's Last-Event-ID must stay a
-		// real message's cursor.
-		gap, _ := json.Marshal(struct {
-			After    store.Cursor `json:"after"`
-			Earliest store.Cursor `json:"earliest"`
-		}{after, res.Earliest})
-		s.bw.WriteString("event: gap\ndata: ")
-		s.bw.Write(gap)
-		s.bw.WriteString("\n\n")
-	}
-	for _, m := range res.Messages {
-		s.bw.WriteString("id: ")
-		s.bw.WriteString(string(m.ID))
-		s.bw.WriteString("\ndata: ")
-		s.bw.Write(m.Data) // compact JSON: no raw newlines
-		s.bw.WriteString("\n\n")
-	}
-	return s.flush()
-}
-
-func (s *sseStream) flush() error {
-	s.stall.writeStarted()
-	defer s.stall.writeDone()
-	n, err := s.w.Write(s.bw.Bytes())
-	s.bw.Reset()
-	s.count(n)
+func (t *sseTransport) flush() error {
+	_, err := t.w.Write(t.buf.Bytes())
+	t.buf.Reset()
 	if err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	return t.rc.Flush()
 }
 
-// end finishes the stream when ctx ended. A stopping server says so in-band
-// so the client reconnects (to a successor) at once, with its cursor.
-func (s *sseStream) end(ctx context.Context, err error) error {
-	if errors.Is(context.Cause(ctx), conn.ErrShutdown) {
-		s.bw.WriteString(`event: shutdown` + "\n" + `data: {"reconnect_after_ms":`)
-		s.bw.WriteString(strconv.FormatInt(reconnectHint(ctx).Milliseconds(), 10))
-		s.bw.WriteString("}\n\n")
-		return s.flush()
+// CloseGracefully: the response ends when the handler returns.
+func (t *sseTransport) CloseGracefully(conn.Reason) error { return nil }
+func (t *sseTransport) Close() error                      { return nil }
+func (t *sseTransport) NetConn() net.Conn                 { return t.nc }
+func (t *sseTransport) Reason(err error) conn.Reason      { return session.ReasonOf(err) }
+
+// sseFormat writes the core's events as SSE. Messages are events whose id
+// is the cursor; a gap and the shutdown notice are named events without an
+// id (the client's Last-Event-ID must stay a real message's cursor); the
+// heartbeat is a comment. Replies and errors have no SSE form.
+type sseFormat struct{}
+
+func (sseFormat) Encode(ev any) []byte {
+	var b []byte
+	switch ev := ev.(type) {
+	case wire.Message:
+		b = append(b, "id: "...)
+		b = append(b, ev.Cursor...)
+		b = append(b, "\ndata: "...)
+		b = append(b, ev.Data...) // compact JSON: no raw newlines
+	case wire.Gap:
+		gap, _ := json.Marshal(struct {
+			After    store.Cursor `json:"after"`
+			Earliest store.Cursor `json:"earliest"`
+		}{store.Cursor(ev.After), store.Cursor(ev.Earliest)})
+		b = append(b, "event: gap\ndata: "...)
+		b = append(b, gap...)
+	case wire.Ping:
+		b = append(b, ": heartbeat"...)
+	case wire.Shutdown:
+		b = append(b, `event: shutdown`+"\n"+`data: {"reconnect_after_ms":`...)
+		b = strconv.AppendInt(b, ev.ReconnectAfterMS, 10)
+		b = append(b, '}')
+	default:
+		return nil
 	}
-	return err
+	return append(b, "\n\n"...)
 }

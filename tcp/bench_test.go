@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 )
 
 // BenchmarkPublish measures publishes on one TCP connection, answered once
@@ -55,5 +55,5 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func newEnvB(b *testing.B) *env {
-	return newEnvWith(b, envOpts{proto: protocol.Config{}})
+	return newEnvWith(b, envOpts{proto: session.Config{}})
 }

@@ -1,13 +1,16 @@
-// Package tcp serves tether's framed protocol (package protocol) over
-// plain TCP: one compact JSON frame per line (NDJSON), see
-// docs/protocol.md.
+// Package tcp is the plain-TCP framer of the session core: tether's framed
+// protocol as one compact JSON frame per line (NDJSON), see
+// docs/protocol.md. Sessions, subscriptions, queues, heartbeats and ends
+// are the core's (package session); this package accepts, splits lines
+// (LineReader) and writes them.
 //
-//	eng, _ := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
-//	srv, _ := tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:7070"})
+//	core, _ := session.New(session.Config{}, st, reg, logger)
+//	srv, _ := tcp.New(tcp.Config{Addr: "127.0.0.1:7070"}, core)
 //	if err := srv.Start(ctx); err != nil { ... }
 //	...
-//	reg.Shutdown(ctx, spread) // tell every client, wait for them to leave
-//	srv.Stop(ctx)             // stop accepting, end the rest, wait
+//	srv.StopAccepting()       // close the listeners
+//	reg.Shutdown(ctx, spread) // the one shutdown path: notify, wait, close
+//	srv.Stop(ctx)             // wait for the accept loops and connections
 //
 // A client may present a session key by making its first frame
 // {"type":"hello","session":"KEY"}. The connection is registered once its
@@ -19,6 +22,7 @@
 // errors tell a reset from a close.
 //
 // Concurrency: a Server's methods are safe for concurrent use. It runs one
-// accept goroutine per listener and one goroutine per connection (which
-// runs protocol.Engine.Serve); Stop waits for all of them.
+// accept goroutine per listener and one goroutine per connection, which
+// reads the first frame and then is the core's writer (Core.Serve); Stop
+// waits for all of them but ends no connection itself: the Registry does.
 package tcp

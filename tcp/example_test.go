@@ -8,8 +8,8 @@ import (
 	"net"
 	"os"
 
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 )
@@ -21,8 +21,8 @@ func Example() {
 	st, _ := pebblestore.Open(pebblestore.Config{Dir: dir})
 	defer st.Close()
 	reg, _ := registry.New(registry.Config{})
-	eng, _ := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
-	srv, _ := tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:0"})
+	core, _ := session.New(session.Config{}, st, reg, nil)
+	srv, _ := tcp.New(tcp.Config{Addr: "127.0.0.1:0"}, core)
 	if err := srv.Start(context.Background()); err != nil {
 		panic(err)
 	}

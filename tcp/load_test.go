@@ -10,7 +10,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 )
 
@@ -18,7 +18,7 @@ import (
 // connection; every reply carries the id of its request, and every publish
 // reply's cursor holds that request's data.
 func TestInterleavedRequests(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	r := prototest.NewRouter(t, c.Client, func(f prototest.Frame) bool {
 		return f.Str("type") != "reply" && f.Str("type") != "pong" && f.Str("type") != "error" // messages of the subscriptions below
@@ -82,7 +82,7 @@ func TestInterleavedRequests(t *testing.T) {
 // TestTooManyRequests: past MaxInFlight a request is refused with
 // too_many_requests and the connection goes on; every request is answered.
 func TestTooManyRequests(t *testing.T) {
-	e := newEnv(t, protocol.Config{MaxInFlight: 2})
+	e := newEnv(t, session.Config{MaxInFlight: 2})
 	c := connect(t, e.addr, true)
 	var batch []byte
 	for i := range 100 {
@@ -111,7 +111,7 @@ func TestTooManyRequests(t *testing.T) {
 // with low latency. What the slow client did receive is a gapless prefix.
 func TestSlowConsumer(t *testing.T) {
 	const maxLag = time.Second
-	e := newEnv(t, protocol.Config{MaxLag: maxLag, QueueBytes: 64 << 10})
+	e := newEnv(t, session.Config{MaxLag: maxLag, QueueBytes: 64 << 10})
 
 	// The slow client: a small receive buffer, and it never reads.
 	d := net.Dialer{}
@@ -158,7 +158,7 @@ func TestSlowConsumer(t *testing.T) {
 func TestStalledReader(t *testing.T) {
 	t.Parallel() // MaxLag plus the time to fill the socket buffers
 	const maxLag = 12 * time.Second
-	e := newEnv(t, protocol.Config{MaxLag: maxLag})
+	e := newEnv(t, session.Config{MaxLag: maxLag})
 	slowNC := dial(t, e.addr)
 	slowNC.SetReadBuffer(16 << 10)
 	// after "0": the publishes below may overtake the subscribe.

@@ -12,7 +12,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/tcp"
 	"go.uber.org/goleak"
@@ -29,18 +29,18 @@ type env struct {
 	addr string
 }
 
-func newEnv(t *testing.T, pcfg protocol.Config) *env {
+func newEnv(t *testing.T, pcfg session.Config) *env {
 	t.Helper()
 	return newEnvWith(t, envOpts{proto: pcfg})
 }
 
-func newEnvKA(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive) *env {
+func newEnvKA(t *testing.T, pcfg session.Config, ka conn.KeepAlive) *env {
 	t.Helper()
 	return newEnvWith(t, envOpts{proto: pcfg, ka: ka})
 }
 
 type envOpts struct {
-	proto     protocol.Config
+	proto     session.Config
 	ka        conn.KeepAlive
 	retention store.Retention
 	events    chan string // "connect <session>" and "disconnect <session>", in hook order
@@ -55,7 +55,7 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 		addr, start = netnstest.ServerIP+":0", func(f func() error) error { return netnstest.In(o.netns, f) }
 	}
 	var err error
-	e.srv, err = tcp.New(tcp.Config{Engine: e.Engine, Addr: addr, KeepAlive: o.ka})
+	e.srv, err = tcp.New(tcp.Config{Addr: addr, KeepAlive: o.ka}, e.Core)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +66,10 @@ func newEnvWith(t testing.TB, o envOpts) *env {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// The one shutdown path: the Registry ends the connections, Stop
+		// waits for their goroutines.
+		e.srv.StopAccepting()
+		e.Registry.Shutdown(ctx, 0)
 		if err := e.srv.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}

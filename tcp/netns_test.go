@@ -8,7 +8,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 )
 
 // TestSilentPeer pulls a TCP client's cable mid-session (package
@@ -42,7 +42,7 @@ func TestStalledThenSilent(t *testing.T) {
 	t.Parallel()
 	const maxLag = 12 * time.Second
 	ns := netnstest.Setup(t)
-	e := newEnvWith(t, envOpts{netns: ns.Server, proto: protocol.Config{MaxLag: maxLag}})
+	e := newEnvWith(t, envOpts{netns: ns.Server, proto: session.Config{MaxLag: maxLag}})
 	nc := dialIn(t, ns.Client, e.addr)
 	nc.SetReadBuffer(16 << 10)
 	nc.Write([]byte(`{"id":"s","type":"subscribe","channel":"feed"}` + "\n"))

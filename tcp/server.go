@@ -10,15 +10,13 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
+	"github.com/tether-run/tether/wire"
 )
 
-// Config configures a Server.
+// Config holds a Server's settings.
 type Config struct {
-	// Engine serves the protocol; share one with the WebSocket handler.
-	// Required.
-	Engine *protocol.Engine
 	// Addr is the address Start listens on, e.g. "127.0.0.1:7070" (port 0
 	// picks a free one; see Addr). Required by Start, unused by Serve.
 	Addr string
@@ -28,18 +26,20 @@ type Config struct {
 	KeepAlive conn.KeepAlive
 	// HelloTimeout bounds the wait for a connection's first frame (hello
 	// or a request), before which it is not yet registered. Zero means
-	// the Engine's PingTimeout (10s by default).
+	// the core's PingTimeout (10s by default).
 	HelloTimeout time.Duration
 }
 
 // Server serves the framed protocol over plain TCP, one NDJSON frame per
-// line. Its goroutines: one accept loop per Serve, one per connection;
-// Stop waits for all of them.
+// line. Its goroutines: one accept loop per Serve, one per connection
+// (which writes the connection's frames for the session core). The core
+// ends connections (registry.Registry.Shutdown ends them all); Stop closes
+// the listeners and waits for every goroutine.
 type Server struct {
-	cfg    Config
-	base   context.Context // ends on Stop: live sessions end with reason shutdown
-	cancel context.CancelFunc
-	conns  sync.WaitGroup
+	cfg   Config
+	core  *session.Core
+	stop  chan struct{} // closed by StopAccepting
+	conns sync.WaitGroup
 
 	mu    sync.Mutex
 	lns   []net.Listener // guarded by mu
@@ -50,19 +50,19 @@ type Server struct {
 // ErrStopped is returned by Start and Serve after Stop.
 var ErrStopped = errors.New("tether: tcp server stopped")
 
-// New validates cfg and applies its defaults.
-func New(cfg Config) (*Server, error) {
-	if cfg.Engine == nil {
-		return nil, errors.New("tether: tcp: Config.Engine is required")
+// New validates cfg and returns a Server serving its connections on core
+// (share one with the WebSocket handler and the HTTP API).
+func New(cfg Config, core *session.Core) (*Server, error) {
+	if core == nil {
+		return nil, errors.New("tether: tcp: a session core is required")
 	}
 	if cfg.HelloTimeout < 0 {
 		return nil, fmt.Errorf("tether: tcp: negative HelloTimeout %v", cfg.HelloTimeout)
 	}
 	if cfg.HelloTimeout == 0 {
-		cfg.HelloTimeout = cfg.Engine.Config().PingTimeout
+		cfg.HelloTimeout = core.Config().PingTimeout
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, base: base, cancel: cancel}, nil
+	return &Server{cfg: cfg, core: core, stop: make(chan struct{})}, nil
 }
 
 // Start listens on Config.Addr with conn.Listen (keepalive,
@@ -121,7 +121,7 @@ func (s *Server) accept(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			if s.base.Err() != nil {
+			if s.stopped() {
 				return ErrStopped
 			}
 			if errors.Is(err, net.ErrClosed) {
@@ -131,7 +131,7 @@ func (s *Server) accept(ln net.Listener) error {
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			select {
 			case <-time.After(delay):
-			case <-s.base.Done():
+			case <-s.stop:
 			}
 			continue
 		}
@@ -144,27 +144,29 @@ func (s *Server) accept(ln net.Listener) error {
 // stop calls it first, then lets the Registry tell the clients, then Stop.
 func (s *Server) StopAccepting() {
 	s.mu.Lock()
-	s.done = true
 	lns := s.lns
+	if !s.done {
+		s.done = true
+		close(s.stop)
+	}
 	s.mu.Unlock()
 	for _, ln := range lns {
 		ln.Close()
 	}
 }
 
-// Stop stops accepting, ends every connection of this server gracefully
-// with reason shutdown (after Registry.Shutdown has notified them, there
-// are usually none left), and waits for their goroutines. It returns
-// ctx.Err() if ctx ends first.
-func (s *Server) Stop(ctx context.Context) error {
+func (s *Server) stopped() bool {
 	s.mu.Lock()
-	s.done = true
-	lns := s.lns
-	s.mu.Unlock()
-	s.cancel()
-	for _, ln := range lns {
-		ln.Close()
-	}
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// Stop stops accepting and waits for the accept loops and for every
+// connection's goroutine; the connections themselves are ended by the
+// Registry (Registry.Shutdown), not by Stop. It returns ctx.Err() if ctx
+// ends first.
+func (s *Server) Stop(ctx context.Context) error {
+	s.StopAccepting()
 	finished := make(chan struct{})
 	go func() {
 		s.serve.Wait()
@@ -182,21 +184,21 @@ func (s *Server) Stop(ctx context.Context) error {
 // handle reads the first frame, which may be a hello carrying a session
 // key, then hands the connection to the Engine.
 func (s *Server) handle(nc net.Conn) {
-	c := &tcpConn{nc: nc, lr: protocol.NewLineReader(nc, s.cfg.Engine.Config().MaxFrameSize), bw: bufio.NewWriterSize(nc, 32<<10)}
+	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize), bw: bufio.NewWriterSize(nc, 32<<10)}
 	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
 	first, err := c.lr.ReadFrame()
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
-		if errors.Is(err, protocol.ErrFrameTooLarge) {
-			c.WriteFrame(s.base, errorJSON("frame_too_large", "frame over the size limit"), true)
+		if errors.Is(err, session.ErrFrameTooLarge) {
+			c.WriteFrame(context.Background(), errorJSON("frame_too_large", "frame over the size limit"), true)
 		}
 		conn.CloseConn(nc, conn.CloseGraceful)
 		return
 	}
 	oi := registry.OpenInfo{Transport: registry.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}
-	if f, err := protocol.Decode(first); err == nil && f.Type == protocol.TypeHello {
-		if f.Session != "" && !protocol.ValidSessionKey(f.Session) {
-			c.WriteFrame(s.base, errorJSON("bad_request", "session must be 1 to 255 bytes of printable ASCII"), true)
+	if f, err := wire.DecodeClient(first); err == nil && f.Type == wire.TypeHello {
+		if f.Session != "" && !wire.ValidKey(f.Session) {
+			c.WriteFrame(context.Background(), errorJSON("bad_request", "session must be 1 to 255 bytes of printable ASCII"), true)
 			conn.CloseConn(nc, conn.CloseGraceful)
 			return
 		}
@@ -204,7 +206,7 @@ func (s *Server) handle(nc net.Conn) {
 	} else {
 		first = append([]byte(nil), first...) // the reader's buffer is reused
 	}
-	s.cfg.Engine.Serve(s.base, c, oi, first)
+	s.core.Serve(context.Background(), c, oi, first)
 }
 
 func errorJSON(code, msg string) []byte {
@@ -214,7 +216,7 @@ func errorJSON(code, msg string) []byte {
 // tcpConn frames a TCP connection as NDJSON.
 type tcpConn struct {
 	nc net.Conn
-	lr *protocol.LineReader
+	lr *LineReader
 	bw *bufio.Writer // used by the writer goroutine only
 }
 
@@ -232,4 +234,5 @@ func (c *tcpConn) WriteFrame(_ context.Context, frame []byte, flush bool) error 
 func (c *tcpConn) CloseGracefully(conn.Reason) error { return conn.CloseConn(c.nc, conn.CloseGraceful) }
 func (c *tcpConn) Close() error                      { return c.nc.Close() }
 func (c *tcpConn) NetConn() net.Conn                 { return c.nc }
-func (c *tcpConn) Reason(err error) conn.Reason      { return protocol.ReasonOf(err) }
+func (c *tcpConn) Reason(err error) conn.Reason      { return session.ReasonOf(err) }
+func (c *tcpConn) Format() session.Format            { return session.JSON }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 )
 
@@ -37,7 +37,7 @@ func TestGap(t *testing.T) {
 // TestUnsubscribeStopsMessages: once the unsubscribe reply arrives, no
 // message of the channel follows, even with a backlog queued.
 func TestUnsubscribeStopsMessages(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	var batch []byte
 	for i := range 500 {
@@ -98,14 +98,19 @@ func TestSessionReadmission(t *testing.T) {
 	}
 }
 
-// TestStopEndsSessions: Server.Stop ends live connections with reason
-// shutdown and waits for them.
+// TestStopEndsSessions: the one shutdown path, Registry.Shutdown, ends
+// live connections with reason shutdown, and Server.Stop, which has no
+// shutdown of its own, waits for their goroutines.
 func TestStopEndsSessions(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	e.srv.StopAccepting()
+	if err := e.Registry.Shutdown(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +121,7 @@ func TestStopEndsSessions(t *testing.T) {
 // TestNotAdmitted: a connection the Registry refuses (shutting down) gets
 // an unavailable error frame and is closed.
 func TestNotAdmitted(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := e.Registry.Shutdown(ctx, 0); err != nil {
@@ -133,7 +138,7 @@ func TestNotAdmitted(t *testing.T) {
 // ignore it and are closed at the deadline. All end with reason shutdown,
 // and every client resumes after its last cursor on the same store.
 func TestShutdownMany(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	const n = 100
 	clients := make([]*client, n)
 	for i := range clients {

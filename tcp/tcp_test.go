@@ -10,12 +10,12 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 )
 
 func TestPublishSubscribe(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	r := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": map[string]any{"n": 1}})
 	prototest.WantOK(t, r)
@@ -65,7 +65,7 @@ func TestPublishSubscribe(t *testing.T) {
 // TestSubscribeNew: without after, a subscription gets only what is
 // published after it, and its reply names the cursor it starts after.
 func TestSubscribeNew(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	old := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "a", "data": 1}).Str("cursor")
 	r := c.Request(map[string]any{"id": "s1", "type": "subscribe", "channel": "a"})
@@ -85,7 +85,7 @@ func TestSubscribeNew(t *testing.T) {
 }
 
 func TestHelloSessionKey(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	c.Send(map[string]any{"type": "hello", "session": "user-7"})
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
@@ -99,7 +99,7 @@ func TestHelloSessionKey(t *testing.T) {
 }
 
 func TestEndClosedAfterBye(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.Send(map[string]any{"type": "bye"})
@@ -110,7 +110,7 @@ func TestEndClosedAfterBye(t *testing.T) {
 }
 
 func TestEndReset(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.SetLinger(0)
@@ -121,7 +121,7 @@ func TestEndReset(t *testing.T) {
 // TestEndHeartbeatTimeout: a client that sends a request and then never
 // answers pings (nor sends anything) is ended after PingTimeout.
 func TestEndHeartbeatTimeout(t *testing.T) {
-	e := newEnv(t, protocol.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
+	e := newEnv(t, session.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
 	c := connect(t, e.addr, false)
 	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
 	sent := time.Now()
@@ -148,7 +148,7 @@ func TestEndHeartbeatTimeout(t *testing.T) {
 // TestEndIdleTimeout: answering pings keeps a connection alive but not
 // busy: with no application data it ends with idle-timeout.
 func TestEndIdleTimeout(t *testing.T) {
-	e := newEnv(t, protocol.Config{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond, IdleTimeout: time.Second})
+	e := newEnv(t, session.Config{PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond, IdleTimeout: time.Second})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	last := time.Now()
@@ -164,7 +164,7 @@ func TestEndIdleTimeout(t *testing.T) {
 }
 
 func TestEndIdleTimeoutGraceful(t *testing.T) {
-	e := newEnv(t, protocol.Config{IdleTimeout: 300 * time.Millisecond, IdleCloseMode: conn.CloseGraceful})
+	e := newEnv(t, session.Config{IdleTimeout: 300 * time.Millisecond, IdleCloseMode: conn.CloseGraceful})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	prototest.WantError(t, c.Next(), "idle_timeout")
@@ -175,7 +175,7 @@ func TestEndIdleTimeoutGraceful(t *testing.T) {
 }
 
 func TestEndOversizeFrame(t *testing.T) {
-	e := newEnv(t, protocol.Config{MaxFrameSize: 1024})
+	e := newEnv(t, session.Config{MaxFrameSize: 1024})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	// 10 MiB without a newline: the server must not buffer it.
@@ -186,7 +186,7 @@ func TestEndOversizeFrame(t *testing.T) {
 }
 
 func TestEndBadFrame(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.sendRaw([]byte("GET / HTTP/1.1\r\n"))
@@ -198,7 +198,7 @@ func TestEndBadFrame(t *testing.T) {
 func TestKicked(t *testing.T) {
 	for _, mode := range []conn.CloseMode{conn.CloseGraceful, conn.CloseReset} {
 		t.Run(string(mode), func(t *testing.T) {
-			e := newEnv(t, protocol.Config{})
+			e := newEnv(t, session.Config{})
 			c := connect(t, e.addr, true)
 			prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 			id := e.Registry.List()[0].ID
@@ -220,7 +220,7 @@ func TestKicked(t *testing.T) {
 // TestShutdown: Registry.Shutdown sends the shutdown frame; the client
 // acknowledges with bye and the connection ends with reason shutdown.
 func TestShutdown(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.addr, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	done := make(chan error, 1)

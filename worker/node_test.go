@@ -8,8 +8,9 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/jobs/workerproto"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 	"github.com/tether-run/tether/ws"
@@ -59,18 +60,18 @@ func startNode(t testing.TB, nc nodeConfig) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := protocol.NewEngine(protocol.Config{Store: st, Registry: reg, Jobs: svc})
+	core, err := session.New(session.Config{}, st, reg, nil, workerproto.New(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:0"})
+	ts, err := tcp.New(tcp.Config{Addr: "127.0.0.1:0"}, core)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	wh, err := ws.New(ws.Config{Engine: eng})
+	wh, err := ws.New(ws.Config{}, core)
 	if err != nil {
 		t.Fatal(err)
 	}

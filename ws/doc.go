@@ -1,26 +1,30 @@
-// Package ws serves tether's framed protocol (package protocol) over
-// WebSocket (RFC 6455), one JSON frame per text message, see
-// docs/protocol.md. It uses github.com/coder/websocket.
+// Package ws is the WebSocket framer of the session core: tether's framed
+// protocol over WebSocket (RFC 6455), one JSON frame per text message, see
+// docs/protocol.md. It uses github.com/coder/websocket. Sessions,
+// subscriptions, queues, heartbeats and ends are the core's
+// (package session); this package upgrades, reads and writes messages.
 //
-//	eng, _ := protocol.NewEngine(protocol.Config{Store: st, Registry: reg})
-//	h, _ := ws.New(ws.Config{Engine: eng})
+//	core, _ := session.New(session.Config{}, st, reg, logger)
+//	h, _ := ws.New(ws.Config{}, core)
 //	mux.Handle("GET /v1/ws", h)
 //	...
-//	reg.Shutdown(ctx, spread) // tell every client, wait for them to leave
-//	h.Stop(ctx)               // refuse new upgrades, end the rest, wait
+//	reg.Shutdown(ctx, spread) // the one shutdown path: notify, wait, close
+//	h.Stop(ctx)               // refuse new upgrades, wait for the handlers
 //
 // A client presents a session key with ?session=KEY on the URL. Serve the
 // handler from a listener made by conn.Listen (with conn.ConnContext) so
 // that silent peers are noticed (reason timeout) and resets told apart;
 // the handler keeps the hijacked connection for conn.CloseConn's reset and
-// discard modes.
+// discard modes and the core's stall guard.
 //
-// The handler bounds incoming messages itself (protocol.Config.MaxFrameSize)
+// The handler bounds incoming messages itself (session.Config.MaxFrameSize)
 // rather than with the library's read limit, so that an oversized message
 // is answered with a frame_too_large error frame before the close frame
 // (status 1008).
 //
 // Concurrency: a Handler is safe for concurrent use. Each connection is
-// served on the ServeHTTP goroutine that upgraded it; Stop ends them and
-// waits for them.
+// served on the ServeHTTP goroutine that upgraded it, which is the core's
+// writer; the core starts the reader and timer goroutines and waits for
+// them. Stop ends nothing itself: it waits for the handlers, which the
+// Registry ends.
 package ws

@@ -14,8 +14,8 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/ws"
 	"go.uber.org/goleak"
 )
@@ -33,30 +33,30 @@ type env struct {
 	url string
 }
 
-func newEnv(t *testing.T, pcfg protocol.Config) *env {
+func newEnv(t *testing.T, pcfg session.Config) *env {
 	t.Helper()
 	return newEnvKA(t, pcfg, conn.KeepAlive{})
 }
 
-func newEnvKA(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive) *env {
+func newEnvKA(t *testing.T, pcfg session.Config, ka conn.KeepAlive) *env {
 	t.Helper()
 	return newEnvIn(t, pcfg, ka, "")
 }
 
 // newEnvIn is newEnvKA listening on netnstest.ServerIP in namespace ns,
 // or on 127.0.0.1 when ns is empty.
-func newEnvIn(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string) *env {
+func newEnvIn(t *testing.T, pcfg session.Config, ka conn.KeepAlive, ns string) *env {
 	t.Helper()
 	return newEnvRC(t, pcfg, ka, ns, registry.Config{})
 }
 
 // newEnvRC is newEnvIn with the Registry's hooks; a nil OnDisconnect
 // means the env's, which feeds e.Ends.
-func newEnvRC(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string, rc registry.Config) *env {
+func newEnvRC(t *testing.T, pcfg session.Config, ka conn.KeepAlive, ns string, rc registry.Config) *env {
 	t.Helper()
 	e := &env{Node: prototest.NewNode(t, prototest.NodeConfig{Protocol: pcfg, Hooks: rc})}
 	var err error
-	if e.h, err = ws.New(ws.Config{Engine: e.Engine}); err != nil {
+	if e.h, err = ws.New(ws.Config{}, e.Core); err != nil {
 		t.Fatal(err)
 	}
 	var ln net.Listener
@@ -84,6 +84,9 @@ func newEnvRC(t *testing.T, pcfg protocol.Config, ka conn.KeepAlive, ns string, 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		// The one shutdown path: the Registry ends the connections, Stop
+		// waits for their goroutines.
+		e.Registry.Shutdown(ctx, 0)
 		if err := e.h.Stop(ctx); err != nil {
 			t.Errorf("Stop: %v", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/netnstest"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 )
 
 // TestSilentPeer pulls a WebSocket client's cable mid-session (package
@@ -18,7 +18,7 @@ import (
 // from the peer, the heartbeat (10 s) from its last pong.
 func TestSilentPeer(t *testing.T) {
 	prototest.SilentPeer(t, "WebSocket", func(t *testing.T, ns netnstest.Pair) (*prototest.Node, *prototest.Client) {
-		e := newEnvIn(t, protocol.Config{}, conn.KeepAlive{}, ns.Server)
+		e := newEnvIn(t, session.Config{}, conn.KeepAlive{}, ns.Server)
 		dialIn := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
 			err = netnstest.In(ns.Client, func() (err error) {
 				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 )
 
 // TestSessionReconnectRace: clients with session keys drop their
@@ -44,7 +44,7 @@ func TestSessionReconnectRace(t *testing.T) {
 			cleaned.Done()
 		},
 	}
-	e := newEnvRC(t, protocol.Config{}, conn.KeepAlive{}, "", rc)
+	e := newEnvRC(t, session.Config{}, conn.KeepAlive{}, "", rc)
 	var wg sync.WaitGroup
 	for k := range keys {
 		wg.Go(func() {

@@ -10,14 +10,14 @@ import (
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/session"
 )
 
 // TestSlowConsumer: a WebSocket client that stops reading is ended with
 // slow-consumer, while another client of the same channel keeps getting
 // every message with low latency.
 func TestSlowConsumer(t *testing.T) {
-	e := newEnv(t, protocol.Config{MaxLag: time.Second, QueueBytes: 64 << 10})
+	e := newEnv(t, session.Config{MaxLag: time.Second, QueueBytes: 64 << 10})
 
 	subscribeSlow(t, e.url, "feed")
 
@@ -45,7 +45,7 @@ func TestSlowConsumer(t *testing.T) {
 func TestStalledReader(t *testing.T) {
 	t.Parallel() // MaxLag plus the time to fill the socket buffers
 	const maxLag = 12 * time.Second
-	e := newEnv(t, protocol.Config{MaxLag: maxLag})
+	e := newEnv(t, session.Config{MaxLag: maxLag})
 	subscribeSlow(t, e.url, "feed")
 	pub := connect(t, e.url, true)
 	start := time.Now()

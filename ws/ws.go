@@ -13,14 +13,13 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
+	"github.com/tether-run/tether/wire"
 )
 
-// Config configures a Handler.
+// Config holds a Handler's settings.
 type Config struct {
-	// Engine serves the protocol; share one with the TCP server. Required.
-	Engine *protocol.Engine
 	// OriginPatterns are the host patterns (path.Match syntax, e.g.
 	// "*.example.com") whose browser pages may connect cross-origin.
 	// Empty means same-origin only; requests without an Origin header
@@ -30,24 +29,25 @@ type Config struct {
 
 // Handler serves the WebSocket transport: mount it at GET /v1/ws. Each
 // connection's goroutine is the ServeHTTP call that upgraded it (net/http
-// owns it); Stop ends them and waits for them.
+// owns it); it writes the connection's frames for the session core, which
+// ends it (registry.Registry.Shutdown ends them all). Stop refuses new
+// upgrades and waits for the live ones.
 type Handler struct {
-	cfg    Config
-	base   context.Context // ends on Stop
-	cancel context.CancelFunc
-	conns  sync.WaitGroup
+	cfg   Config
+	core  *session.Core
+	conns sync.WaitGroup
 
 	mu      sync.Mutex
 	stopped bool // guarded by mu
 }
 
-// New validates cfg.
-func New(cfg Config) (*Handler, error) {
-	if cfg.Engine == nil {
-		return nil, errors.New("tether: ws: Config.Engine is required")
+// New returns a Handler serving its connections on core (share one with
+// the TCP server and the HTTP API).
+func New(cfg Config, core *session.Core) (*Handler, error) {
+	if core == nil {
+		return nil, errors.New("tether: ws: a session core is required")
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Handler{cfg: cfg, base: base, cancel: cancel}, nil
+	return &Handler{cfg: cfg, core: core}, nil
 }
 
 // ServeHTTP upgrades the request and serves the connection until it ends.
@@ -59,7 +59,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.URL.Query().Get("session")
-	if key != "" && !protocol.ValidSessionKey(key) {
+	if key != "" && !wire.ValidKey(key) {
 		httpError(w, http.StatusBadRequest, "bad_request", "session must be 1 to 255 bytes of printable ASCII")
 		return
 	}
@@ -82,19 +82,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// answered with an error frame before the close (the library's limit
 	// would close at once).
 	c.SetReadLimit(-1)
-	wc := &wsConn{c: c, nc: rec.nc, limit: h.cfg.Engine.Config().MaxFrameSize}
+	wc := &wsConn{c: c, nc: rec.nc, limit: h.core.Config().MaxFrameSize}
 	oi := registry.OpenInfo{Transport: registry.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: rec.nc}
-	h.cfg.Engine.Serve(h.base, wc, oi, nil)
+	h.core.Serve(context.WithoutCancel(r.Context()), wc, oi, nil)
 }
 
-// Stop refuses new connections, ends the live ones gracefully with reason
-// shutdown (after Registry.Shutdown has notified them there are usually
-// none left), and waits for them. It returns ctx.Err() if ctx ends first.
+// Stop refuses new connections and waits for the live ones, which the
+// Registry ends (Registry.Shutdown: notify, then close); it ends none
+// itself. It returns ctx.Err() if ctx ends first.
 func (h *Handler) Stop(ctx context.Context) error {
 	h.mu.Lock()
 	h.stopped = true
 	h.mu.Unlock()
-	h.cancel()
 	done := make(chan struct{})
 	go func() {
 		h.conns.Wait()
@@ -150,7 +149,7 @@ func (c *wsConn) ReadFrame(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	if n > int64(c.limit) {
-		return nil, protocol.ErrFrameTooLarge
+		return nil, session.ErrFrameTooLarge
 	}
 	return c.buf.Bytes(), nil
 }
@@ -172,13 +171,14 @@ func (c *wsConn) CloseGracefully(reason conn.Reason) error {
 	return c.c.Close(code, string(reason))
 }
 
-func (c *wsConn) Close() error      { return c.c.CloseNow() }
-func (c *wsConn) NetConn() net.Conn { return c.nc }
+func (c *wsConn) Format() session.Format { return session.JSON }
+func (c *wsConn) Close() error           { return c.c.CloseNow() }
+func (c *wsConn) NetConn() net.Conn      { return c.nc }
 
 // Reason: a close frame from the peer is an orderly close.
 func (c *wsConn) Reason(err error) conn.Reason {
 	if websocket.CloseStatus(err) != -1 {
 		return conn.ReasonClosed
 	}
-	return protocol.ReasonOf(err)
+	return session.ReasonOf(err)
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 )
 
 func TestPublishSubscribe(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url+"?session=alice", true)
 	cur := c.Request(map[string]any{"id": "p1", "type": "publish", "channel": "news", "data": "hi"}).Str("cursor")
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s1", "type": "subscribe", "channel": "news", "after": "0"}))
@@ -37,7 +37,7 @@ func TestPublishSubscribe(t *testing.T) {
 }
 
 func TestBadSessionKey(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	_, res, err := websocket.Dial(t.Context(), e.url+"?session=%00", nil)
 	if err == nil || res == nil || res.StatusCode != http.StatusBadRequest {
 		t.Fatalf("dial with a bad session key: %v, %v; want 400", res, err)
@@ -45,7 +45,7 @@ func TestBadSessionKey(t *testing.T) {
 }
 
 func TestEndReset(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.SetLinger(0)
@@ -54,7 +54,7 @@ func TestEndReset(t *testing.T) {
 }
 
 func TestEndClosedWithoutCloseFrame(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	c.nc.Close() // FIN, no close frame
@@ -62,7 +62,7 @@ func TestEndClosedWithoutCloseFrame(t *testing.T) {
 }
 
 func TestEndHeartbeatTimeout(t *testing.T) {
-	e := newEnv(t, protocol.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
+	e := newEnv(t, session.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
 	c := connect(t, e.url, false)
 	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
 	sent := time.Now()
@@ -75,7 +75,7 @@ func TestEndHeartbeatTimeout(t *testing.T) {
 }
 
 func TestEndIdleTimeout(t *testing.T) {
-	e := newEnv(t, protocol.Config{IdleTimeout: 500 * time.Millisecond})
+	e := newEnv(t, session.Config{IdleTimeout: 500 * time.Millisecond})
 	c := connect(t, e.url, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	e.WantEnd(t, conn.ReasonIdleTimeout)
@@ -85,7 +85,7 @@ func TestEndIdleTimeout(t *testing.T) {
 }
 
 func TestEndOversizeFrame(t *testing.T) {
-	e := newEnv(t, protocol.Config{MaxFrameSize: 1024})
+	e := newEnv(t, session.Config{MaxFrameSize: 1024})
 	c := connect(t, e.url, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	go c.c.Write(context.Background(), websocket.MessageText, []byte(`{"id":"big","data":"`+strings.Repeat("x", 4<<20)+`"}`))
@@ -98,7 +98,7 @@ func TestEndOversizeFrame(t *testing.T) {
 }
 
 func TestEndBadFrame(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url, true)
 	c.c.Write(context.Background(), websocket.MessageText, []byte("hello?"))
 	prototest.WantError(t, c.Next(), "bad_frame")
@@ -107,7 +107,7 @@ func TestEndBadFrame(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url, true)
 	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "a"}))
 	done := make(chan error, 1)
@@ -132,7 +132,7 @@ func TestShutdown(t *testing.T) {
 // TestInterleavedRequests: 1,000 requests from 50 goroutines on one
 // WebSocket; every reply carries its request's id.
 func TestInterleavedRequests(t *testing.T) {
-	e := newEnv(t, protocol.Config{})
+	e := newEnv(t, session.Config{})
 	c := connect(t, e.url, true)
 	r := prototest.NewRouter(t, c.Client, func(f prototest.Frame) bool { return f.Str("type") == "message" })
 	var wg sync.WaitGroup

@@ -14,8 +14,10 @@ import (
 
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/internal/cli"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
 )
@@ -119,18 +121,18 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.DurationVar(&cfg.Retention.MaxAge, "retention-max-age", 0, "drop messages older than this (0 keeps them)")
 	fs.IntVar(&cfg.Retention.MaxMessages, "retention-max-messages", 0, "keep at most this many messages per channel (0: no limit)")
 	fs.DurationVar(&cfg.DedupWindow, "dedup-window", store.DefaultDedupWindow, "how long an Idempotency-Key is remembered")
-	fs.DurationVar(&cfg.HTTP.DefaultWait, "wait-default", 25*time.Second, "long-poll wait when the request gives none")
-	fs.DurationVar(&cfg.HTTP.MaxWait, "wait-max", 2*time.Minute, "longest long-poll wait a request may ask for")
-	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", 1<<20, "largest published message, in `bytes`")
-	fs.DurationVar(&cfg.HTTP.SSEHeartbeat, "sse-heartbeat", 15*time.Second, "interval of SSE comment heartbeats")
-	fs.DurationVar(&cfg.HTTP.SSEMaxLag, "sse-max-lag", 30*time.Second, "end an SSE stream whose client made no reading progress for this long (slow-consumer; negative: off)")
+	fs.DurationVar(&cfg.HTTP.DefaultWait, "wait-default", httpapi.DefaultWait, "long-poll wait when the request gives none")
+	fs.DurationVar(&cfg.HTTP.MaxWait, "wait-max", httpapi.DefaultMaxWait, "longest long-poll wait a request may ask for")
+	fs.Int64Var(&cfg.HTTP.MaxBodyBytes, "max-body", httpapi.DefaultMaxBodyBytes, "largest published message, in `bytes`")
+	fs.DurationVar(&cfg.HTTP.SSEHeartbeat, "sse-heartbeat", httpapi.DefaultSSEHeartbeat, "interval of SSE comment heartbeats")
+	fs.DurationVar(&cfg.Session.MaxLag, "sse-max-lag", session.DefaultMaxLag, "old name of --max-lag, which now bounds SSE streams too")
 	fs.DurationVar(&cfg.KeepAlive.Idle, "tcp-keepalive-idle", conn.DefaultKeepAliveIdle, "idle time before TCP keepalive probes")
 	fs.DurationVar(&cfg.KeepAlive.Interval, "tcp-keepalive-interval", conn.DefaultKeepAliveInterval, "interval between TCP keepalive probes")
 	fs.IntVar(&cfg.KeepAlive.Count, "tcp-keepalive-count", conn.DefaultKeepAliveCount, "unanswered probes before the peer is dead (only without TCP_USER_TIMEOUT)")
 	fs.DurationVar(&cfg.KeepAlive.UserTimeout, "tcp-user-timeout", conn.DefaultUserTimeout, "TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged (negative: off)")
 	fs.StringVar(&cfg.TCPAddr, "tcp-addr", "", "`address` for the framed protocol over plain TCP (empty: off)")
-	fs.DurationVar(&cfg.Session.PingInterval, "heartbeat-interval", protocol.DefaultPingInterval, "WebSocket/TCP: how often the server pings")
-	fs.DurationVar(&cfg.Session.PingTimeout, "heartbeat-timeout", protocol.DefaultPingTimeout, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
+	fs.DurationVar(&cfg.Session.PingInterval, "heartbeat-interval", session.DefaultPingInterval, "WebSocket/TCP: how often the server pings")
+	fs.DurationVar(&cfg.Session.PingTimeout, "heartbeat-timeout", session.DefaultPingTimeout, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
 	fs.DurationVar(&cfg.Session.IdleTimeout, "idle-timeout", 0, "WebSocket/TCP: end a connection with no application data for this long (0: off)")
 	fs.Func("idle-close-mode", "how an idle connection is closed: close, reset or discard (default reset)", func(v string) error {
 		switch m := conn.CloseMode(v); m {
@@ -140,18 +142,18 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 		}
 		return fmt.Errorf("want close, reset or discard")
 	})
-	fs.IntVar(&cfg.Session.QueueBytes, "queue-bytes", protocol.DefaultQueueBytes, "WebSocket/TCP: outgoing queue bound per connection and lane, in `bytes`")
-	fs.DurationVar(&cfg.Session.MaxLag, "max-lag", protocol.DefaultMaxLag, "WebSocket/TCP: end a connection whose oldest undelivered message is this old (slow-consumer)")
-	fs.IntVar(&cfg.Session.MaxFrameSize, "max-frame", protocol.DefaultMaxFrameSize, "WebSocket/TCP: largest frame a client may send, in `bytes`")
-	fs.IntVar(&cfg.Session.MaxInFlight, "max-in-flight", protocol.DefaultMaxInFlight, "WebSocket/TCP: requests in flight per connection")
+	fs.IntVar(&cfg.Session.QueueBytes, "queue-bytes", session.DefaultQueueBytes, "WebSocket/TCP: outgoing queue bound per connection and lane, in `bytes`")
+	fs.DurationVar(&cfg.Session.MaxLag, "max-lag", session.DefaultMaxLag, "end a connection (WebSocket, TCP, SSE) whose oldest undelivered message is this old (slow-consumer)")
+	fs.IntVar(&cfg.Session.MaxFrameSize, "max-frame", session.DefaultMaxFrameSize, "WebSocket/TCP: largest frame a client may send, in `bytes`")
+	fs.IntVar(&cfg.Session.MaxInFlight, "max-in-flight", session.DefaultMaxInFlight, "WebSocket/TCP: requests in flight per connection")
 	fs.Func("ws-origin", "host `pattern` whose pages may open WebSockets cross-origin (repeatable; default same-origin only)", func(v string) error {
 		cfg.WSOriginPatterns = append(cfg.WSOriginPatterns, v)
 		return nil
 	})
-	fs.DurationVar(&cfg.Jobs.HeartbeatInterval, "job-heartbeat", time.Second, "jobs: how often workers renew their leases (expired leases are swept every half interval)")
-	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", 3, "jobs: a lease lasts this many heartbeat intervals")
-	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", 5*time.Second, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
-	fs.DurationVar(&cfg.Jobs.FollowGrace, "job-follow-grace", 10*time.Second, "jobs: how long an on_disconnect=cancel job outlives its last follower's departure")
+	fs.DurationVar(&cfg.Jobs.HeartbeatInterval, "job-heartbeat", jobs.DefaultHeartbeatInterval, "jobs: how often workers renew their leases (expired leases are swept every half interval)")
+	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", jobs.DefaultLeaseIntervals, "jobs: a lease lasts this many heartbeat intervals")
+	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", jobs.DefaultCancelGrace, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
+	fs.DurationVar(&cfg.Jobs.FollowGrace, "job-follow-grace", jobs.DefaultFollowGrace, "jobs: how long an on_disconnect=cancel job outlives its last follower's departure")
 	fs.DurationVar(&cfg.ShutdownSpread, "shutdown-spread", tether.DefaultShutdownSpread, "window over which shutdown spreads clients' reconnects")
 	fs.StringVar(&opts.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")

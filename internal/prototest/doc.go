@@ -1,5 +1,5 @@
 // Package prototest is what the transport tests share: a real node (the
-// Pebble engine in a temp dir, a registry.Registry and a protocol.Engine) and
+// Pebble engine in a temp dir, a registry.Registry and a session.Core) and
 // one client for the framed protocol that works over any transport.
 //
 // A transport's test adapts its connection to two functions, one that

@@ -8,19 +8,19 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
-	"github.com/tether-run/tether/protocol"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
 )
 
 // Node is a real node but for its transport: the Pebble engine in a temp
-// dir, a Registry and an Engine. The store is closed when the test ends,
+// dir, a Registry and a session Core. The store is closed when the test ends,
 // after the cleanups registered later (the transport's).
 type Node struct {
 	Store    *pebblestore.Store
 	Registry *registry.Registry
-	Engine   *protocol.Engine
+	Core     *session.Core
 	// Ends receives each connection end (buffer 100), unless
 	// NodeConfig.Hooks.OnDisconnect is set.
 	Ends chan End
@@ -35,8 +35,8 @@ type End struct {
 
 // NodeConfig configures NewNode. The zero value is a valid configuration.
 type NodeConfig struct {
-	// Protocol is the Engine's config; Store and Registry are filled in.
-	Protocol protocol.Config
+	// Protocol is the Core's config.
+	Protocol session.Config
 	// Retention is the store's.
 	Retention store.Retention
 	// Events, when set, receives "connect <session>" and
@@ -48,7 +48,7 @@ type NodeConfig struct {
 	Hooks registry.Config
 }
 
-// NewNode opens the store and builds the Registry and Engine.
+// NewNode opens the store and builds the Registry and Core.
 func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	t.Helper()
 	st, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir(), Retention: cfg.Retention})
@@ -73,9 +73,7 @@ func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	if n.Registry, err = registry.New(rc); err != nil {
 		t.Fatal(err)
 	}
-	pcfg := cfg.Protocol
-	pcfg.Store, pcfg.Registry = st, n.Registry
-	if n.Engine, err = protocol.NewEngine(pcfg); err != nil {
+	if n.Core, err = session.New(cfg.Protocol, st, n.Registry, nil); err != nil {
 		t.Fatal(err)
 	}
 	return n

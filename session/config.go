@@ -1,43 +1,26 @@
-package protocol
+package session
 
 import (
-	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/tether-run/tether/conn"
-	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/registry"
-	"github.com/tether-run/tether/store"
 )
 
-// Config configures an Engine. Store and Registry are required; every
-// other field's zero value picks the default its doc names.
+// Config holds the settings of a Core; its dependencies (store, registry,
+// logger, extensions) are arguments of New. The zero value is valid: every
+// zero field takes the default its doc names, an exported constant below.
 type Config struct {
-	// Store holds the channels. Required.
-	Store store.Store
-	// Registry admits every connection and records its end. Required.
-	Registry *registry.Registry
-	// Logger receives the engine's own messages (the Registry logs every
-	// end). Nil means discard.
-	Logger *slog.Logger
-	// Jobs, when set, serves worker connections (the worker request and
-	// the job.* frames) and counts subscribers of job channels as the
-	// jobs' followers. Nil means this node runs no jobs: worker requests
-	// get unknown_type.
-	Jobs *jobs.Service
-
 	// MaxFrameSize is the largest frame a client may send, in bytes. A
 	// larger one gets a frame_too_large error frame and ends the connection
-	// with protocol-error. Zero means 1 MiB.
+	// with protocol-error. Zero means DefaultMaxFrameSize (1 MiB).
 	MaxFrameSize int
 	// MaxInFlight bounds the requests of one connection being handled at
 	// once; one more gets a too_many_requests error frame and the
-	// connection goes on. Zero means 64.
+	// connection goes on. Zero means DefaultMaxInFlight (64).
 	MaxInFlight int
 	// MaxSubscriptions bounds the subscriptions of one connection. Zero
-	// means 256.
+	// means DefaultMaxSubscriptions (256).
 	MaxSubscriptions int
 	// QueueBytes bounds what waits to be written to one connection, in
 	// bytes of frames, for each of its two lanes: messages (message and gap
@@ -45,13 +28,17 @@ type Config struct {
 	// next message does not fit stops reading its channel until there is
 	// room (nothing is dropped; it goes on from its cursor); a request
 	// whose reply does not fit waits, holding its in-flight slot. A frame
-	// larger than the bound is queued alone. Zero means 1 MiB.
+	// larger than the bound is queued alone. Zero means DefaultQueueBytes
+	// (1 MiB).
 	QueueBytes int
-	// MaxLag ends a connection with slow-consumer once the oldest message
-	// it has not been written for that long: measured from the message's
-	// time, or from when its subscription started if that is later (so a
-	// client replaying old history gets MaxLag to catch up). Zero means
-	// 30s; negative disables.
+	// MaxLag ends a connection of any streaming transport (WebSocket, TCP,
+	// SSE) with slow-consumer once the oldest message it has not been
+	// written for that long: measured from the message's time, or from when
+	// its subscription started if that is later (so a client replaying old
+	// history gets MaxLag to catch up). Zero means DefaultMaxLag (30s);
+	// negative disables (the kernel's TCP_USER_TIMEOUT or the heartbeat then
+	// ends a client that stopped reading). This one setting replaces the
+	// HTTP API's former SSEMaxLag (flag --sse-max-lag).
 	//
 	// A client that stopped reading (its TCP window closed, its kernel
 	// still answering ours) is ended by MaxLag, not by TCP_USER_TIMEOUT
@@ -59,37 +46,36 @@ type Config struct {
 	// heartbeat (it cannot read our pings, so PingTimeout waits while a
 	// message is waiting for it). That holds on Linux >= 5.11 with
 	// sockets from conn.Listen or *net.TCPConn; elsewhere the heartbeat
-	// may end such a client first.
+	// or the kernel may end such a client first.
 	MaxLag time.Duration
 	// ReadBatch is how many messages a subscription reads from the store
-	// at once. Zero means 100.
+	// at once. Zero means DefaultReadBatch (100).
 	ReadBatch int
 
-	// PingInterval is how often the server sends a ping frame. Zero means
-	// 5s. At least 100ms.
+	// PingInterval is how often the server sends a ping frame on WebSocket
+	// and TCP. Zero means DefaultPingInterval (5s). At least 100ms.
 	PingInterval time.Duration
-	// PingTimeout ends a connection with heartbeat-timeout when no frame of
-	// any kind arrived for this long. Zero means 10s (so a silent client is
-	// noticed within 10s). Must be above PingInterval. It waits while the
-	// client is stalled with a message waiting (see MaxLag), and counts
+	// PingTimeout ends a WebSocket or TCP connection with heartbeat-timeout
+	// when no frame of any kind arrived for this long. Zero means
+	// DefaultPingTimeout (10s). Must be above PingInterval. It waits while
+	// the client is stalled with a message waiting (see MaxLag), and counts
 	// afresh once the client reads again.
 	PingTimeout time.Duration
-	// IdleTimeout ends a connection with idle-timeout when no application
-	// data (requests, replies, messages; not pings or pongs) went either
-	// way for this long. Zero means off.
+	// IdleTimeout ends a WebSocket or TCP connection with idle-timeout when
+	// no application data (requests, replies, messages; not pings or
+	// pongs) went either way for this long. Zero means off.
 	IdleTimeout time.Duration
 	// IdleCloseMode is how an idle connection is closed. Empty means
 	// conn.CloseReset: such peers are usually gone.
 	IdleCloseMode conn.CloseMode
 	// FlushTimeout bounds a graceful close: what is queued must be written
-	// within it, else the connection is reset. Zero means 2s.
+	// within it, else the connection is reset. Zero means
+	// DefaultFlushTimeout (2s).
 	FlushTimeout time.Duration
-
-	// Now is the clock for lag and timeouts. Nil means time.Now.
-	Now func() time.Time
 }
 
-// Defaults, applied in withDefaults.
+// Defaults of Config, applied in one place (withDefaults); flags and docs
+// take them from here.
 const (
 	DefaultMaxFrameSize     = 1 << 20
 	DefaultMaxInFlight      = 64
@@ -104,14 +90,10 @@ const (
 
 func (c Config) withDefaults() (Config, error) {
 	switch {
-	case c.Store == nil:
-		return c, errors.New("tether: protocol: Config.Store is required")
-	case c.Registry == nil:
-		return c, errors.New("tether: protocol: Config.Registry is required")
 	case c.MaxFrameSize < 0 || c.MaxInFlight < 0 || c.MaxSubscriptions < 0 || c.QueueBytes < 0 || c.ReadBatch < 0:
-		return c, fmt.Errorf("tether: protocol: negative size or count in %+v", c)
+		return c, fmt.Errorf("tether: session: negative size or count in %+v", c)
 	case c.PingInterval < 0 || c.PingTimeout < 0 || c.IdleTimeout < 0 || c.FlushTimeout < 0:
-		return c, errors.New("tether: protocol: negative duration")
+		return c, fmt.Errorf("tether: session: negative duration in %+v", c)
 	}
 	c.MaxFrameSize = or(c.MaxFrameSize, DefaultMaxFrameSize)
 	c.MaxInFlight = or(c.MaxInFlight, DefaultMaxInFlight)
@@ -122,22 +104,14 @@ func (c Config) withDefaults() (Config, error) {
 	c.PingInterval = or(c.PingInterval, DefaultPingInterval)
 	c.PingTimeout = or(c.PingTimeout, DefaultPingTimeout)
 	c.FlushTimeout = or(c.FlushTimeout, DefaultFlushTimeout)
-	if c.IdleCloseMode == "" {
-		c.IdleCloseMode = conn.CloseReset
-	}
+	c.IdleCloseMode = or(c.IdleCloseMode, conn.CloseReset)
 	switch {
 	case c.PingInterval < 100*time.Millisecond:
-		return c, fmt.Errorf("tether: protocol: PingInterval %v is below 100ms", c.PingInterval)
+		return c, fmt.Errorf("tether: session: PingInterval %v is below 100ms", c.PingInterval)
 	case c.PingTimeout <= c.PingInterval:
-		return c, fmt.Errorf("tether: protocol: PingTimeout %v must exceed PingInterval %v", c.PingTimeout, c.PingInterval)
+		return c, fmt.Errorf("tether: session: PingTimeout %v must exceed PingInterval %v", c.PingTimeout, c.PingInterval)
 	case c.IdleCloseMode != conn.CloseGraceful && c.IdleCloseMode != conn.CloseReset && c.IdleCloseMode != conn.CloseDiscard:
-		return c, fmt.Errorf("tether: protocol: unknown IdleCloseMode %q", c.IdleCloseMode)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
+		return c, fmt.Errorf("tether: session: unknown IdleCloseMode %q", c.IdleCloseMode)
 	}
 	return c, nil
 }

@@ -1,4 +1,4 @@
-package protocol_test
+package workerproto_test
 
 import (
 	"bufio"
@@ -11,8 +11,9 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/jobs"
-	"github.com/tether-run/tether/protocol"
+	"github.com/tether-run/tether/jobs/workerproto"
 	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/tcp"
 )
@@ -34,7 +35,7 @@ func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
 	}
 	t.Cleanup(func() { st.Close() })
 	n := &jobNode{}
-	pc := protocol.Config{Store: st}
+	var exts []session.Extension
 	if withJobs {
 		jc.Store = st
 		if jc.HeartbeatInterval == 0 {
@@ -52,17 +53,16 @@ func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
 			defer cancel()
 			n.svc.Stop(ctx)
 		})
-		pc.Jobs = n.svc
+		exts = append(exts, workerproto.New(n.svc))
 	}
 	if n.reg, err = registry.New(registry.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	pc.Registry = n.reg
-	eng, err := protocol.NewEngine(pc)
+	core, err := session.New(session.Config{}, st, n.reg, nil, exts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.tcp, err = tcp.New(tcp.Config{Engine: eng, Addr: "127.0.0.1:0"}); err != nil {
+	if n.tcp, err = tcp.New(tcp.Config{Addr: "127.0.0.1:0"}, core); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.tcp.Start(context.Background()); err != nil {

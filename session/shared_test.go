@@ -1,4 +1,4 @@
-package protocol
+package session
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func TestSharedReadsShareAPage(t *testing.T) {
 	}
 	var reads sharedReads
 	const readers = 200
-	pages := make([]*sharedPage, readers)
+	pages := make([]*page, readers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range readers {
@@ -65,10 +65,14 @@ func TestSharedReadsShareAPage(t *testing.T) {
 		t.Fatalf("%d readers at one cursor made %d store reads; want them shared", readers, n)
 	}
 	for i, p := range pages {
-		if p == nil || len(p.res.Messages) != len(ids) || len(p.frames) != len(ids) {
+		if p == nil || len(p.res.Messages) != len(ids) || len(p.frames(JSON)) != len(ids) {
 			t.Fatalf("reader %d got %+v", i, p)
 		}
-		for j, f := range p.frames {
+		// One encoding per page and Format, whoever asks.
+		if again := p.frames(JSON); &again[0][0] != &p.frames(JSON)[0][0] {
+			t.Fatalf("reader %d: the page encoded its frames twice", i)
+		}
+		for j, f := range p.frames(JSON) {
 			if cap(f) != len(f) {
 				t.Fatalf("frame %d has spare capacity %d: an append could write into a shared frame", j, cap(f)-len(f))
 			}

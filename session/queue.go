@@ -1,4 +1,4 @@
-package protocol
+package session
 
 import (
 	"context"
@@ -51,7 +51,10 @@ func (l *lane) pop() item {
 type queue struct {
 	limit int
 	ready chan struct{} // cap 1: something was queued, or the queue closed
-	kick  chan struct{} // cap 1: a lag clock started (for the timer goroutine)
+	// kick, when set, is called (with mu held; it must not block) when a
+	// lag clock starts at since, so that the session's timer looks again
+	// in time.
+	kick func(since time.Time)
 
 	mu      sync.Mutex
 	ctrl    lane               // guarded by mu
@@ -64,7 +67,7 @@ type queue struct {
 
 func newQueue(limit int) *queue {
 	return &queue{
-		limit: limit, ready: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+		limit: limit, ready: make(chan struct{}, 1),
 		space: make(chan struct{}), waiting: map[*sub]time.Time{},
 	}
 }
@@ -73,6 +76,12 @@ func signal(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
 	default:
+	}
+}
+
+func (q *queue) kicked(since time.Time) {
+	if q.kick != nil && !since.IsZero() {
+		q.kick(since)
 	}
 }
 
@@ -110,7 +119,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 	for !q.closed && !l.fits(len(it.frame), q.limit) {
 		if s != nil && !it.since.IsZero() {
 			if len(q.waiting) == 0 && len(q.msgs.items) == 0 {
-				signal(q.kick)
+				q.kicked(it.since)
 			}
 			q.waiting[s] = it.since
 		}
@@ -132,7 +141,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 		return errQueueClosed
 	}
 	if s != nil && len(q.msgs.items) == 0 && len(q.waiting) == 0 {
-		signal(q.kick)
+		q.kicked(it.since)
 	}
 	l.push(it)
 	signal(q.ready)

@@ -1,4 +1,4 @@
-package protocol
+package tcp
 
 import (
 	"bufio"
@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-)
 
-// ErrFrameTooLarge means a frame exceeded the size limit. Transports wrap
-// it; the Session answers frame_too_large and ends with protocol-error.
-var ErrFrameTooLarge = errors.New("tether: frame too large")
+	"github.com/tether-run/tether/session"
+)
 
 // LineReader splits a byte stream into newline-delimited frames (NDJSON)
 // without ever holding more than its limit: compact JSON never contains a
@@ -31,7 +29,7 @@ func NewLineReader(r io.Reader, limit int) *LineReader {
 
 // ReadFrame returns the next non-empty frame. The slice is valid until the
 // next call. A frame longer than the limit gives an error wrapping
-// ErrFrameTooLarge after reading at most limit+64 KiB; the stream is then
+// session.ErrFrameTooLarge after reading at most limit+64 KiB; the stream is then
 // out of step and must be abandoned. At EOF it returns io.EOF, or
 // io.ErrUnexpectedEOF when a frame was cut short.
 func (lr *LineReader) ReadFrame() ([]byte, error) {
@@ -40,7 +38,7 @@ func (lr *LineReader) ReadFrame() ([]byte, error) {
 		for {
 			chunk, err := lr.br.ReadSlice('\n')
 			if len(lr.buf)+len(chunk) > lr.limit+1 { // +1: the newline
-				return nil, fmt.Errorf("%w: over %d bytes", ErrFrameTooLarge, lr.limit)
+				return nil, fmt.Errorf("%w: over %d bytes", session.ErrFrameTooLarge, lr.limit)
 			}
 			lr.buf = append(lr.buf, chunk...)
 			if err == nil {

@@ -1,11 +1,13 @@
-package protocol
+package session
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
 )
 
 // sharedReads lets the subscriptions of a channel that read after the same
@@ -21,20 +23,80 @@ import (
 // again); a non-empty one always moves its reader forward.
 type sharedReads struct {
 	mu     sync.Mutex
-	chans  map[string][]*sharedPage
+	chans  map[string][]*page
 	flight int // pages started, for the occasional sweep
 }
 
-// sharedPage is one read of a channel after a cursor, and its frames.
-type sharedPage struct {
-	after store.Cursor
-	limit int
-	done  chan struct{} // closed once res, frames and err are set
+// page is one read of a channel after a cursor, and its message frames
+// in each Format that asked for them.
+type page struct {
+	channel string
+	after   store.Cursor
+	limit   int
+	done    chan struct{} // closed once res and err are set
 
-	res    store.ReadResult
-	frames [][]byte // message frames of res.Messages, encoded once, never modified
-	err    error
-	at     time.Time // when the read finished
+	res store.ReadResult
+	err error
+	at  time.Time // when the read finished
+
+	// encs holds one encoding per Format, copied on write: readers load it
+	// without a lock (every subscriber of a fan-out reads it); mu
+	// serialises the writers.
+	encs atomic.Pointer[[]encoding]
+	mu   sync.Mutex
+}
+
+// encoding is a page's message frames in one Format, or its whole answer
+// in one PageFormat: encoded once, never modified.
+type encoding struct {
+	f      any // a Format or a PageFormat
+	frames [][]byte
+}
+
+// frames returns the message frames of the page's messages in f,
+// encoding them on first use. Subscribers of one format wait for one
+// encoding rather than each doing its own.
+func (p *page) frames(f Format) [][]byte {
+	return p.encoded(f, func() [][]byte { return encodeMessages(f, p.channel, p.res.Messages) })
+}
+
+// page returns the page encoded whole in f, encoding it on first use.
+func (p *page) page(f PageFormat) []byte {
+	return p.encoded(f, func() [][]byte {
+		b := f.EncodePage(p.after, p.res)
+		return [][]byte{b[:len(b):len(b)]}
+	})[0]
+}
+
+// encoded returns the page's encoding for key, made by enc on first use.
+func (p *page) encoded(key any, enc func() [][]byte) [][]byte {
+	if e := p.lookup(key); e != nil {
+		return e
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.lookup(key); e != nil {
+		return e
+	}
+	frames := enc()
+	var encs []encoding
+	if old := p.encs.Load(); old != nil {
+		encs = append(encs, *old...)
+	}
+	encs = append(encs, encoding{f: key, frames: frames})
+	p.encs.Store(&encs)
+	return frames
+}
+
+func (p *page) lookup(key any) [][]byte {
+	if encs := p.encs.Load(); encs != nil {
+		for _, e := range *encs {
+			if e.f == key {
+				return e.frames
+			}
+		}
+	}
+	return nil
 }
 
 const (
@@ -48,11 +110,11 @@ const (
 
 // read returns a page of channel after the cursor, sharing a read in
 // flight or one just finished.
-func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*page, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if r.chans == nil {
-		r.chans = map[string][]*sharedPage{}
+		r.chans = map[string][]*page{}
 	}
 	for _, p := range r.chans[channel] {
 		if p.after != after || p.limit != limit {
@@ -79,7 +141,7 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 			return nil, context.Cause(ctx)
 		}
 	}
-	p := &sharedPage{after: after, limit: limit, done: make(chan struct{})}
+	p := &page{channel: channel, after: after, limit: limit, done: make(chan struct{})}
 	r.chans[channel] = append(r.prune(r.chans[channel], now), p)
 	if r.flight++; r.flight%sweepEvery == 0 {
 		r.sweep(now)
@@ -89,9 +151,6 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 	// The read serves every joiner, so one subscriber's end must not fail
 	// it; the store bounds its own calls.
 	p.res, p.err = st.Read(context.WithoutCancel(ctx), channel, after, limit)
-	if p.err == nil {
-		p.frames = encodeMessages(channel, p.res.Messages)
-	}
 	p.at = time.Now()
 	close(p.done)
 	if p.err != nil {
@@ -101,17 +160,17 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 }
 
 // readAlone reads without sharing.
-func (r *sharedReads) readAlone(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*sharedPage, error) {
+func (r *sharedReads) readAlone(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*page, error) {
 	res, err := st.Read(ctx, channel, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	return &sharedPage{after: after, limit: limit, res: res, frames: encodeMessages(channel, res.Messages)}, nil
+	return &page{channel: channel, after: after, limit: limit, res: res}, nil
 }
 
 // prune drops a channel's pages that are finished and stale, and the
 // oldest beyond the bound. r.mu is held.
-func (r *sharedReads) prune(pages []*sharedPage, now time.Time) []*sharedPage {
+func (r *sharedReads) prune(pages []*page, now time.Time) []*page {
 	kept := pages[:0]
 	for _, p := range pages {
 		select {
@@ -141,13 +200,13 @@ func (r *sharedReads) sweep(now time.Time) {
 	}
 }
 
-// encodeMessages encodes the message frames of msgs. Each frame's capacity
-// is clipped to its length, so that nothing appending to a shared frame
-// can write into another's bytes.
-func encodeMessages(channel string, msgs []store.Message) [][]byte {
+// encodeMessages encodes the message frames of msgs in f. Each frame's
+// capacity is clipped to its length, so that nothing appending to a shared
+// frame can write into another's bytes.
+func encodeMessages(f Format, channel string, msgs []store.Message) [][]byte {
 	frames := make([][]byte, len(msgs))
 	for i, m := range msgs {
-		f := encode(messageFrame{Type: TypeMessage, Channel: channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
+		f := f.Encode(wire.Message{Type: wire.TypeMessage, Channel: channel, Cursor: string(m.ID), Data: m.Data, Time: m.Time})
 		frames[i] = f[:len(f):len(f)]
 	}
 	return frames

@@ -1,0 +1,81 @@
+// Package session is tether's one session core: it serves every
+// connection of every transport (long-poll, Server-Sent Events, WebSocket,
+// plain TCP) with the same subscriptions by cursor, the same shared reads,
+// the same outgoing queue and lag policy, the same heartbeats, the same
+// stall guard, one end decision, and one registry.Peer. The transports are
+// framers: each turns the core's events (wire.Message, wire.Gap,
+// wire.Reply, wire.ErrorFrame, wire.Ping, wire.Shutdown) into its bytes
+// through a Format, and reads client frames where it has any.
+//
+//	core, err := session.New(session.Config{}, st, reg, logger, workerproto.New(jobsSvc))
+//	...
+//	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Serve
+//	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Serve
+//	api, _ := httpapi.New(httpapi.Config{}, core, jobsSvc, promReg) // SSE: Core.OpenStream + Session.Stream
+//
+// # Transports
+//
+// A framed transport (WebSocket, TCP) implements FramedTransport and calls
+// Core.Serve, which admits the connection in the registry.Registry and
+// serves the request/reply protocol of docs/protocol.md. A write-only
+// transport (SSE) implements Transport, opens its session with
+// Core.OpenStream and runs Session.Stream; its client's departure is
+// conn.Watch's (the request's context), and Session.Finish records the
+// end. Extensions add request types to the framed protocol (the jobs'
+// worker frames, package jobs/workerproto) without the core importing
+// them; a Follower is told of every subscription on every transport.
+//
+// # Shared reads
+//
+// An append to a channel with S subscribers wakes all S at the same
+// cursor: they share one store read (sharedReads) and, per Format, one
+// encoding of its messages, whatever their transport. Nothing is dropped:
+// the queue is bounded in bytes (Config.QueueBytes per lane); at the bound
+// a subscription waits and so stops reading its channel, the log is the
+// buffer. Once its oldest undelivered message is older than Config.MaxLag
+// the connection ends with slow-consumer: a framed client gets an error
+// frame naming, per channel, the last cursor written; an SSE client, which
+// resumes with Last-Event-ID, is reset. While written data may wait in the
+// socket, the timer goroutine runs conn.StallGuard so that neither the
+// kernel's TCP_USER_TIMEOUT nor the heartbeat ends a client that is alive
+// but not reading before MaxLag does.
+//
+// # Ends and shutdown
+//
+// Every end is one decision, the first wins: the peer left (a read or
+// write failed, or conn.Watch saw the HTTP client go), the client said
+// bye, a limit fired (heartbeat, idle, lag, frame size), or the Registry
+// closed the session (an operator's close, Registry.Shutdown). The
+// Registry's Shutdown is the only shutdown path: NotifyShutdown queues the
+// shutdown frame for a framed client (which answers bye), and sends a
+// stream its shutdown event as its last and ends it.
+//
+// # Concurrency
+//
+// A Core is safe for concurrent use. Each framed connection has: the
+// goroutine that called Serve, which writes the queued frames; a reader
+// goroutine; one goroutine per request in flight (at most
+// Config.MaxInFlight); one per subscription that is behind, reading its
+// channel from the store and queueing. A caught-up subscription has no
+// goroutine: it is parked (park.go), and the subscriptions of a channel
+// parked at one cursor share one goroutine waiting on the store, owned by
+// the Core, which exits once it woke them or they all left. An SSE stream
+// has the handler's goroutine (the writer), and its subscription's while
+// it is behind; a long-poll only the handler's. Pings, heartbeats and
+// the idle, heartbeat and lag limits run on a runtime timer
+// (time.AfterFunc), so an idle connection has no goroutine for them; once
+// the end is decided a short-lived goroutine winds the session up (stops
+// requests and subscriptions, tells extensions, flushes or resets). Serve
+// and Stream wait for every one of them before they return. The Session
+// implements registry.Peer, whose methods are safe to call from any
+// goroutine at any time; they never block on the network.
+//
+// Locks: Core.parking.mu guards the parked subscriptions (a leaf but for
+// the Gauge it counts them in); Session.mu guards the subscriptions, Session.workMu the request
+// work group, Session.endMu the decided end, Session.tmu the timer's state
+// and the stall guard, Session.dueMu (a leaf) when the timer fires next;
+// the queue has its own. Order: tmu before endMu, mu and the queue's lock
+// (a timer firing reads the queue and the subscriptions, and may decide
+// the end); the queue's lock before dueMu (a push that starts a lag clock
+// wakes the timer); no other lock is held while taking another.
+package session

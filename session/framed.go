@@ -1,0 +1,340 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
+)
+
+// readLoop reads and dispatches frames until the connection ends.
+func (s *Session) readLoop(t FramedTransport, first []byte) {
+	if first != nil {
+		s.h.Count(len(first), 0)
+		if !s.dispatch(first) {
+			return
+		}
+	}
+	for {
+		// Not s.ctx: a WebSocket read cancelled by its context closes the
+		// connection, and a graceful close still reads the peer's goodbye.
+		// Closing the socket ends the read.
+		b, err := t.ReadFrame(context.Background())
+		if err != nil {
+			if errors.Is(err, ErrFrameTooLarge) {
+				msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
+				s.decide(ending{reason: conn.ReasonProtocolError, mode: conn.CloseGraceful, server: true,
+					final: errEvent("", wire.CodeFrameTooLarge, msg)})
+				return
+			}
+			reason := t.Reason(err)
+			if reason == "" {
+				reason = conn.ReasonClosed
+			}
+			s.decide(ending{reason: reason})
+			return
+		}
+		s.lastRecv.Store(s.now().UnixNano())
+		s.h.Count(len(b), 0)
+		if !s.dispatch(b) {
+			return
+		}
+	}
+}
+
+// writeLoop writes queued frames until the queue is closed and drained or
+// a write fails. It runs on the goroutine that serves the connection.
+func (s *Session) writeLoop() {
+	for {
+		it, more, ok := s.q.pop(context.Background())
+		if !ok {
+			return
+		}
+		// Not s.ctx, which ends before a graceful close's flush.
+		err := s.t.WriteFrame(context.Background(), it.frame, !more)
+		s.q.written()
+		if err != nil {
+			reason := s.t.Reason(err)
+			if reason == "" {
+				reason = conn.ReasonWriteFailed
+			}
+			s.decide(ending{reason: reason})
+			s.q.close(true)
+			return
+		}
+		now := s.now().UnixNano()
+		s.lastWrite.Store(now)
+		if !s.wrote.Swap(true) && s.guard != nil {
+			s.wroteData() // the stall guard looks at the socket from now on
+		}
+		s.h.Count(0, len(it.frame))
+		if it.app {
+			s.lastApp.Store(now)
+		}
+		if it.cursor != "" {
+			s.mu.Lock()
+			if _, ok := s.delivered[it.channel]; ok {
+				s.delivered[it.channel] = it.cursor
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// dispatch serves one client frame on the reader goroutine. Requests that
+// touch storage run on their own goroutine, so that many are in flight and
+// their replies interleave. It reports false when the connection is
+// ending.
+func (s *Session) dispatch(b []byte) bool {
+	f, err := wire.DecodeClient(b)
+	switch {
+	case errors.Is(err, wire.ErrBadFrame):
+		s.decide(ending{reason: conn.ReasonProtocolError, mode: conn.CloseGraceful, server: true,
+			final: errEvent("", wire.CodeBadFrame, err.Error())})
+		return false
+	case err != nil:
+		s.ReplyError(f.ID, wire.CodeBadRequest, err.Error())
+		return true
+	}
+	switch f.Type {
+	case wire.TypePong:
+	case wire.TypeBye:
+		// The client acknowledges a shutdown notice (or just leaves).
+		reason := conn.ReasonClosed
+		if s.notified.Load() {
+			reason = conn.ReasonShutdown
+		}
+		s.decide(ending{reason: reason, mode: conn.CloseGraceful})
+		return false
+	case wire.TypePing:
+		if !wire.ValidID(f.ID) {
+			s.ReplyError(f.ID, wire.CodeBadRequest, "ping needs an id of 1 to 128 bytes")
+			return true
+		}
+		s.q.pushCtrl(s.ctx, item{frame: s.f.Encode(wire.Ping{Type: wire.TypePong, ID: f.ID})})
+	case wire.TypeSubscribe, wire.TypeUnsubscribe, wire.TypePublish:
+		s.request(f.Type, f.ID, s.clientWork(f))
+	case wire.TypeHello:
+		s.ReplyError(f.ID, wire.CodeBadRequest, "hello is only valid as the first frame on TCP")
+	default:
+		s.extension(f, b)
+	}
+	return true
+}
+
+// extension hands a frame of another type to the Extension serving it.
+func (s *Session) extension(f wire.ClientFrame, b []byte) {
+	x := s.c.exts[f.Type]
+	switch {
+	case x != nil:
+		frame := append([]byte(nil), b...) // the reader's buffer is reused
+		s.request(f.Type, f.ID, func(release func()) {
+			defer release()
+			s.usedExt.Store(true)
+			x.Serve(s, f.Type, f.ID, frame)
+		})
+	case f.Type == wire.TypeWorker:
+		s.ReplyError(f.ID, wire.CodeUnknownType, "this server runs no jobs")
+	case wire.IsWorkerRequest(f.Type):
+		s.ReplyError(f.ID, wire.CodeNotWorker, f.Type+" before a successful worker request")
+	default:
+		s.ReplyError(f.ID, wire.CodeUnknownType, "unknown frame type "+quote(f.Type))
+	}
+}
+
+// request starts one request's handler, if a slot is free. work runs on
+// its own goroutine and must call release once it has answered.
+func (s *Session) request(typ, id string, work func(release func())) {
+	if !wire.ValidID(id) {
+		s.ReplyError(id, wire.CodeBadRequest, typ+" needs an id of 1 to 128 bytes")
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		s.ReplyError(id, wire.CodeTooManyRequests, "too many requests in flight")
+		return
+	}
+	s.lastApp.Store(s.now().UnixNano())
+	release := func() { <-s.slots }
+	if !s.goWork(func() { work(release) }) {
+		release() // ending: no one to answer
+	}
+}
+
+// clientWork returns the handler of a subscribe, unsubscribe or publish.
+func (s *Session) clientWork(f wire.ClientFrame) func(release func()) {
+	switch f.Type {
+	case wire.TypeSubscribe:
+		return func(release func()) { s.subscribe(f, release) }
+	case wire.TypeUnsubscribe:
+		return func(release func()) { defer release(); s.unsubscribe(f) }
+	}
+	return func(release func()) { defer release(); s.publish(f) }
+}
+
+// subscribe starts a subscription, answers, frees the request's slot, and
+// then streams the channel on the request's goroutine.
+func (s *Session) subscribe(f wire.ClientFrame, release func()) {
+	sb, code, msg := s.addSub(f.Channel)
+	if sb == nil {
+		release()
+		s.ReplyError(f.ID, code, msg)
+		return
+	}
+	start, first, err := sb.open(f.After)
+	if err != nil {
+		s.removeSub(sb)
+		sb.finish()
+		release()
+		code, msg := StoreCode(err)
+		s.ReplyError(f.ID, code, msg)
+		return
+	}
+	s.began(sb, start)
+	s.Reply(wire.Reply{ID: f.ID, Cursor: string(start)})
+	release()
+	sb.run(start, first, false)
+}
+
+// addSub registers a subscription of channel, or says why not.
+func (s *Session) addSub(channel string) (*sub, wire.Code, string) {
+	if !store.ValidChannel(channel) {
+		return nil, wire.CodeBadChannel, "the channel name is not valid"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.subs[channel]; dup {
+		return nil, wire.CodeAlreadySubscribed, "already subscribed to " + channel
+	}
+	if len(s.subs) >= s.cfg.MaxSubscriptions {
+		return nil, wire.CodeTooManySubscriptions, "too many subscriptions"
+	}
+	sb := newSub(s, channel)
+	s.subs[channel] = sb
+	return sb, "", ""
+}
+
+// began records where a subscription starts, and tells the followers.
+func (s *Session) began(sb *sub, start store.Cursor) {
+	s.mu.Lock()
+	if s.subs[sb.channel] == sb { // not unsubscribed meanwhile
+		s.delivered[sb.channel] = start
+	}
+	s.mu.Unlock()
+	s.setChannels()
+	s.follow(sb)
+}
+
+func (s *Session) unsubscribe(f wire.ClientFrame) {
+	s.mu.Lock()
+	sb := s.subs[f.Channel]
+	if sb != nil {
+		delete(s.subs, f.Channel)
+		delete(s.delivered, f.Channel)
+	}
+	s.mu.Unlock()
+	if sb == nil {
+		s.ReplyError(f.ID, wire.CodeNotSubscribed, "not subscribed to "+quote(f.Channel))
+		return
+	}
+	sb.cancel()
+	<-sb.done
+	sb.stopFollow(false)
+	// The reply is queued after the drop, so no message of the channel
+	// follows it.
+	s.q.dropMessages(f.Channel)
+	s.setChannels()
+	s.Reply(wire.Reply{ID: f.ID})
+}
+
+func (s *Session) publish(f wire.ClientFrame) {
+	switch {
+	case !store.ValidChannel(f.Channel):
+		s.ReplyError(f.ID, wire.CodeBadChannel, "the channel name is not valid")
+		return
+	case len(f.Data) == 0:
+		s.ReplyError(f.ID, wire.CodeInvalidJSON, "publish needs data: one JSON value")
+		return
+	case f.IdempotencyKey != "" && !wire.ValidKey(f.IdempotencyKey):
+		s.ReplyError(f.ID, wire.CodeBadIdempotencyKey, "idempotency_key must be 1 to 255 bytes of printable ASCII")
+		return
+	}
+	var data bytes.Buffer
+	if err := json.Compact(&data, f.Data); err != nil {
+		s.ReplyError(f.ID, wire.CodeInvalidJSON, "data is not valid JSON")
+		return
+	}
+	res, err := s.c.store.Append(s.ctx, f.Channel, data.Bytes(), store.AppendOptions{IdempotencyKey: f.IdempotencyKey})
+	if err != nil {
+		s.StoreError(f.ID, err)
+		return
+	}
+	s.Reply(wire.Reply{ID: f.ID, Cursor: string(res.ID), Duplicate: res.Duplicate})
+}
+
+// removeSub forgets sb if it is still the channel's subscription.
+func (s *Session) removeSub(sb *sub) {
+	s.mu.Lock()
+	if s.subs[sb.channel] == sb {
+		delete(s.subs, sb.channel)
+		delete(s.delivered, sb.channel)
+	}
+	s.mu.Unlock()
+	s.setChannels()
+}
+
+func (s *Session) setChannels() {
+	s.mu.Lock()
+	chs := make([]string, 0, len(s.subs))
+	for ch := range s.subs {
+		chs = append(chs, ch)
+	}
+	s.mu.Unlock()
+	s.h.SetChannels(chs)
+}
+
+// follow tells the Followers of a subscription; its stopFollow ends it.
+func (s *Session) follow(sb *sub) {
+	var stops []func(bool)
+	for _, f := range s.c.followers {
+		if stop := f.Follow(sb.channel); stop != nil {
+			stops = append(stops, stop)
+		}
+	}
+	if len(stops) > 0 {
+		sb.setUnfollow(func(departed bool) {
+			for _, stop := range stops {
+				stop(departed)
+			}
+		})
+	}
+}
+
+// unfollowAll ends the follows of every subscription when the connection
+// ended for reason.
+func (s *Session) unfollowAll(reason conn.Reason) {
+	s.mu.Lock()
+	subs := make([]*sub, 0, len(s.subs))
+	for _, sb := range s.subs {
+		subs = append(subs, sb)
+	}
+	s.mu.Unlock()
+	for _, sb := range subs {
+		sb.stopFollow(departed(reason))
+	}
+}
+
+func errEvent(id string, code wire.Code, msg string) wire.ErrorFrame {
+	return wire.ErrorFrame{Type: wire.TypeError, ID: id, Code: code, Message: msg}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

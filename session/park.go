@@ -1,0 +1,121 @@
+package session
+
+import (
+	"context"
+	"sync"
+
+	"github.com/tether-run/tether/store"
+)
+
+// parking lets caught-up subscriptions wait for their channel without a
+// goroutine each. The subscriptions of a channel parked at the same
+// cursor (after a fan-out, all of them) form one group, which waits with
+// one store.Wait on one goroutine; when a message arrives, each is
+// resumed on a fresh goroutine that reads and queues, and parks again
+// once caught up. An idle subscriber thus costs a map entry, not a
+// goroutine, and an append wakes one waiter per channel instead of one
+// per subscriber.
+//
+// Ownership: whoever takes a subscription out of its group under mu (the
+// group's waker, or the subscription's cancellation) is the one that
+// carries it on (resumes it) or finishes it.
+type parking struct {
+	mu     sync.Mutex
+	groups map[parkKey]*parkGroup // guarded by mu
+}
+
+type parkKey struct {
+	channel string
+	after   store.Cursor
+}
+
+// parkGroup is the subscriptions of a channel parked at one cursor, and
+// the goroutine waiting for a message after it.
+type parkGroup struct {
+	key    parkKey
+	subs   map[*sub]func() bool // guarded by parking.mu; each sub's cancellation watch (its stop)
+	ctx    context.Context      // ends when the group has emptied
+	cancel context.CancelFunc
+}
+
+// park parks sb at cursor. It reports false when sb is ending: the caller
+// finishes it.
+func (p *parking) park(st store.Store, sb *sub, cursor store.Cursor) bool {
+	if sb.ctx.Err() != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.groups == nil {
+		p.groups = map[parkKey]*parkGroup{}
+	}
+	k := parkKey{sb.channel, cursor}
+	g := p.groups[k]
+	if g == nil {
+		g = &parkGroup{key: k, subs: map[*sub]func() bool{}}
+		g.ctx, g.cancel = context.WithCancel(context.Background())
+		p.groups[k] = g
+		go p.wait(st, g) // owned by the group: it returns once the group woke or emptied
+	}
+	sb.parkedIn = g
+	if sb.waiting != nil {
+		sb.waiting.Inc()
+	}
+	// If sb's context is done already, the watch runs at once and waits
+	// for mu: it then finds sb parked and finishes it.
+	g.subs[sb] = context.AfterFunc(sb.ctx, func() {
+		if p.remove(sb) {
+			sb.finish()
+		}
+	})
+	return true
+}
+
+// remove takes sb out of its group, if it is parked; the caller then owns
+// it.
+func (p *parking) remove(sb *sub) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g := sb.parkedIn
+	if g == nil {
+		return false
+	}
+	delete(g.subs, sb)
+	sb.parkedIn = nil
+	if sb.waiting != nil {
+		sb.waiting.Dec()
+	}
+	if len(g.subs) == 0 {
+		if p.groups[g.key] == g {
+			delete(p.groups, g.key)
+		}
+		g.cancel()
+	}
+	return true
+}
+
+// wait is a group's goroutine: it waits for a message after the group's
+// cursor, then resumes every subscription still parked in it (or, when
+// the store failed, lets each report the failure).
+func (p *parking) wait(st store.Store, g *parkGroup) {
+	err := st.Wait(g.ctx, g.key.channel, g.key.after)
+	p.mu.Lock()
+	if p.groups[g.key] == g {
+		delete(p.groups, g.key)
+	}
+	subs := make([]*sub, 0, len(g.subs))
+	for sb, stop := range g.subs {
+		stop()
+		sb.parkedIn = nil
+		if sb.waiting != nil {
+			sb.waiting.Dec()
+		}
+		subs = append(subs, sb)
+	}
+	clear(g.subs)
+	p.mu.Unlock()
+	g.cancel()
+	for _, sb := range subs {
+		sb.resume(g.key.after, err)
+	}
+}

@@ -1,0 +1,294 @@
+package session
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
+)
+
+// Session is one connection of any transport as the core serves it. It
+// implements registry.Peer: Close and NotifyShutdown are safe to call from
+// any goroutine at any time. Extensions see it through its exported
+// methods (ext.go).
+type Session struct {
+	c   *Core
+	cfg *Config
+	t   Transport // nil for a long-poll
+	f   Format
+	nc  net.Conn // the raw connection, if known
+	h   *registry.Handle
+	q   *queue
+	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
+	// but not reading; nil when the transport's socket has none. Set by
+	// start; used under tmu only.
+	guard *conn.StallGuard
+	// kind says what the transport does: reads frames (framed), only
+	// writes (stream), or answers once (poll).
+	kind kind
+	beat time.Duration // stream: heartbeat comment interval
+
+	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
+	cancel context.CancelCauseFunc
+	slots  chan struct{} // one per request in flight
+
+	workMu   sync.Mutex
+	work     sync.WaitGroup // request handlers and subscriptions; Add under workMu
+	stopping bool           // guarded by workMu; no more work starts
+
+	lastRecv  atomic.Int64 // unix nanos: any frame arrived
+	lastApp   atomic.Int64 // unix nanos: application data went either way
+	lastWrite atomic.Int64 // unix nanos: anything was written
+	pings     atomic.Uint64
+	wrote     atomic.Bool  // a frame was written since the timer last looked at the socket
+	notified  atomic.Bool  // NotifyShutdown was called
+	hint      atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	usedExt   atomic.Bool  // an Extension served a request
+	gone      func() bool  // HTTP sessions: stops watching the request's context
+
+	// The timer (timer.go): a runtime timer, no goroutine.
+	tmu   sync.Mutex
+	tl    timerState  // guarded by tmu
+	dueMu sync.Mutex  // a leaf lock
+	timer *time.Timer // guarded by dueMu; set once, by startTimer
+	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
+	// timerOff: stopped for good. Guarded by dueMu.
+	timerOff bool
+
+	endMu      sync.Mutex
+	ending     *ending       // guarded by endMu; set once
+	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
+	ended      chan struct{} // closed when ending is set
+	writerDone chan struct{} // closed by the writer's goroutine when it has stopped
+	wound      chan struct{} // closed when windUp has finished
+
+	mu        sync.Mutex
+	subs      map[string]*sub         // guarded by mu
+	delivered map[string]store.Cursor // guarded by mu; per subscribed channel, the last cursor written
+}
+
+type kind uint8
+
+const (
+	framed kind = iota // WebSocket, TCP: reads client frames
+	stream             // SSE: write-only
+	poll               // long-poll: answers once
+)
+
+// ending is the decided end of a connection: the first decision wins.
+type ending struct {
+	reason  conn.Reason
+	mode    conn.CloseMode // "" when the peer is already gone: just close
+	noticed time.Duration
+	final   any  // an event to send last, before a graceful close
+	server  bool // the server decided (not the peer's departure)
+	closed  bool // through Close: an HTTP answer says Connection: close
+	drop    bool // drop queued messages before the final event
+}
+
+func newSession(c *Core, t Transport) *Session {
+	s := &Session{
+		c: c, cfg: &c.cfg, t: t, q: newQueue(c.cfg.QueueBytes),
+		slots: make(chan struct{}, c.cfg.MaxInFlight),
+		ended: make(chan struct{}), writerDone: make(chan struct{}), wound: make(chan struct{}),
+		subs: map[string]*sub{}, delivered: map[string]store.Cursor{},
+	}
+	// Values only: the session's context ends when its end is decided.
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	if t != nil {
+		s.f, s.nc = t.Format(), t.NetConn()
+	}
+	return s
+}
+
+func (s *Session) now() time.Time { return s.c.now() }
+
+// start records the handle and starts the clocks and, for a streaming
+// session, the timer. From now on a decided end is wound up on its own
+// goroutine (windUp).
+func (s *Session) start(h *registry.Handle) {
+	s.h = h
+	now := s.now().UnixNano()
+	s.lastRecv.Store(now)
+	s.lastApp.Store(now)
+	s.lastWrite.Store(now)
+	if s.kind != poll && s.nc != nil {
+		s.guard = conn.NewStallGuard(s.nc)
+	}
+	if s.kind == framed {
+		s.startTimer() // a stream's, once it knows its heartbeat (Stream)
+	}
+	s.endMu.Lock()
+	s.running = s.kind != poll
+	early := s.ending != nil
+	s.endMu.Unlock()
+	if early && s.running {
+		go s.windUp()
+	}
+}
+
+// runFramed serves a framed connection: the caller's goroutine writes, a
+// reader goroutine reads and dispatches, the timer keeps the limits, and
+// once the end is decided windUp winds the session up.
+func (s *Session) runFramed(h *registry.Handle, t FramedTransport, first []byte) {
+	s.start(h)
+	var reader sync.WaitGroup
+	reader.Go(func() { s.readLoop(t, first) })
+	s.writeLoop()
+	close(s.writerDone)
+	<-s.wound
+	reader.Wait()
+	s.t.Close()
+	e := s.end()
+	h.End(e.reason, e.noticed)
+}
+
+// windUp runs on its own goroutine once the end is decided: it stops the
+// timer, the requests and the subscriptions, tells extensions and
+// followers, and closes the connection (flushing first when graceful).
+// The goroutine that serves the connection waits for it (s.wound).
+func (s *Session) windUp() {
+	defer close(s.wound)
+	s.stopTimer()
+	e := s.end()
+	s.workMu.Lock()
+	s.stopping = true // the reader may still dispatch during a graceful close
+	s.workMu.Unlock()
+	s.work.Wait()
+	// Every request and subscription has returned: tell extensions and
+	// the jobs at once (before the flush) whether this peer departed.
+	s.unfollowAll(e.reason)
+	if s.usedExt.Load() {
+		for _, x := range s.c.extList {
+			x.Ended(s, departed(e.reason))
+		}
+	}
+	if e.mode == conn.CloseGraceful {
+		s.closeGracefully(e, s.writerDone)
+	} else {
+		s.q.close(true)
+	}
+	s.t.Close()
+}
+
+// closeGracefully flushes what is queued and the final event, within
+// FlushTimeout, then says goodbye; a peer that does not take the flush is
+// reset. A slow consumer whose transport has no final event (SSE) is reset
+// at once: it would not take a flush either.
+func (s *Session) closeGracefully(e *ending, writerDone <-chan struct{}) {
+	var final []byte
+	if e.final != nil {
+		final = s.f.Encode(e.final)
+	}
+	if e.reason == conn.ReasonSlowConsumer || e.drop {
+		s.q.dropMessages("")
+	}
+	if e.reason == conn.ReasonSlowConsumer && final == nil {
+		s.reset()
+		s.q.close(true)
+		return
+	}
+	if final != nil {
+		s.q.forceCtrl(item{frame: final})
+	}
+	s.q.close(false)
+	t := time.NewTimer(s.cfg.FlushTimeout)
+	defer t.Stop()
+	select {
+	case <-writerDone:
+		s.t.CloseGracefully(e.reason)
+	case <-t.C:
+		s.reset()
+		s.q.close(true)
+	}
+}
+
+// reset resets the connection, if the session knows its socket.
+func (s *Session) reset() {
+	if s.nc != nil {
+		conn.CloseConn(s.nc, conn.CloseReset)
+	}
+}
+
+// decide records the connection's end; the first decision wins. For reset
+// and discard it acts on the socket at once, which unblocks the reader
+// and the writer; the timer goroutine (or the long-poll) does the rest.
+func (s *Session) decide(e ending) bool {
+	s.endMu.Lock()
+	if s.ending != nil {
+		s.endMu.Unlock()
+		return false
+	}
+	s.ending = &e
+	running := s.running
+	s.endMu.Unlock()
+	// Act on the socket before anyone wakes up: a plain Close would
+	// otherwise race this one and send FIN instead of RST.
+	if (e.mode == conn.CloseReset || e.mode == conn.CloseDiscard) && s.nc != nil {
+		if err := conn.CloseConn(s.nc, e.mode); err != nil {
+			s.c.log.Debug("close", "mode", e.mode, "err", err)
+		}
+	}
+	close(s.ended)
+	s.cancel(&conn.GoneError{Reason: e.reason})
+	if running {
+		go s.windUp() // it blocks (flush, requests); the decider must not
+	}
+	return true
+}
+
+func (s *Session) end() *ending {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.ending
+}
+
+// Close implements registry.Peer.
+func (s *Session) Close(mode conn.CloseMode, reason conn.Reason) error {
+	var final any
+	if reason == conn.ReasonKicked {
+		final = wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeKicked, Message: "closed by the server's operator"}
+	}
+	s.decide(ending{reason: reason, mode: mode, final: final, server: true, closed: true})
+	return nil
+}
+
+// NotifyShutdown implements registry.Peer. A framed client gets the
+// shutdown frame ahead of any message and leaves by itself (bye); a
+// stream gets the shutdown event as its last and ends; a long-poll
+// answers its keepalive with the hint.
+func (s *Session) NotifyShutdown(reconnectAfter time.Duration) {
+	s.hint.Store(reconnectAfter.Milliseconds())
+	s.notified.Store(true)
+	ev := wire.Shutdown{Type: wire.TypeShutdown, ReconnectAfterMS: reconnectAfter.Milliseconds()}
+	switch s.kind {
+	case framed:
+		s.q.forceCtrl(item{frame: s.f.Encode(ev)})
+	case stream:
+		s.decide(ending{reason: conn.ReasonShutdown, mode: conn.CloseGraceful, final: ev, server: true, drop: true})
+	case poll:
+		s.decide(ending{reason: conn.ReasonShutdown, mode: conn.CloseGraceful, server: true})
+	}
+}
+
+// departed reports whether a connection that ended for reason is a real
+// departure of its peer: anything but the server's own shutdown, after
+// which a worker or follower reconnects (to this node or another).
+func departed(reason conn.Reason) bool { return reason != conn.ReasonShutdown }
+
+// goWork starts f as request work unless the session is ending.
+func (s *Session) goWork(f func()) bool {
+	s.workMu.Lock()
+	defer s.workMu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.work.Go(f)
+	return true
+}

@@ -1,0 +1,144 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/registry"
+)
+
+// StreamOptions are what a write-only transport (SSE) tells the core about
+// one stream.
+type StreamOptions struct {
+	// Heartbeat is how often a silent stream gets a heartbeat event
+	// (wire.Ping, which SSE writes as a comment line). Zero means
+	// DefaultStreamHeartbeat.
+	Heartbeat time.Duration
+	// Begin, when set, is called once the subscription has started and
+	// before any event is written: the transport commits its response,
+	// and says how many bytes it wrote.
+	Begin func() (int, error)
+	// Waiting counts the stream while its subscription waits for a
+	// message. Nil means not counted.
+	Waiting Gauge
+}
+
+// DefaultStreamHeartbeat is a stream's heartbeat interval when
+// StreamOptions.Heartbeat is zero.
+const DefaultStreamHeartbeat = 15 * time.Second
+
+// OpenStream opens a write-only stream (SSE) as a connection of the Core:
+// the Registry admits it (ctx bounds the wait) and may end it through the
+// Session. ctx is the request's context as conn.Watch hands it: when it
+// ends, the client is gone, and the session ends with its reason. The
+// caller then calls Stream, and Finish once the request is over,
+// whatever happened.
+func (c *Core) OpenStream(ctx context.Context, t Transport, oi registry.OpenInfo) (*Session, error) {
+	s := newSession(c, t)
+	s.kind = stream
+	if s.nc == nil {
+		s.nc = oi.Conn
+	}
+	return s, s.open(ctx, oi)
+}
+
+// open admits the session in the Registry and ties it to the request's
+// context.
+func (s *Session) open(ctx context.Context, oi registry.OpenInfo) error {
+	h, err := s.c.reg.Open(ctx, oi, s)
+	if err != nil {
+		return err
+	}
+	s.start(h)
+	s.gone = context.AfterFunc(ctx, func() {
+		s.decide(ending{reason: conn.ReasonOf(context.Cause(ctx))})
+	})
+	return nil
+}
+
+// ErrEnded: the session ended before the stream could begin.
+var ErrEnded = errors.New("tether: session ended")
+
+// Stream subscribes to channel after the cursor (nil: after the latest
+// message) and writes its events until the session ends. It runs the
+// writer on the caller's goroutine, and the subscription's goroutine; the
+// timer is a runtime timer. All have stopped when it returns. An error means the
+// subscription could not start and nothing was written (the transport
+// answers it its own way): a store error, or ErrEnded.
+func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
+	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
+	sb, code, msg := s.addSub(channel)
+	if sb == nil {
+		return s.notStreamed(errors.New("tether: session: " + string(code) + ": " + msg))
+	}
+	sb.waiting = opt.Waiting
+	start, first, err := sb.open(after)
+	if err == nil && opt.Begin != nil {
+		var n int
+		n, err = opt.Begin()
+		s.h.Count(0, n)
+	}
+	if err != nil {
+		s.removeSub(sb)
+		sb.finish()
+		return s.notStreamed(err)
+	}
+	s.began(sb, start)
+	s.startTimer()
+	if !s.goWork(func() { sb.run(start, first, false) }) {
+		sb.finish()
+	}
+	s.writeLoop()
+	close(s.writerDone)
+	<-s.wound
+	return nil
+}
+
+// notStreamed ends a stream that could not begin, and returns err.
+func (s *Session) notStreamed(err error) error {
+	s.decide(ending{reason: conn.ReasonCompleted}) // Finish takes Watch's verdict
+	close(s.writerDone)
+	<-s.wound
+	return err
+}
+
+// Finish records the end of an HTTP session in the Registry, once its
+// request is over: the server's own decision (kicked, shutdown,
+// slow-consumer) if it made one, else what conn.Watch saw of the client.
+func (s *Session) Finish(e conn.End) {
+	if s.h == nil {
+		return
+	}
+	if s.gone != nil {
+		s.gone()
+	}
+	reason, noticed := e.Reason, e.Noticed
+	if end := s.end(); end != nil && end.server {
+		reason, noticed = end.reason, end.noticed
+	}
+	s.h.End(reason, noticed)
+	s.cancel(context.Canceled) // release the session's context
+}
+
+// ServerEnd is how the server ended an HTTP session.
+type ServerEnd struct {
+	Reason conn.Reason
+	// Closed: the Registry closed the session (an operator, or a shutdown
+	// past its notice): the answer says Connection: close.
+	Closed bool
+	// ReconnectAfter is the shutdown notice's hint (zero if none came).
+	ReconnectAfter time.Duration
+}
+
+// ServerEnded reports whether the server decided the session's end
+// (shutdown, an operator's close, a limit), so that an HTTP client is owed
+// an answer, and how.
+func (s *Session) ServerEnded() (ServerEnd, bool) {
+	e := s.end()
+	if e == nil || !e.server {
+		return ServerEnd{}, false
+	}
+	return ServerEnd{Reason: e.reason, Closed: e.closed, ReconnectAfter: time.Duration(s.hint.Load()) * time.Millisecond}, true
+}

@@ -1,0 +1,183 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/store"
+	"github.com/tether-run/tether/wire"
+)
+
+// sub is one subscription: a goroutine reading its channel from the store
+// at its own cursor (Read, then Wait when caught up) and queueing message
+// frames. When the queue is full it waits, and so stops reading: the log
+// is the buffer, nothing is dropped.
+type sub struct {
+	s       *Session
+	channel string
+	ctx     context.Context // ends on unsubscribe or when the session ends
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the goroutine has exited
+	started time.Time     // the lag clock of history starts here
+	waiting Gauge         // counts the subscription while it waits; may be nil
+
+	// unfollow ends the follows of the subscription (nil if none). Set by
+	// the subscription's goroutine before done is closed; called once, by
+	// stopFollow.
+	unfollow   func(departed bool)
+	unfollowed sync.Once
+
+	parkedIn *parkGroup // guarded by Core.parking.mu; nil unless parked
+	finished sync.Once
+}
+
+// finish ends the subscription for good: it has no goroutine and is not
+// parked.
+func (sb *sub) finish() {
+	sb.finished.Do(func() {
+		sb.cancel()
+		close(sb.done)
+	})
+}
+
+// resume carries a parked subscription on, on a fresh goroutine, after
+// its group's wait returned err.
+func (sb *sub) resume(after store.Cursor, err error) {
+	ok := sb.s.goWork(func() {
+		if err != nil {
+			sb.fail(err)
+			sb.finish()
+			return
+		}
+		sb.run(after, nil, false)
+	})
+	if !ok {
+		sb.finish() // the session is ending
+	}
+}
+
+// run streams the channel and finishes the subscription, unless it
+// parked.
+func (sb *sub) run(cursor store.Cursor, first *page, caughtUp bool) {
+	if !sb.stream(cursor, first, caughtUp) {
+		sb.finish()
+	}
+}
+
+// Gauge counts what waits (a prometheus.Gauge fits).
+type Gauge interface {
+	Inc()
+	Dec()
+}
+
+func (sb *sub) setUnfollow(f func(departed bool)) { sb.unfollow = f }
+
+// stopFollow ends the subscription's follows, if any; departed says the
+// connection really went away. Call it after done is closed.
+func (sb *sub) stopFollow(departed bool) {
+	sb.unfollowed.Do(func() {
+		if sb.unfollow != nil {
+			sb.unfollow(departed)
+		}
+	})
+}
+
+func newSub(s *Session, channel string) *sub {
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &sub{s: s, channel: channel, ctx: ctx, cancel: cancel, done: make(chan struct{}), started: s.now()}
+}
+
+// open finds where the subscription starts: after the given cursor, which
+// the first read checks, or after the channel's latest message when after
+// is absent. It uses the session's context, so an unsubscribe racing the
+// subscribe still finds it answered.
+func (sb *sub) open(after *string) (store.Cursor, *page, error) {
+	st := sb.s.c.store
+	if after == nil {
+		b, err := st.Bounds(sb.s.ctx, sb.channel)
+		return b.Latest, nil, err
+	}
+	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch)
+	return store.Cursor(*after), p, err
+}
+
+// stream queues the channel's messages after cursor until the
+// subscription ends or, caught up, parks (then it reports true: the
+// goroutine is free to go, and the parking resumes the subscription when a
+// message arrives). first is a page already read, if any.
+func (sb *sub) stream(cursor store.Cursor, first *page, caughtUp bool) (parked bool) {
+	st, batch := sb.s.c.store, sb.s.cfg.ReadBatch
+	p := first
+	for {
+		if p == nil {
+			if caughtUp {
+				return sb.s.c.parking.park(st, sb, cursor)
+			}
+			// Subscribers woken by the same append read after the same
+			// cursor: they share one read and its encoded frames.
+			var err error
+			if p, err = sb.s.c.reads.read(sb.ctx, st, sb.channel, cursor, batch); err != nil {
+				sb.fail(err)
+				return false
+			}
+		}
+		if err := sb.queue(cursor, p); err != nil {
+			return false
+		}
+		cursor, caughtUp, p = p.res.Next, len(p.res.Messages) < batch, nil
+	}
+}
+
+// queue queues a page's frames: a gap frame first if the page has a gap,
+// then its messages, encoded once per Format for every subscriber.
+func (sb *sub) queue(after store.Cursor, p *page) error {
+	q, res := sb.s.q, &p.res
+	if res.Gap {
+		f := sb.s.f.Encode(wire.Gap{Type: wire.TypeGap, Channel: sb.channel, After: string(after), Earliest: string(res.Earliest)})
+		it := item{frame: f, app: true, channel: sb.channel}
+		if len(res.Messages) == 0 {
+			// Retention took everything: once told, the client resumes
+			// past the hole.
+			it.cursor = res.Next
+		}
+		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
+			return err
+		}
+	}
+	frames := p.frames(sb.s.f)
+	for i, m := range res.Messages {
+		since := m.Time
+		if since.Before(sb.started) {
+			since = sb.started
+		}
+		it := item{frame: frames[i], app: true, channel: sb.channel, cursor: m.ID, since: since}
+		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fail ends a subscription the store gave up on, telling the client in
+// the channel's order, unless the subscription or session is ending. A
+// stream, which has no way to say so, ends.
+func (sb *sub) fail(err error) {
+	if sb.ctx.Err() != nil {
+		return
+	}
+	code, msg := StoreCode(err)
+	if code == wire.CodeInternal {
+		sb.s.c.log.Error("subscription failed", "channel", sb.channel, "err", err)
+	}
+	f := sb.s.f.Encode(wire.ErrorFrame{Type: wire.TypeError, Code: code, Message: msg, Channel: sb.channel})
+	if f != nil {
+		sb.s.q.pushMsg(sb.ctx, sb, item{frame: f, app: true, channel: sb.channel})
+	}
+	sb.s.removeSub(sb)
+	sb.stopFollow(false)
+	if sb.s.kind == stream {
+		sb.s.decide(ending{reason: conn.ReasonClosed, mode: conn.CloseGraceful})
+	}
+}
