@@ -45,7 +45,6 @@ type Node struct {
 	ws       *ws.Handler
 	tcp      *tcp.Server
 	handler  http.Handler
-	stopping context.CancelCauseFunc // ends requests the registry does not track
 
 	mu       sync.Mutex // guards the fields below
 	started  bool
@@ -133,14 +132,9 @@ func (n *Node) build(d deps) error {
 	if n.tcp, err = tcp.New(tcp.Config{KeepAlive: n.cfg.KeepAlive}, n.core); err != nil {
 		return err
 	}
-	shutdownCtx, stopping := context.WithCancelCause(context.Background())
-	hc := n.cfg.HTTP
-	hc.Shutdown = shutdownCtx
-	if n.api, err = httpapi.New(hc, n.core, n.jobs, n.metrics); err != nil {
-		stopping(nil)
+	if n.api, err = httpapi.New(n.cfg.HTTP, n.core, n.jobs, n.metrics); err != nil {
 		return err
 	}
-	n.stopping = stopping
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
 	admin := httpapi.ConnectionsHandler(n.conns)

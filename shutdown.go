@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"time"
-
-	"github.com/tether-run/tether/conn"
 )
 
 // Shutdown stops the Node gracefully, on one path for every transport:
@@ -49,7 +47,6 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.tcp.StopAccepting()
 	err := n.conns.Shutdown(ctx, n.spread(ctx))
-	n.stopping(conn.ErrShutdown) // requests the registry does not track
 	err = cmp.Or(err, n.tcp.Stop(ctx), n.ws.Stop(ctx))
 	for _, hs := range servers {
 		if herr := hs.srv.Shutdown(ctx); herr != nil {

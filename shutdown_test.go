@@ -2,10 +2,12 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,5 +84,49 @@ func TestShutdownWhileServeNoticesLate(t *testing.T) {
 		if err := <-served; err != nil {
 			t.Fatalf("cycle %d: Serve returned %v, want nil after Shutdown", i, err)
 		}
+	}
+}
+
+// A create waiting for its job's outcome (?wait=) is not a connection of
+// the registry, yet the one Shutdown reaches it: it answers 202 with the
+// job's id at once, and the job is kept.
+func TestShutdownAnswersWaitingJobCreate(t *testing.T) {
+	n := startNode(t, nil)
+	type answer struct {
+		status int
+		id     string
+		err    error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := http.Post(n.base+"/v1/jobs?wait=60s", "application/json", strings.NewReader(`{"type":"nobody-runs-this"}`))
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var ref struct{ ID string }
+		err = json.NewDecoder(resp.Body).Decode(&ref)
+		answered <- answer{status: resp.StatusCode, id: ref.ID, err: err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for n.metric("tether_jobs_created_total", nil) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the job was never created")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition against a deadline
+	}
+	stopped := time.Now()
+	go n.stop()
+	select {
+	case a := <-answered:
+		if a.err != nil || a.status != http.StatusAccepted || a.id == "" {
+			t.Fatalf("waiting create answered %d %q (%v); want 202 with the job's id", a.status, a.id, a.err)
+		}
+		if d := time.Since(stopped); d > 5*time.Second {
+			t.Errorf("answered %v after the stop began", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the waiting create was not answered on shutdown")
 	}
 }

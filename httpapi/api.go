@@ -19,12 +19,6 @@ import (
 // Config holds the API's settings; its dependencies are arguments of New.
 // The zero value is valid.
 type Config struct {
-	// Shutdown, when done, answers every job create waiting on ?wait=
-	// with 202. Long-polls and SSE streams do not use it: the Registry
-	// ends them (Registry.Shutdown). Nil means never. (To go once the
-	// Registry exposes its closing signal.)
-	Shutdown context.Context
-
 	// DefaultWait is how long a long-poll waits when the request gives no
 	// wait. Zero means the constant DefaultWait (25s).
 	DefaultWait time.Duration
@@ -105,8 +99,7 @@ type API struct {
 	metrics      *metrics
 	core         *session.Core
 	reg          *registry.Registry
-	jobs         *jobs.Service   // nil: no jobs API
-	shutdown     context.Context // nil: never; ends job waits only
+	jobs         *jobs.Service // nil: no jobs API
 	handler      http.Handler
 }
 
@@ -130,7 +123,6 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		core:         core,
 		reg:          core.Registry(),
 		jobs:         js,
-		shutdown:     cfg.Shutdown,
 		limits: limits{
 			defaultWait: cfg.DefaultWait, maxWait: cfg.MaxWait,
 			defaultLimit: cfg.DefaultLimit, maxLimit: cfg.MaxLimit,
@@ -162,7 +154,8 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}
 	if a.jobs != nil {
 		// Job routes are not ended by a shutdown (a create must finish
-		// storing); a waiting create answers 202 on shutdown by itself.
+		// storing); a create waiting for the outcome answers 202 once the
+		// Registry's Shutdown begins.
 		mux.Handle("POST /v1/jobs", watch("jobs.create", a.createJob))
 		mux.Handle("GET /v1/jobs", watch("jobs.list", a.listJobs))
 		mux.Handle("GET /v1/jobs/{id}", watch("jobs.get", a.getJob))

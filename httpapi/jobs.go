@@ -84,10 +84,15 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	if a.shutdown != nil {
-		stop := context.AfterFunc(a.shutdown, cancel)
-		defer stop()
-	}
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() { // a Shutdown answers the wait with 202 at once
+		select {
+		case <-a.core.Registry().Closing():
+			cancel()
+		case <-stopped:
+		}
+	}()
 	final, err := a.jobs.Await(wctx, job.ID)
 	switch {
 	case err == nil:

@@ -50,7 +50,6 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	shutdown, stop := context.WithCancelCause(context.Background())
 	conns, err := registry.New(registry.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +59,7 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api, err := New(Config{Shutdown: shutdown}, core, svc, reg)
+	api, err := New(Config{}, core, svc, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +74,6 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 		hs.Serve(ln)
 	}()
 	t.Cleanup(func() {
-		stop(conn.ErrShutdown)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		conns.Shutdown(ctx, 0)

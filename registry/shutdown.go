@@ -56,6 +56,11 @@ func (r *Registry) Shutdown(ctx context.Context, spread time.Duration) error {
 	return nil
 }
 
+// Closing returns a channel closed when Shutdown begins. Work the
+// Registry does not track as a connection (a request waiting for a job's
+// outcome, say) ends on it, so that one Shutdown reaches everything.
+func (r *Registry) Closing() <-chan struct{} { return r.closing }
+
 // shutdownPhases returns when Shutdown stops waiting for clients to leave
 // (ackBy) and for graceful closes (graceBy); zero means until ctx is done.
 func shutdownPhases(ctx context.Context, now time.Time) (ackBy, graceBy time.Time) {
