@@ -118,9 +118,7 @@ func (n *Node) build(d deps) error {
 	if err != nil {
 		return err
 	}
-	jc := n.cfg.Jobs
-	jc.Store, jc.Logger, jc.Registerer = n.store, n.log, n.metrics
-	if n.jobs, err = jobs.New(jc); err != nil {
+	if n.jobs, err = jobs.New(n.cfg.Jobs, n.store, n.log, n.metrics); err != nil {
 		return err
 	}
 	if n.core, err = session.New(n.cfg.Session, n.store, n.conns, n.log, workerproto.New(n.jobs)); err != nil {

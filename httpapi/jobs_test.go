@@ -40,9 +40,9 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := jobs.New(jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond,
+	svc, err := jobs.New(jobs.Config{HeartbeatInterval: 100 * time.Millisecond,
 		CancelGrace: 300 * time.Millisecond, FollowGrace: 300 * time.Millisecond,
-		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func BenchmarkNoopJobs(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	s, _ := jobs.New(jobs.Config{Store: st})
+	s, _ := jobs.New(jobs.Config{}, st, nil, nil)
 	s.Start(context.Background())
 	defer s.Stop(context.Background())
 	ids := make([]string, b.N)

@@ -3,14 +3,9 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/tether-run/tether/store"
 )
 
 // The defaults of Config's settings, applied where a field is zero.
@@ -31,18 +26,9 @@ const (
 	DefaultMaxAttempts = 3
 )
 
-// Config configures a Service. The zero value of every field but Store is a
-// valid choice.
+// Config holds a Service's settings; its dependencies are arguments of
+// New. The zero value is valid.
 type Config struct {
-	// Store holds the job channels and the index. Required.
-	Store store.Store
-	// Logger receives one Debug record per transition and Info/Warn for
-	// failures and lost leases. Nil means discard.
-	Logger *slog.Logger
-	// Registerer receives the Service's metrics. Nil means none are
-	// registered.
-	Registerer prometheus.Registerer
-
 	// HeartbeatInterval is how often workers renew their leases, and half
 	// of it is how often the Service sweeps for expired leases. Zero means
 	// DefaultHeartbeatInterval (1s).
@@ -76,12 +62,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() error {
-	if c.Store == nil {
-		return errors.New("tether: jobs: Config.Store is required")
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}

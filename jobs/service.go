@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tether-run/tether/store"
 )
 
@@ -76,18 +77,27 @@ type entry struct {
 	local      *attempt // the attempt a local worker runs, if any
 }
 
-// New returns a Service for cfg. It does nothing until Start.
-func New(cfg Config) (*Service, error) {
+// New returns a Service for cfg on st: its job channels and index live
+// there. log receives a Debug record per transition and Info/Warn for
+// failures and lost leases (nil: discard); mr the metrics (nil: none are
+// registered). It does nothing until Start.
+func New(cfg Config, st store.Store, log *slog.Logger, mr prometheus.Registerer) (*Service, error) {
+	if st == nil {
+		return nil, errors.New("tether: jobs: New needs a store")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(mr)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
-		cfg: cfg, st: cfg.Store, clock: cfg.Clock, log: cfg.Logger, m: m,
+		cfg: cfg, st: st, clock: cfg.Clock, log: log, m: m,
 		lease:   cfg.HeartbeatInterval * time.Duration(cfg.LeaseIntervals),
 		kick:    make(chan struct{}, 1),
 		ctx:     ctx,

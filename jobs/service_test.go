@@ -17,9 +17,9 @@ import (
 // advanced: no lease runs out and no grace ends unless a test says so.
 func newService(t *testing.T, st store.Store, c *jobstest.Clock) *jobs.Service {
 	t.Helper()
-	cfg := jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond, CancelGrace: 300 * time.Millisecond,
+	cfg := jobs.Config{HeartbeatInterval: 100 * time.Millisecond, CancelGrace: 300 * time.Millisecond,
 		FollowGrace: followGrace, Backoff: func(int) time.Duration { return 10 * time.Millisecond }, Clock: c}
-	s, err := jobs.New(cfg)
+	s, err := jobs.New(cfg, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestMissingIndexEntryRepaired(t *testing.T) {
 // Stop writes nothing and cancels nothing; a Service refuses workers after it.
 func TestStopLeavesJobsAlone(t *testing.T) {
 	st := pebble(t)
-	s, _ := jobs.New(jobs.Config{Store: st, HeartbeatInterval: 100 * time.Millisecond, Clock: clock()})
+	s, _ := jobs.New(jobs.Config{HeartbeatInterval: 100 * time.Millisecond, Clock: clock()}, st, nil, nil)
 	if _, err := s.AttachWorker("", nil, 1, newRecorder()); !errors.Is(err, jobs.ErrStopped) {
 		t.Fatalf("AttachWorker before Start: %v", err)
 	}

@@ -42,9 +42,9 @@ func startNode(t testing.TB, nc nodeConfig) *node {
 	}
 	t.Cleanup(func() { st.Close() })
 	svc, err := jobs.New(jobs.Config{
-		Store: st, HeartbeatInterval: nc.Heartbeat, CancelGrace: nc.CancelGrace,
+		HeartbeatInterval: nc.Heartbeat, CancelGrace: nc.CancelGrace,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond },
-	})
+	}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,7 +111,7 @@ func reopen(t *testing.T, open OpenStore, dir string) store.Store {
 func startJobs(t *testing.T, st store.Store, node string, clock *Clock, mod func(*jobs.Config)) *jobs.Service {
 	t.Helper()
 	cfg := jobs.Config{
-		Store: st, NodeID: node, HeartbeatInterval: hb, LeaseIntervals: 3,
+		NodeID: node, HeartbeatInterval: hb, LeaseIntervals: 3,
 		CancelGrace: grace, FollowGrace: grace,
 		Backoff: func(int) time.Duration { return 10 * time.Millisecond },
 	}
@@ -121,7 +121,7 @@ func startJobs(t *testing.T, st store.Store, node string, clock *Clock, mod func
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := jobs.New(cfg)
+	s, err := jobs.New(cfg, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

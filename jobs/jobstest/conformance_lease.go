@@ -235,7 +235,7 @@ func testJobRecovery(t *testing.T, open OpenStore) {
 	c := NewClock(time.Now())
 	dir := t.TempDir()
 	st := open(t, dir)
-	s, err := jobs.New(jobs.Config{Store: st, HeartbeatInterval: hb, Clock: c})
+	s, err := jobs.New(jobs.Config{HeartbeatInterval: hb, Clock: c}, st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

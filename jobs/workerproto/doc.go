@@ -6,7 +6,7 @@
 // job.cancel, job.fenced) into frames. It also makes every subscriber of a
 // job's channel, on any transport, a follower of the job.
 //
-//	svc, _ := jobs.New(jobs.Config{Store: st})
+//	svc, _ := jobs.New(jobs.Config{}, st, logger, registerer)
 //	core, _ := session.New(session.Config{}, st, reg, log, workerproto.New(svc))
 //
 // Concurrency: an Extension is safe for concurrent use. It starts no

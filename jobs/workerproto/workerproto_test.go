@@ -37,12 +37,11 @@ func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
 	n := &jobNode{}
 	var exts []session.Extension
 	if withJobs {
-		jc.Store = st
 		if jc.HeartbeatInterval == 0 {
 			jc.HeartbeatInterval = 200 * time.Millisecond
 		}
 		jc.Backoff = func(int) time.Duration { return 10 * time.Millisecond }
-		if n.svc, err = jobs.New(jc); err != nil {
+		if n.svc, err = jobs.New(jc, st, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.svc.Start(context.Background()); err != nil {
