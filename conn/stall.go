@@ -8,7 +8,7 @@ import (
 
 // StallGuard keeps the kernel from ending, as a timeout, a peer that is
 // alive but has stopped reading, so that the application's own lag limit
-// (protocol.Config.MaxLag) decides how long to wait for it.
+// (session.Config.MaxLag) decides how long to wait for it.
 //
 // Why it is needed: a peer that stops reading fills its receive buffer and
 // advertises a zero window; its kernel keeps answering our zero-window

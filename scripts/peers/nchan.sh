@@ -7,7 +7,7 @@
 #                                           127.0.0.1:PORT, runtime files in DIR; prints its pid
 #   scripts/peers/nchan.sh stop DIR         stop the nginx started with DIR
 #
-# `tether bench` runs start and stop itself; install is the only step it asks of you (or does itself
+# `tether-bench` runs start and stop itself; install is the only step it asks of you (or does itself
 # with --install-peers).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -5,7 +5,7 @@
 #   scripts/peers/socketio.sh start     run the server in the foreground on HOST:PORT (default
 #                                       127.0.0.1, a free port), logging disconnects on stdout
 #
-# `tether bench` starts the server itself (node bench/peers/socketio/server.js) and stops it with
+# `tether-bench` starts the server itself (node bench/peers/socketio/server.js) and stops it with
 # SIGTERM at the end; install is the only step it asks of you (or does itself with --install-peers).
 set -euo pipefail
 dir="$(cd "$(dirname "$0")/../.." && pwd)/bench/peers/socketio"
