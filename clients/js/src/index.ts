@@ -1,0 +1,13 @@
+export { Client, defaults } from './client.js';
+export type { ClientOptions, ClientEvents, ConnectionState, StateChange, StateReason, PublishOptions } from './client.js';
+export { Subscription } from './subscription.js';
+export type { Message, GapInfo, SubscriptionState, SubscriptionStateChange, SubscriptionEvents } from './subscription.js';
+export { TetherError } from './errors.js';
+export type { ClientErrorCode } from './errors.js';
+export { Jobs } from './jobs.js';
+export type { JobInfo, CreateOptions, RunOptions } from './jobs.js';
+export type { DroppedReport, PendingLimits } from './pending.js';
+export { defaultPendingLimits } from './pending.js';
+export type { TransportName, EndReason, PublishAck } from './transport.js';
+export type { WebSocketCtor, WebSocketLike } from './frames.js';
+export type { TokenSource } from './util.js';
