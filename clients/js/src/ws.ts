@@ -19,10 +19,10 @@ export class WSTransport implements Transport {
     this.fs.start();
   }
 
-  private onFrame(f: Frame, size: number): void {
+  private onFrame(f: Frame, _size: number): void {
     switch (f.type) {
       case 'message':
-        this.sink.message(String(f.channel), String(f.cursor), f.data, typeof f.time === 'string' ? f.time : undefined, size);
+        this.sink.message(String(f.channel), String(f.cursor), f.data, typeof f.time === 'string' ? f.time : undefined, 0);
         return;
       case 'gap':
         this.sink.gap(String(f.channel), String(f.after), String(f.earliest));

@@ -1,0 +1,155 @@
+// jobs.run against the real server and a real worker process on the SDK's
+// Worker: progress and result, failure, and above all cancellation: an
+// aborted run ends its handler's AbortSignal within 100 ms p99 over 100 runs,
+// and the same worker process goes on to the next job.
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client, TetherError } from '../dist/index.js';
+import { percentile, startTether, tempDir, waitFor } from './helpers.mjs';
+
+let srv, tmp, client;
+const children = [];
+
+before(async () => {
+  tmp = tempDir();
+  srv = await startTether({ data: tmp.dir, args: ['--job-cancel-grace', '1s', '--job-heartbeat', '500ms'] });
+  client = new Client({ url: srv.url });
+});
+after(async () => {
+  client?.close();
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await srv?.kill('SIGKILL');
+  tmp?.cleanup();
+});
+
+/** startWorker forks the worker fixture; messages are kept in order, waitMsg finds one. */
+async function startWorker(env = {}) {
+  const w = fork(fileURLToPath(new URL('./fixtures/node-worker.mjs', import.meta.url)), {
+    env: { ...process.env, TETHER_URL: srv.url, ...env },
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.push(w);
+  const msgs = [];
+  const waiters = new Set();
+  w.on('message', (m) => {
+    m.at = performance.now();
+    msgs.push(m);
+    for (const f of waiters) f(m);
+  });
+  const waitMsg = (pred, timeout = 20_000) => {
+    const m = msgs.find(pred);
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => (waiters.delete(f), reject(new Error('worker message not seen within ' + timeout + ' ms'))), timeout);
+      const f = (x) => {
+        if (!pred(x)) return;
+        clearTimeout(t);
+        waiters.delete(f);
+        resolve(x);
+      };
+      waiters.add(f);
+    });
+  };
+  await waitMsg((m) => m.ev === 'state' && m.state === 'connected');
+  return { proc: w, msgs, waitMsg };
+}
+
+test('jobs: progress and result; failure; 100 aborted runs end the handler signal fast, same worker goes on', async (t) => {
+  const w = await startWorker();
+  t.after(() => w.proc.kill('SIGKILL'));
+
+  // A result, with progress on the way.
+  const progress = [];
+  const r = await client.jobs.run('echo', { hello: 1 }, { onProgress: (d) => progress.push(d) });
+  assert.deepEqual(r, { echo: { hello: 1 }, pid: w.proc.pid });
+  assert.deepEqual(progress, [{ half: true }]);
+
+  // A failure.
+  await assert.rejects(client.jobs.run('fail', null, { maxAttempts: 1 }), (e) => e instanceof TetherError && e.code === 'job_failed' && /boom/.test(e.message));
+
+  // 100 aborted runs.
+  const lat = [];
+  const ids = [];
+  for (let i = 0; i < 100; i++) {
+    const ac = new AbortController();
+    const started = w.waitMsg((m) => m.ev === 'started' && !ids.includes(m.job));
+    const run = client.jobs.run('spin', { i }, { signal: ac.signal });
+    const s = await started;
+    ids.push(s.job);
+    const aborted = w.waitMsg((m) => m.ev === 'aborted' && m.job === s.job);
+    const t0 = performance.now();
+    ac.abort();
+    await assert.rejects(run, (e) => e.name === 'AbortError');
+    const a = await aborted;
+    assert.equal(a.reason, 'api');
+    // Measured on this process's clock, at the IPC message's arrival: an upper bound.
+    lat.push(a.at - t0);
+  }
+  lat.sort((a, b) => a - b);
+  const p50 = percentile(lat, 50);
+  const p99 = percentile(lat, 99);
+  t.diagnostic(`abort -> handler signal over ${lat.length} runs: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${lat.at(-1).toFixed(1)} ms`);
+  assert.ok(p99 < 100, `p99 ${p99.toFixed(1)} ms >= 100 ms`);
+
+  // Every handler ran in the same process, and that process runs the next job.
+  assert.deepEqual(new Set(w.msgs.filter((m) => m.ev === 'started').map((m) => m.pid)), new Set([w.proc.pid]));
+  const next = await client.jobs.run('echo', 'next');
+  assert.equal(next.pid, w.proc.pid);
+  // The server recorded each aborted job as canceled (by the API).
+  await waitFor(async () => {
+    const js = await Promise.all(ids.slice(-5).map((id) => client.jobs.get(id)));
+    return js.every((j) => j.state === 'canceled' && j.cancel_reason === 'api');
+  }, { what: 'the last aborted jobs canceled on the server' });
+});
+
+test('jobs: abort before a worker took the job cancels it while queued', async () => {
+  const ac = new AbortController();
+  const ids = [];
+  const run = client.jobs.run('nobody-runs-this', null, { signal: ac.signal, onProgress: () => {} });
+  // Wait until the job exists: it shows up in the list of queued jobs.
+  const job = await waitFor(async () => (await fetch(`${srv.url}/v1/jobs?state=queued`).then((r) => r.json())).jobs.find((j) => j.type === 'nobody-runs-this'), { what: 'the job queued' });
+  ids.push(job.id);
+  ac.abort();
+  await assert.rejects(run, (e) => e.name === 'AbortError');
+  await waitFor(async () => (await client.jobs.get(job.id)).state === 'canceled', { what: 'canceled on the server' });
+});
+
+test('worker: a handler that ignores its cancel is fenced; the slot is freed and the process goes on', async (t) => {
+  const w = await startWorker();
+  t.after(() => w.proc.kill('SIGKILL'));
+  const { id } = await client.jobs.create('stubborn', null);
+  await w.waitMsg((m) => m.ev === 'started' && m.job === id);
+  await client.jobs.cancel(id);
+  // After the server's cancel grace (1 s here) the attempt is fenced and the job recorded canceled.
+  await w.waitMsg((m) => m.ev === 'job' && m.job === id && m.outcome === 'fenced');
+  assert.equal((await client.jobs.get(id)).state, 'canceled');
+  // The freed slot takes the next job although the stubborn handler still runs.
+  assert.equal(await client.jobs.run('unblock', null), 'ok');
+  assert.equal((await client.jobs.get(id)).state, 'canceled', 'the late result does not overwrite the outcome');
+});
+
+test('worker: stop() hands a running job back (released, queued again, not counted)', async (t) => {
+  const w = await startWorker({ GRACE: '100' });
+  t.after(() => w.proc.kill('SIGKILL'));
+  const { id } = await client.jobs.create('spin', null, { onDisconnect: 'detach' });
+  await w.waitMsg((m) => m.ev === 'started' && m.job === id);
+  w.proc.send('stop');
+  await w.waitMsg((m) => m.ev === 'aborted' && m.job === id && m.reason === 'shutdown');
+  await new Promise((r) => w.proc.once('exit', r));
+  const j = await waitFor(async () => {
+    const j = await client.jobs.get(id);
+    return j.state === 'queued' && j;
+  }, { what: 'the job queued again' });
+  const events = (await fetch(`${srv.url}/v1/channels/job.${id}/messages?after=0`).then((r) => r.json())).messages.map((m) => m.data.event);
+  assert.ok(events.includes('released'), events.join(','));
+  // Picked up again by another worker process.
+  const w2 = await startWorker();
+  t.after(() => w2.proc.kill('SIGKILL'));
+  const again = await w2.waitMsg((m) => m.ev === 'started' && m.job === id);
+  assert.equal(again.pid, w2.proc.pid);
+  assert.equal(j.attempt, 1);
+  await client.jobs.cancel(id);
+});
