@@ -85,26 +85,37 @@ export function nextEvent(emitter, ev, pred = () => true, timeout = 20_000) {
 }
 
 /**
- * startProxy forwards HTTP (and, unless blockWS, WebSocket upgrades) to the
- * target port. blockWS answers upgrades with 403; blockSSE answers SSE
- * streams with 403. It records what it saw (paths, headers) for assertions.
+ * startProxy forwards HTTP and WebSocket upgrades to the target port, as a
+ * proxy between a client and tether would. blockWS answers upgrades with 403;
+ * blockSSE answers SSE streams with 403. The page server of the browser tests
+ * uses `routes`: path prefixes with their own blocking (stripped before
+ * forwarding), and `serve` for static files. It records what it saw (paths,
+ * headers) and can drop every connection at once.
  */
-export function startProxy(targetPort, { blockWS = false, blockSSE = false, prefix = '' } = {}) {
+export function startProxy(targetPort, { blockWS = false, blockSSE = false, routes = {}, serve } = {}) {
   const seen = [];
   const sockets = new Set();
   const target = { port: targetPort };
+  const route = (url) => {
+    for (const [prefix, r] of Object.entries(routes)) {
+      if (url.startsWith(prefix + '/')) return { ...r, path: url.slice(prefix.length) };
+    }
+    return { blockWS, blockSSE, path: url };
+  };
   const server = http.createServer((req, res) => {
     seen.push({ method: req.method, url: req.url, headers: req.headers, upgrade: false });
-    if (blockSSE && /\/events(\?|$)/.test(req.url)) {
+    if (serve && serve(req, res)) return;
+    const r = route(req.url);
+    if (r.blockSSE && /\/events(\?|$)/.test(r.path)) {
       res.writeHead(403, { 'Content-Type': 'text/html' });
       res.end('<h1>SSE not allowed here</h1>');
       return;
     }
-    const up = http.request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url.slice(prefix.length) || '/', headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode, r.statusMessage, r.headers);
+    const up = http.request({ host: '127.0.0.1', port: target.port, method: req.method, path: r.path, headers: req.headers }, (ur) => {
+      res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
       res.flushHeaders();
-      r.pipe(res);
-      r.on('error', () => res.destroy());
+      ur.pipe(res);
+      ur.on('error', () => res.destroy());
     });
     up.on('error', () => {
       if (!res.headersSent) res.writeHead(502, { 'Content-Type': 'text/plain' });
@@ -119,12 +130,13 @@ export function startProxy(targetPort, { blockWS = false, blockSSE = false, pref
   });
   server.on('upgrade', (req, sock, head) => {
     seen.push({ method: req.method, url: req.url, headers: req.headers, upgrade: true });
-    if (blockWS) {
+    const r = route(req.url);
+    if (r.blockWS) {
       sock.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden');
       return;
     }
     const up = net.connect(target.port, '127.0.0.1', () => {
-      let h = `${req.method} ${req.url.slice(prefix.length)} HTTP/1.1\r\n`;
+      let h = `${req.method} ${r.path} HTTP/1.1\r\n`;
       for (let i = 0; i < req.rawHeaders.length; i += 2) h += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
       up.write(h + '\r\n');
       if (head.length) up.write(head);
@@ -144,6 +156,10 @@ export function startProxy(targetPort, { blockWS = false, blockSSE = false, pref
         url: `http://127.0.0.1:${port}`,
         seen,
         target,
+        /** dropAll resets every connection through the proxy (clients see a network failure). */
+        dropAll() {
+          for (const s of sockets) s.destroy();
+        },
         async close() {
           for (const s of sockets) s.destroy();
           await new Promise((r) => server.close(r));
