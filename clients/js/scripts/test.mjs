@@ -2,7 +2,7 @@
 // (node's test runner; the Chromium tests are node tests that drive
 // playwright-core). Installs nothing: scripts/deps.sh does that.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,10 +18,11 @@ try {
     execFileSync('go', ['build', '-o', join(bin, cmd), './cmd/' + cmd], { cwd: root, stdio: 'inherit' });
   }
   console.log(`built SDK and tether in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  const args = ['--test', '--test-concurrency=1'];
+  const args = ['--test', '--test-concurrency=1', '--test-timeout=120000'];
   if (typeof globalThis.WebSocket === 'undefined') args.push('--experimental-websocket');
   const only = process.argv.slice(2);
-  args.push(...(only.length ? only : ['test/']));
+  // Named explicitly: given a directory, node 20 runs every .mjs under a test/ folder, fixtures included.
+  args.push(...(only.length ? only : readdirSync(join(pkg, 'test')).filter((f) => f.endsWith('.test.mjs')).map((f) => 'test/' + f)));
   const r = spawnSync(process.execPath, args, {
     cwd: pkg,
     stdio: 'inherit',

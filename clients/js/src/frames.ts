@@ -77,7 +77,14 @@ export class FrameSocket {
       this.h.opened();
     };
     ws.onmessage = (ev) => this.onData(ev.data);
-    ws.onerror = () => {};
+    // Browsers follow an error with a close event; Node 20's WebSocket (undici)
+    // fires only the error when the handshake is refused. So an error before
+    // open ends the attempt at once, and one after open ends the connection if
+    // no close follows within a second.
+    ws.onerror = () => {
+      if (!this.isOpen) this.finish({ reason: 'transport-error', message: 'WebSocket could not connect', opened: false });
+      else setTimeout(() => this.finish({ reason: 'transport-error', message: 'WebSocket error', opened: true }), 1000);
+    };
     ws.onclose = (ev) => {
       if (this.shutdownHint !== undefined) {
         this.finish({ reason: 'shutdown', message: 'the server is stopping', reconnectAfterMs: this.shutdownHint, closeCode: ev.code, opened: this.isOpen });

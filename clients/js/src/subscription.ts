@@ -58,6 +58,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   private handled: string | undefined;
   /** The last cursor received from the server: where a resubscribe resumes. */
   resumeAfter: string | undefined;
+  private lastError: TetherError | undefined;
   private seen = new Set<string>();
   private seenOrder: string[] = [];
   /** Messages dropped as duplicates (same cursor twice). */
@@ -94,6 +95,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
   /** ready resolves once subscribed (now, or after the next (re)connect); rejects if the subscription ends first. */
   ready(opts: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.st === 'subscribed') return Promise.resolve();
+    if (this.st === 'unsubscribed') return Promise.reject(this.lastError ?? new TetherError('closed', 'unsubscribed'));
     if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
     return waitFor<void>((resolve, reject) => this.on('state', (c) => {
       if (c.state === 'subscribed') resolve();
@@ -128,6 +130,7 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** @internal */
   failed(err: TetherError): void {
+    this.lastError = err;
     this.host.removeSubscription(this);
     this.setState('unsubscribed', err.code, err);
     if (!this.emit('error', err)) {

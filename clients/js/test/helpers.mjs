@@ -95,6 +95,7 @@ export function nextEvent(emitter, ev, pred = () => true, timeout = 20_000) {
 export function startProxy(targetPort, { blockWS = false, blockSSE = false, routes = {}, serve } = {}) {
   const seen = [];
   const sockets = new Set();
+  const upstreams = new Set();
   const target = { port: targetPort };
   const route = (url) => {
     for (const [prefix, r] of Object.entries(routes)) {
@@ -115,6 +116,8 @@ export function startProxy(targetPort, { blockWS = false, blockSSE = false, rout
       res.writeHead(ur.statusCode, ur.statusMessage, ur.headers);
       res.flushHeaders();
       ur.pipe(res);
+      upstreams.add(ur);
+      ur.on('close', () => upstreams.delete(ur));
       ur.on('error', () => res.destroy());
     });
     up.on('error', () => {
@@ -156,12 +159,20 @@ export function startProxy(targetPort, { blockWS = false, blockSSE = false, rout
         url: `http://127.0.0.1:${port}`,
         seen,
         target,
+        /** stall stops forwarding on every open connection, both ways: to the client, a server that went silent. */
+        stall() {
+          for (const s of [...sockets, ...upstreams]) {
+            s.unpipe();
+            s.pause();
+          }
+        },
         /** dropAll resets every connection through the proxy (clients see a network failure). */
         dropAll() {
           for (const s of sockets) s.destroy();
         },
         async close() {
           for (const s of sockets) s.destroy();
+          server.closeAllConnections();
           await new Promise((r) => server.close(r));
         },
       });
