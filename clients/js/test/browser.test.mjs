@@ -9,7 +9,7 @@ import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { startProxy, startTether, tempDir } from './helpers.mjs';
+import { startProxy, startTether, startWorker, tempDir } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const pkg = fileURLToPath(new URL('..', import.meta.url));
@@ -32,10 +32,11 @@ function serve(req, res) {
 }
 
 let srv, tmp, web, context, page, profile;
+const children = [];
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/deps.sh`);
   tmp = tempDir();
-  srv = await startTether({ data: tmp.dir, args: ['--sse-heartbeat', '1s'] });
+  srv = await startTether({ data: tmp.dir, args: ['--sse-heartbeat', '1s', '--job-follow-grace', '1s'] });
   web = await startProxy(srv.port, { routes: { '/nows': { blockWS: true }, '/nosse': { blockWS: true, blockSSE: true } }, serve });
   profile = mkdtempSync(join(tmpdir(), 'tether-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
@@ -49,6 +50,7 @@ before(async () => {
   await page.waitForFunction(() => window.pageReady === true);
 });
 after(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   await context?.close();
   await web?.close();
   await srv?.kill('SIGKILL');
@@ -156,4 +158,23 @@ test('browser: a wasm job in a Web Worker is cancelled without terminating the w
   const stopSorted = r.stopLat.slice().sort((a, b) => a - b);
   t.diagnostic(`browser abort -> Web Worker signal over 20 runs: median ${sorted[10].toFixed(1)} ms, max ${sorted.at(-1).toFixed(1)} ms; computation stopped: median ${stopSorted[10].toFixed(1)} ms, max ${stopSorted.at(-1).toFixed(1)} ms`);
   assert.ok(sorted.at(-1) < 500, `max ${sorted.at(-1)} ms`);
+});
+
+test('browser: a closed tab cancels its jobs.run job (on_disconnect: cancel), and the worker is told', async (t) => {
+  const w = await startWorker(srv.url, children);
+  t.after(() => w.proc.kill('SIGKILL'));
+  const tab = await context.newPage();
+  await tab.goto(web.url + '/');
+  await tab.waitForFunction(() => window.pageReady === true);
+  await tab.evaluate(() => {
+    window.c = new window.tether.Client();
+    window.c.jobs.run('spin', null).catch(() => {});
+  });
+  const started = await w.waitMsg((m) => m.ev === 'started');
+  await tab.close(); // its WebSocket, which followed job.<id>, goes with it
+  // After the server's follow grace (1 s here) the job is cancelled with reason client-gone.
+  const ab = await w.waitMsg((m) => m.ev === 'aborted' && m.job === started.job);
+  assert.equal(ab.reason, 'client-gone');
+  const job = await fetch(`${srv.url}/v1/jobs/${started.job}`).then((r) => r.json());
+  assert.equal(job.cancel_reason, 'client-gone');
 });

@@ -1,11 +1,12 @@
 // Test helpers: a real tether process, a proxy that can refuse transports,
 // and waiting on conditions with deadlines (never a bare sleep).
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const TETHER_BIN = process.env.TETHER_BIN;
 export const WORKER_BIN = process.env.TETHER_WORKER_BIN;
@@ -184,3 +185,37 @@ export function startProxy(targetPort, { blockWS = false, blockSSE = false, rout
 export function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
+
+/** startWorker forks the worker fixture (test/fixtures/node-worker.mjs) against url; its IPC messages are kept in order, waitMsg finds one. */
+export async function startWorker(url, children, env = {}) {
+  const w = fork(fileURLToPath(new URL('./fixtures/node-worker.mjs', import.meta.url)), {
+    env: { ...process.env, TETHER_URL: url, ...env },
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.push(w);
+  const msgs = [];
+  const waiters = new Set();
+  w.on('message', (m) => {
+    m.at = performance.now();
+    msgs.push(m);
+    for (const f of waiters) f(m);
+  });
+  const waitMsg = (pred, timeout = 20_000) => {
+    const m = msgs.find(pred);
+    if (m) return Promise.resolve(m);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => (waiters.delete(f), reject(new Error('worker message not seen within ' + timeout + ' ms'))), timeout);
+      const f = (x) => {
+        if (!pred(x)) return;
+        clearTimeout(t);
+        waiters.delete(f);
+        resolve(x);
+      };
+      waiters.add(f);
+    });
+  };
+  await waitMsg((m) => m.ev === 'state' && m.state === 'connected');
+  return { proc: w, msgs, waitMsg };
+}
+

@@ -3,11 +3,9 @@
 // aborted run ends its handler's AbortSignal within 100 ms p99 over 100 runs,
 // and the same worker process goes on to the next job.
 import assert from 'node:assert/strict';
-import { fork } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Client, TetherError } from '../dist/index.js';
-import { percentile, startTether, tempDir, waitFor } from './helpers.mjs';
+import { percentile, startTether, startWorker, tempDir, waitFor } from './helpers.mjs';
 
 let srv, tmp, client;
 const children = [];
@@ -24,41 +22,8 @@ after(async () => {
   tmp?.cleanup();
 });
 
-/** startWorker forks the worker fixture; messages are kept in order, waitMsg finds one. */
-async function startWorker(env = {}) {
-  const w = fork(fileURLToPath(new URL('./fixtures/node-worker.mjs', import.meta.url)), {
-    env: { ...process.env, TETHER_URL: srv.url, ...env },
-    execArgv: process.execArgv,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  children.push(w);
-  const msgs = [];
-  const waiters = new Set();
-  w.on('message', (m) => {
-    m.at = performance.now();
-    msgs.push(m);
-    for (const f of waiters) f(m);
-  });
-  const waitMsg = (pred, timeout = 20_000) => {
-    const m = msgs.find(pred);
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => (waiters.delete(f), reject(new Error('worker message not seen within ' + timeout + ' ms'))), timeout);
-      const f = (x) => {
-        if (!pred(x)) return;
-        clearTimeout(t);
-        waiters.delete(f);
-        resolve(x);
-      };
-      waiters.add(f);
-    });
-  };
-  await waitMsg((m) => m.ev === 'state' && m.state === 'connected');
-  return { proc: w, msgs, waitMsg };
-}
-
 test('jobs: progress and result; failure; 100 aborted runs end the handler signal fast, same worker goes on', async (t) => {
-  const w = await startWorker();
+  const w = await startWorker(srv.url, children);
   t.after(() => w.proc.kill('SIGKILL'));
 
   // A result, with progress on the way.
@@ -118,7 +83,7 @@ test('jobs: abort before a worker took the job cancels it while queued', async (
 });
 
 test('worker: a handler that ignores its cancel is fenced; the slot is freed and the process goes on', async (t) => {
-  const w = await startWorker();
+  const w = await startWorker(srv.url, children);
   t.after(() => w.proc.kill('SIGKILL'));
   const { id } = await client.jobs.create('stubborn', null);
   await w.waitMsg((m) => m.ev === 'started' && m.job === id);
@@ -132,7 +97,7 @@ test('worker: a handler that ignores its cancel is fenced; the slot is freed and
 });
 
 test('worker: stop() hands a running job back (released, queued again, not counted)', async (t) => {
-  const w = await startWorker({ GRACE: '100' });
+  const w = await startWorker(srv.url, children, { GRACE: '100' });
   t.after(() => w.proc.kill('SIGKILL'));
   const { id } = await client.jobs.create('spin', null, { onDisconnect: 'detach' });
   await w.waitMsg((m) => m.ev === 'started' && m.job === id);
@@ -146,7 +111,7 @@ test('worker: stop() hands a running job back (released, queued again, not count
   const events = (await fetch(`${srv.url}/v1/channels/job.${id}/messages?after=0`).then((r) => r.json())).messages.map((m) => m.data.event);
   assert.ok(events.includes('released'), events.join(','));
   // Picked up again by another worker process.
-  const w2 = await startWorker();
+  const w2 = await startWorker(srv.url, children);
   t.after(() => w2.proc.kill('SIGKILL'));
   const again = await w2.waitMsg((m) => m.ev === 'started' && m.job === id);
   assert.equal(again.pid, w2.proc.pid);
