@@ -178,3 +178,25 @@ test('browser: a closed tab cancels its jobs.run job (on_disconnect: cancel), an
   const job = await fetch(`${srv.url}/v1/jobs/${started.job}`).then((r) => r.json());
   assert.equal(job.cancel_reason, 'client-gone');
 });
+
+test('README: the browser quick start runs as written (examples/serve.mjs + examples/index.html)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const p = spawn(process.execPath, ['examples/serve.mjs'], { cwd: pkg, env: { ...process.env, PORT: '0', TETHER_URL: srv.url }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(p);
+  t.after(() => p.kill('SIGKILL'));
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = /on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    p.once('exit', () => reject(new Error('serve.mjs exited: ' + out)));
+  });
+  const tab = await context.newPage();
+  t.after(() => tab.close());
+  await tab.goto(url + '/');
+  await tab.waitForFunction(() => /published at \d+/.test(document.getElementById('log').textContent) && /hello from the browser/.test(document.getElementById('log').textContent));
+  const text = await tab.evaluate(() => document.getElementById('log').textContent);
+  assert.match(text, /state connected \(connected\) over websocket/);
+});
