@@ -130,6 +130,7 @@ export class Client extends Emitter<ClientEvents> {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private offline = false;
   private everOpened = new Set<TransportName>();
+  private everSubscribed = new Set<TransportName>();
   private subs = new Map<string, Subscription>();
   private queue: QueuedPublish[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | null = null;
@@ -299,7 +300,14 @@ export class Client extends Emitter<ClientEvents> {
           this.t = t;
           t.start();
         },
-        (err) => this.emit('error', err instanceof TetherError ? err : new TetherError('bad_request', `getToken: ${String(err)}`)),
+        (err) => {
+          // getToken failed: report it, and count this as a failed attempt.
+          this.emit('error', err instanceof TetherError ? err : new TetherError('bad_request', `getToken: ${String(err)}`, { cause: err }));
+          if (this.st !== 'connecting' || this.t !== null) return;
+          const delay = backoffDelay(this.attempts++, this.o.minReconnectDelay, this.o.maxReconnectDelay);
+          this.emit('state', { state: 'connecting', previous: 'connecting', reason: 'transport-error', message: 'getToken failed', transport: this.transport, delay });
+          this.retryTimer = setTimeout(() => this.attempt(), delay);
+        },
       );
       return;
     }
@@ -330,7 +338,9 @@ export class Client extends Emitter<ClientEvents> {
     s.setState('subscribing', 'subscribe');
     t.subscribe(s.channel, s.resumeAfter).then(
       (cursor) => {
-        if (this.t === t && this.subs.get(s.channel) === s) s.started(cursor);
+        if (this.t !== t) return;
+        this.everSubscribed.add(t.name);
+        if (this.subs.get(s.channel) === s) s.started(cursor);
       },
       (err) => {
         if (this.t !== t || this.subs.get(s.channel) !== s) return;
@@ -347,7 +357,12 @@ export class Client extends Emitter<ClientEvents> {
     if (lived >= this.o.stableAfter) this.attempts = 0;
     let reason: StateReason = info.reason;
     let delay: number | undefined;
-    if (info.reason === 'transport-blocked' || (!info.opened && t.name === 'websocket' && !this.everOpened.has('websocket') && (await this.reachable()))) {
+    // Blocked, not down: the server answers /healthz, and this transport never worked in this client
+    // (a restarting server refuses WebSocket too, and a proxy in front of it answers 502 meanwhile).
+    const blocked =
+      (info.reason === 'transport-blocked' && !this.everSubscribed.has(t.name)) ||
+      (!info.opened && t.name === 'websocket' && !this.everOpened.has('websocket'));
+    if (blocked && (await this.reachable())) {
       if (this.ti < this.o.transports.length - 1) {
         this.ti++;
         reason = 'transport-fallback';

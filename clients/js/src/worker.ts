@@ -76,6 +76,8 @@ interface Run {
   fenced: boolean;
   releasing: boolean;
   settled: Promise<void>;
+  /** The job.done in flight: settles when answered (or the connection ends). */
+  reporting?: Promise<void>;
 }
 
 const key = (job: string, attempt: number) => job + '#' + attempt;
@@ -260,8 +262,10 @@ export class Worker extends Emitter<WorkerEvents> {
   private report(r: Run): void {
     const fs = this.fs;
     if (!fs || !this.registered || !r.outcome) return; // resent after the next registration
-    fs.request({ type: 'job.done', job: r.job.id, attempt: r.job.attempt, ...r.outcome }).then(
-      () => this.runs.delete(key(r.job.id, r.job.attempt)),
+    r.reporting = fs.request({ type: 'job.done', job: r.job.id, attempt: r.job.attempt, ...r.outcome }).then(
+      () => {
+        this.runs.delete(key(r.job.id, r.job.attempt));
+      },
       (err) => {
         if (err instanceof TetherError && (err.code === 'fenced' || err.code === 'bad_request')) {
           this.runs.delete(key(r.job.id, r.job.attempt));
@@ -319,7 +323,9 @@ export class Worker extends Emitter<WorkerEvents> {
     if (live()) await fs!.request({ type: 'drain' }).catch(() => {});
     const grace = opts.grace ?? this.o.shutdownGrace;
     const runs = () => [...this.runs.values()].filter((r) => r.running);
-    await Promise.race([Promise.all(runs().map((r) => r.settled)), new Promise((res) => setTimeout(res, grace))]);
+    let gt: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.all(runs().map((r) => r.settled)), new Promise((res) => (gt = setTimeout(res, grace)))]);
+    clearTimeout(gt);
     const left = runs();
     for (const r of left) {
       r.releasing = true;
@@ -327,12 +333,11 @@ export class Worker extends Emitter<WorkerEvents> {
     }
     if (live()) {
       await Promise.all(left.map((r) => fs!.request({ type: 'job.release', job: r.job.id, attempt: r.job.attempt }).catch(() => {})));
-      // Let reports of attempts that finished in the grace be answered (bounded).
-      const reported = [...this.runs.values()].filter((r) => r.outcome);
-      const deadline = Date.now() + 2000;
-      while (reported.some((r) => this.runs.has(key(r.job.id, r.job.attempt))) && Date.now() < deadline && this.fs === fs) {
-        await new Promise((res) => setTimeout(res, 20));
-      }
+      // Let the job.done of attempts that finished in the grace be answered (bounded).
+      const answers = [...this.runs.values()].filter((r) => r.outcome && r.reporting).map((r) => r.reporting!);
+      let t: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.all(answers), new Promise((res) => (t = setTimeout(res, 2000)))]);
+      clearTimeout(t);
       fs!.send({ type: 'bye' });
     }
     for (const r of left) this.runs.delete(key(r.job.id, r.job.attempt));

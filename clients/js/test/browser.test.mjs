@@ -171,6 +171,8 @@ test('browser: a closed tab cancels its jobs.run job (on_disconnect: cancel), an
     window.c.jobs.run('spin', null).catch(() => {});
   });
   const started = await w.waitMsg((m) => m.ev === 'started');
+  // The tab follows the job once its subscription to job.<id> is answered (one round trip after the create).
+  await tab.waitForFunction((id) => window.c.subscription('job.' + id)?.state === 'subscribed', started.job);
   await tab.close(); // its WebSocket, which followed job.<id>, goes with it
   // After the server's follow grace (1 s here) the job is cancelled with reason client-gone.
   const ab = await w.waitMsg((m) => m.ev === 'aborted' && m.job === started.job);
