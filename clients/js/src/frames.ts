@@ -128,6 +128,11 @@ export class FrameSocket {
     });
   }
 
+  /** abort ends the connection as failed, reporting through end (transport-error). */
+  abort(message: string): void {
+    this.finish({ reason: 'transport-error', message, opened: this.isOpen });
+  }
+
   /** close ends the socket without reporting through end. */
   close(code = 1000): void {
     if (this.done) return;

@@ -92,6 +92,15 @@ export function isForeign(err: unknown): boolean {
   return err instanceof TetherError && err.code === 'bad_response' && err.details?.foreign === true;
 }
 
+/**
+ * isRefusal reports a foreign answer that refuses the request (403, 405, an
+ * HTML page...). A gateway's 502/503/504 is not a refusal: the proxy could
+ * not reach tether (it is restarting), which is a network failure.
+ */
+export function isRefusal(err: unknown): boolean {
+  return isForeign(err) && ![502, 503, 504].includes((err as TetherError).status ?? 0);
+}
+
 export interface HTTPTransportOptions {
   connectTimeout: number;
   /** SSE: a stream silent for this long is dead (server comments come every --sse-heartbeat, 15 s). */
@@ -144,8 +153,8 @@ export class HTTPTransport implements Transport {
   /** failFrom ends the transport for a request error that is not the server's answer. */
   private failFrom(err: unknown): never {
     if (err instanceof TetherError && !this.done) {
-      if (isForeign(err)) this.fail({ reason: 'transport-blocked', message: err.message, opened: true });
-      else if (err.code === 'network' || err.code === 'timeout') this.fail({ reason: 'transport-error', message: err.message, opened: true });
+      if (isRefusal(err)) this.fail({ reason: 'transport-blocked', message: err.message, opened: true });
+      else if (err.code === 'network' || err.code === 'timeout' || isForeign(err)) this.fail({ reason: 'transport-error', message: err.message, opened: true });
     }
     throw err;
   }
@@ -226,6 +235,7 @@ export class HTTPTransport implements Transport {
         parseAnswer(res, text, 'SSE');
       } catch (err) {
         if (!isForeign(err)) throw err; // tether's answer: bad_cursor, cursor_ahead, ...
+        if (!isRefusal(err)) return this.failFrom(err); // a gateway that could not reach tether
       }
       this.fail({ reason: 'transport-blocked', message: `SSE refused: HTTP ${res.status} ${ct}`, opened: true });
       throw new TetherError('transport_blocked', 'SSE refused');
@@ -334,7 +344,8 @@ export class HTTPTransport implements Transport {
           }
         }
         if (err instanceof TetherError && err.code === 'unavailable') {
-          this.fail({ reason: 'server-error', code: 'unavailable', message: err.message, opened: true });
+          // 503 unavailable: the server is stopping (docs/api.md), here without a hint.
+          this.fail({ reason: 'shutdown', code: 'unavailable', message: err.message, opened: true });
           return;
         }
         this.sink.subError(channel, err instanceof TetherError ? err : new TetherError('bad_response', String(err)));

@@ -1,7 +1,7 @@
 import type { Client } from './client.js';
 import { abortError, TetherError } from './errors.js';
 import { httpJSON } from './http.js';
-import type { Message } from './subscription.js';
+import type { Message, Subscription } from './subscription.js';
 import { backoffDelay, delay, randomId } from './util.js';
 
 /** A job as `GET /v1/jobs/{id}` answers it (docs/api.md "Jobs"). */
@@ -105,7 +105,14 @@ export class Jobs {
             if (signal?.aborted) this.cancelQuietly(id);
             return;
           }
-          const sub = this.c.subscribe(channel, { after: '0' });
+          let sub: Subscription;
+          try {
+            sub = this.c.subscribe(channel, { after: '0' });
+          } catch (err) {
+            finish(false, err); // the client was closed meanwhile
+            this.cancelQuietly(id);
+            return;
+          }
           unsubscribe = () => sub.unsubscribe();
           sub.on('error', (err) => finish(false, err));
           sub.on('message', (m: Message) => {

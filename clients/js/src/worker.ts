@@ -169,8 +169,10 @@ export class Worker extends Emitter<WorkerEvents> {
         this.stopping = true;
         fs.close();
         this.emit('state', { state: 'stopped', reason: err.code, message: err.message });
+      } else if (this.fs === fs) {
+        fs.abort(`worker request failed: ${err instanceof Error ? err.message : String(err)}`); // reconnect, with backoff
       }
-      return; // otherwise the end of the connection brings a reconnect
+      return;
     }
     if (this.fs !== fs) return;
     this.registered = true;

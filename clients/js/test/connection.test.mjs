@@ -81,24 +81,28 @@ for (const [name, prefix] of transports) {
     const got = [];
     sub.on('message', (m) => got.push(m.data));
     await sub.ready();
-    // Stop only once the server holds this subscription (a long-poll that has not arrived yet would get 503).
+    // Stop only once the server holds this subscription.
     await waitFor(async () => {
       const r = await fetch(`${srv.url}/v1/connections`).then((r) => r.json());
-      return r.connections.some((x) => x.transport === ({ websocket: 'websocket', sse: 'sse', longpoll: 'long-poll' })[name] && (x.channels ?? []).includes(ch));
+      // For long-poll: the waiting poll, not the first one (which asks wait=0 and is answered at once).
+      return r.connections.some((x) => x.transport === ({ websocket: 'websocket', sse: 'sse', longpoll: 'long-poll' })[name] && (x.channels ?? []).includes(ch) && (name !== 'longpoll' || x.age_ns > 2e8));
     }, { what: 'the server to hold the subscription' });
     const times = [];
     c.on('state', (x) => times.push({ at: Date.now(), x }));
     const port = srv.port;
     const stopped = srv.kill('SIGTERM'); // resolves once the server exited, after its grace
-    await waitFor(() => times.length >= 2, { what: 'the shutdown and the next attempt' });
-    const [down, next] = times;
-    assert.equal(down.x.reason, 'shutdown', log.join(', '));
-    assert.ok(down.x.delay >= 0 && down.x.delay <= 1000, `hinted delay ${down.x.delay} within --shutdown-spread`);
-    // The next attempt waited for the hint (the server is still down then, so it fails and backs off).
-    const waited = next.at - down.at;
-    assert.ok(waited >= down.x.delay - 20, `the next attempt came after ${waited} ms, before the hinted ${down.x.delay} ms: ${log.join(', ')}`);
-    await stopped;
-    srv = await startTether({ data: tmp.dir, port, args: serverArgs });
+    try {
+      await waitFor(() => times.length >= 2, { what: 'the shutdown and the next attempt' });
+      const [down, next] = times;
+      assert.equal(down.x.reason, 'shutdown', log.join(', '));
+      assert.ok(down.x.delay >= 0 && down.x.delay <= 1000, `hinted delay ${down.x.delay} within --shutdown-spread`);
+      // The next attempt waited for the hint (the server is still down then, so it fails and backs off).
+      const waited = next.at - down.at;
+      assert.ok(waited >= down.x.delay - 20, `the next attempt came after ${waited} ms, before the hinted ${down.x.delay} ms: ${log.join(', ')}`);
+    } finally {
+      await stopped;
+      srv = await startTether({ data: tmp.dir, port, args: serverArgs }); // also when an assertion failed: the next tests need it
+    }
     await c.ready();
     await c.publish(ch, 'back');
     await waitFor(() => got.includes('back'), { what: 'a message after the restart' });
@@ -137,4 +141,21 @@ test('subscribe: a server error ends the subscription with its code', async () =
   assert.equal(err.code, 'bad_channel');
   assert.equal(sub.state, 'unsubscribed');
   await assert.rejects(sub.ready(), (e) => e.code === 'bad_channel');
+});
+
+test('websocket: an operator kick is reported with the server\'s code, and the client comes back', async () => {
+  const c = client({ url: srv.url, ...fast });
+  const ch = 'kick';
+  const sub = c.subscribe(ch, { after: '0' });
+  await sub.ready();
+  const conn = await waitFor(async () => {
+    const r = await fetch(`${srv.url}/v1/connections`).then((r) => r.json());
+    return r.connections.find((x) => x.transport === 'websocket' && (x.channels ?? []).includes(ch));
+  }, { what: 'the connection listed' });
+  const down = nextEvent(c, 'state', (s) => s.state === 'connecting');
+  await fetch(`${srv.url}/v1/connections/${conn.id}/close?mode=close`, { method: 'POST' });
+  const s = await down;
+  assert.deepEqual([s.reason, s.code], ['server-error', 'kicked']);
+  await c.ready();
+  await sub.ready();
 });

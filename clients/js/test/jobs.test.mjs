@@ -118,3 +118,34 @@ test('worker: stop() hands a running job back (released, queued again, not count
   assert.equal(j.attempt, 1);
   await client.jobs.cancel(id);
 });
+
+test('worker: a server restart (graceful) does not cost a running attempt: the worker reconnects with its id and reports it', async (t) => {
+  const tmp2 = tempDir();
+  const args = ['--job-heartbeat', '500ms', '--job-lease-intervals', '20', '--shutdown-grace', '2s', '--shutdown-spread', '200ms'];
+  let s2 = await startTether({ data: tmp2.dir, args });
+  const c2 = new Client({ url: s2.url });
+  t.after(async () => {
+    c2.close();
+    await s2.kill('SIGKILL');
+    tmp2.cleanup();
+  });
+  const w = await startWorker(s2.url, children, { CONCURRENCY: '2' });
+  t.after(() => w.proc.kill('SIGKILL'));
+  const { id } = await c2.jobs.create('stubborn', null, { onDisconnect: 'detach' });
+  await w.waitMsg((m) => m.ev === 'started' && m.job === id);
+  const port = s2.port;
+  await s2.kill('SIGTERM');
+  s2 = await startTether({ data: tmp2.dir, port, args });
+  // Connected again (the second time), with the attempt still running.
+  await waitFor(() => w.msgs.filter((m) => m.ev === 'state' && m.state === 'connected').length >= 2, { what: 'the worker to reconnect' });
+  assert.ok(!w.msgs.some((m) => m.ev === 'aborted' && m.job === id), 'the running handler was not cancelled');
+  assert.equal(await c2.jobs.run('unblock', null), 'ok');
+  const j = await waitFor(async () => {
+    const j = await c2.jobs.get(id);
+    return j.state === 'succeeded' && j;
+  }, { what: 'the stubborn job to succeed' }).catch(async (e) => {
+    throw new Error(`${e.message}: job ${JSON.stringify(await c2.jobs.get(id))}; worker saw ${JSON.stringify(w.msgs.map(({ at, pid, ...m }) => m))}`);
+  });
+  assert.equal(j.result, 'late');
+  assert.equal(j.attempt, 1, 'not retried');
+});
