@@ -131,6 +131,8 @@ export class Client extends Emitter<ClientEvents> {
   private offline = false;
   private everOpened = new Set<TransportName>();
   private everSubscribed = new Set<TransportName>();
+  /** The last subscribe sent for each subscription, settled or not. */
+  private inFlight = new WeakMap<Subscription, Promise<void>>();
   private subs = new Map<string, Subscription>();
   private queue: QueuedPublish[] = [];
   private pumpTimer: ReturnType<typeof setTimeout> | null = null;
@@ -336,7 +338,9 @@ export class Client extends Emitter<ClientEvents> {
 
   private subscribeOn(t: Transport, s: Subscription): void {
     s.setState('subscribing', 'subscribe');
-    t.subscribe(s.channel, s.resumeAfter).then(
+    const p = t.subscribe(s.channel, s.resumeAfter);
+    this.inFlight.set(s, p.then(() => {}, () => {}));
+    p.then(
       (cursor) => {
         if (this.t !== t) return;
         this.everSubscribed.add(t.name);
@@ -485,7 +489,10 @@ export class Client extends Emitter<ClientEvents> {
     if (this.subs.get(s.channel) !== s) return;
     this.subs.delete(s.channel);
     const t = this.t;
-    if (t && this.st === 'connected' && s.state !== 'unsubscribed') t.unsubscribe(s.channel).catch(() => {});
+    if (!t || this.st !== 'connected' || s.state === 'unsubscribed') return;
+    // The protocol asks for an unsubscribe only once its subscribe was answered.
+    const before = this.inFlight.get(s) ?? Promise.resolve();
+    before.then(() => (this.t === t ? t.unsubscribe(s.channel) : undefined)).catch(() => {});
   }
 
   /** @internal */
