@@ -101,6 +101,8 @@ interface QueuedPublish {
   data: unknown;
   key: string;
   sending: boolean;
+  /** How many times it was sent (each send's failure only counts if no later send exists). */
+  sends: number;
   serverRetries: number;
   resolve(a: PublishAck): void;
   reject(e: unknown): void;
@@ -248,6 +250,7 @@ export class Client extends Emitter<ClientEvents> {
         data,
         key: opts.idempotencyKey ?? randomId(),
         sending: false,
+        sends: 0,
         serverRetries: 0,
         resolve,
         reject,
@@ -455,17 +458,18 @@ export class Client extends Emitter<ClientEvents> {
   }
 
   private send(t: Transport, p: QueuedPublish): void {
+    const seq = ++p.sends;
     t.publish(p.channel, p.data, p.key).then(
       (ack) => {
         const i = this.queue.indexOf(p);
         if (i < 0) return; // aborted meanwhile
         this.queue.splice(i, 1);
         p.cleanup();
-        p.resolve(ack);
+        p.resolve(ack); // any send's ack settles it: all sends carry the same key
         this.pump();
       },
       (err) => {
-        if (this.queue.indexOf(p) < 0) return;
+        if (this.queue.indexOf(p) < 0 || seq !== p.sends) return; // gone, or a later send is in flight
         p.sending = false;
         const code = err instanceof TetherError ? err.code : 'network';
         const transportGone = this.t !== t || code === 'disconnected' || code === 'network' || code === 'timeout';
