@@ -37,6 +37,7 @@ test('jobs: progress and result; failure; 100 aborted runs end the handler signa
 
   // 100 aborted runs.
   const lat = [];
+  const viaIPC = [];
   const ids = [];
   for (let i = 0; i < 100; i++) {
     const ac = new AbortController();
@@ -46,18 +47,25 @@ test('jobs: progress and result; failure; 100 aborted runs end the handler signa
     ids.push(s.job);
     const aborted = w.waitMsg((m) => m.ev === 'aborted' && m.job === s.job);
     const t0 = performance.now();
+    const wall0 = performance.timeOrigin + t0;
     ac.abort();
     await assert.rejects(run, (e) => e.name === 'AbortError');
     const a = await aborted;
     assert.equal(a.reason, 'api');
-    // Measured on this process's clock, at the IPC message's arrival: an upper bound.
-    lat.push(a.at - t0);
+    // From abort() here to the abort event in the worker process, on the wall clock both share
+    // (performance.timeOrigin + now(): sub-millisecond). The IPC hop that tells us is not counted;
+    // `viaIPC` (this process's clock at the message's arrival) is the upper bound that includes it.
+    lat.push(a.t - wall0);
+    viaIPC.push(a.at - t0);
   }
-  lat.sort((a, b) => a - b);
-  const p50 = percentile(lat, 50);
-  const p99 = percentile(lat, 99);
-  t.diagnostic(`abort -> handler signal over ${lat.length} runs: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${lat.at(-1).toFixed(1)} ms`);
-  assert.ok(p99 < 100, `p99 ${p99.toFixed(1)} ms >= 100 ms`);
+  const stats = (xs) => {
+    const s = xs.slice().sort((a, b) => a - b);
+    return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) };
+  };
+  const l = stats(lat);
+  const u = stats(viaIPC);
+  t.diagnostic(`abort -> handler signal over ${lat.length} runs: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (seen here via IPC: p50 ${u.p50.toFixed(1)}, p99 ${u.p99.toFixed(1)} ms)`);
+  assert.ok(l.p99 < 100, `p99 ${l.p99.toFixed(1)} ms >= 100 ms`);
 
   // Every handler ran in the same process, and that process runs the next job.
   assert.deepEqual(new Set(w.msgs.filter((m) => m.ev === 'started').map((m) => m.pid)), new Set([w.proc.pid]));
