@@ -27,7 +27,7 @@ for (const mode of ['websocket', 'sse', 'longpoll']) {
 
     const channel = 'restart-' + mode;
     const states = [];
-    const consumer = new Client({ url: proxy.url, getToken: () => 'tok-consumer', sseHeartbeatTimeout: 4000, ...fast });
+    const consumer = new Client({ url: proxy.url, getToken: () => 'tok-consumer', session: 'consumer-' + mode, sseHeartbeatTimeout: 4000, ...fast });
     const publisher = new Client({ url: proxy.url, getToken: () => 'tok-publisher', ...fast });
     clients.push(consumer, publisher);
     consumer.on('state', (s) => states.push(`${s.previous}->${s.state}:${s.reason}`));
@@ -72,7 +72,7 @@ for (const mode of ['websocket', 'sse', 'longpoll']) {
 
     // The token travelled: ?token= on the WebSocket URL, Authorization on fetch.
     if (mode === 'websocket') {
-      assert.ok(proxy.seen.some((r) => r.upgrade && r.url.includes('token=tok-consumer')), 'token on the WebSocket URL');
+      assert.ok(proxy.seen.some((r) => r.upgrade && r.url.includes('token=tok-consumer') && r.url.includes('session=consumer-websocket')), 'token and session key on the WebSocket URL');
     } else {
       assert.ok(proxy.seen.some((r) => r.headers.authorization === 'Bearer tok-consumer' && r.url.includes(channel)), 'Bearer token on reads');
       assert.ok(proxy.seen.some((r) => r.method === 'POST' && r.headers.authorization === 'Bearer tok-publisher'), 'Bearer token on publishes');
