@@ -111,7 +111,12 @@ func TestTooManyRequests(t *testing.T) {
 // with low latency. What the slow client did receive is a gapless prefix.
 func TestSlowConsumer(t *testing.T) {
 	const maxLag = time.Second
-	e := newEnv(t, session.Config{MaxLag: maxLag, QueueBytes: 64 << 10})
+	e := newEnv(t, session.Config{MaxLag: maxLag, QueueBytes: 64 << 10,
+		// Not the heartbeat's test (TestStalledReader is): on a loaded
+		// machine the socket buffers may take longer than the default
+		// PingTimeout to fill, and a client that neither reads nor answers
+		// pings for that long is rightly ended with heartbeat-timeout.
+		PingInterval: 20 * time.Second, PingTimeout: time.Minute})
 
 	// The slow client: a small receive buffer, and it never reads.
 	d := net.Dialer{}

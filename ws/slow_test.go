@@ -17,7 +17,12 @@ import (
 // slow-consumer, while another client of the same channel keeps getting
 // every message with low latency.
 func TestSlowConsumer(t *testing.T) {
-	e := newEnv(t, session.Config{MaxLag: time.Second, QueueBytes: 64 << 10})
+	e := newEnv(t, session.Config{MaxLag: time.Second, QueueBytes: 64 << 10,
+		// Not the heartbeat's test (TestStalledReader is): on a loaded
+		// machine the socket buffers may take longer than the default
+		// PingTimeout to fill, and a client that neither reads nor answers
+		// pings for that long is rightly ended with heartbeat-timeout.
+		PingInterval: 20 * time.Second, PingTimeout: time.Minute})
 
 	subscribeSlow(t, e.url, "feed")
 
