@@ -172,7 +172,7 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // connection closed. The connection ends through the Registry (Close,
 // Shutdown), its peer, or the core's own limits; Serve has no other stop.
 func (c *Core) Serve(ctx context.Context, t FramedTransport, oi registry.OpenInfo, first []byte) error {
-	s := newSession(c, t)
+	s := newSession(c, t, framed)
 	h, err := c.reg.Open(ctx, oi, s)
 	if err != nil {
 		if nc := t.NetConn(); nc != nil {

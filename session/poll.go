@@ -48,8 +48,8 @@ type PollAnswer struct {
 // Session. ctx is the request's context as conn.Watch hands it. The
 // caller then calls Poll, and Finish once the request is over.
 func (c *Core) OpenPoll(ctx context.Context, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(c, nil)
-	s.kind, s.nc = poll, oi.Conn
+	s := newSession(c, nil, poll)
+	s.nc = oi.Conn
 	return s, s.open(ctx, oi)
 }
 

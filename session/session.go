@@ -92,12 +92,19 @@ type ending struct {
 	drop    bool // drop queued messages before the final event
 }
 
-func newSession(c *Core, t Transport) *Session {
-	s := &Session{
-		c: c, cfg: &c.cfg, t: t, q: newQueue(c.cfg.QueueBytes),
-		slots: make(chan struct{}, c.cfg.MaxInFlight),
-		ended: make(chan struct{}), writerDone: make(chan struct{}), wound: make(chan struct{}),
-		subs: map[string]*sub{}, delivered: map[string]store.Cursor{},
+func newSession(c *Core, t Transport, k kind) *Session {
+	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k, ended: make(chan struct{})}
+	// A long-poll answers once from a shared page: it queues nothing,
+	// handles no requests, has no subscription and no writer, so it takes
+	// none of their state (a waiting long-poll is the most numerous
+	// connection of all).
+	if k != poll {
+		s.q = newQueue(c.cfg.QueueBytes)
+		s.writerDone, s.wound = make(chan struct{}), make(chan struct{})
+		s.subs, s.delivered = map[string]*sub{}, map[string]store.Cursor{}
+	}
+	if k == framed {
+		s.slots = make(chan struct{}, c.cfg.MaxInFlight)
 	}
 	// Values only: the session's context ends when its end is decided.
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())

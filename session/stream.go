@@ -36,8 +36,7 @@ const DefaultStreamHeartbeat = 15 * time.Second
 // caller then calls Stream, and Finish once the request is over,
 // whatever happened.
 func (c *Core) OpenStream(ctx context.Context, t Transport, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(c, t)
-	s.kind = stream
+	s := newSession(c, t, stream)
 	if s.nc == nil {
 		s.nc = oi.Conn
 	}
