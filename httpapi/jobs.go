@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
@@ -129,18 +130,16 @@ func departure(r conn.Reason) bool {
 }
 
 func (a *API) decodeJobSpec(w http.ResponseWriter, r *http.Request) (jobs.Spec, *apiError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return jobs.Spec{}, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
-				"the body is larger than "+strconv.FormatInt(a.maxBody, 10)+" bytes")
-		}
-		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeBadRequest, "reading the body failed")
+	body, e := readBody(w, r, a.maxBody, a.body)
+	if e != nil {
+		return jobs.Spec{}, e
+	}
+	if !utf8.Valid(body) {
+		return jobs.Spec{}, errInvalidUTF8
 	}
 	var js jobSpec
 	if err := json.Unmarshal(body, &js); err != nil {
-		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON job spec: "+err.Error())
+		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON job spec: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	spec := jobs.Spec{Type: js.Type, Payload: js.Payload, MaxAttempts: js.MaxAttempts, OnDisconnect: js.OnDisconnect}
 	if js.Timeout != "" {
@@ -205,7 +204,7 @@ func (a *API) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, jobs.ErrNotFound):
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id")))
 	case errors.Is(err, jobs.ErrBadSpec):
-		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, err.Error()))
+		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, clientMessage(err)))
 	default:
 		a.writeStoreError(w, r, err)
 	}

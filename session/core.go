@@ -226,6 +226,8 @@ func StoreCode(err error) (wire.Code, string) {
 		return wire.CodeCursorAhead, "the cursor lies past the channel's latest message; resume with after \"0\""
 	case errors.Is(err, store.ErrClosed):
 		return wire.CodeUnavailable, "the server is stopping"
+	case errors.Is(err, store.ErrNoSpace):
+		return wire.CodeStorageFull, "the server's storage is full: appends are refused until space returns; reads go on"
 	default:
 		return wire.CodeInternal, "storage failed"
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/session"
@@ -287,5 +288,22 @@ func TestStalledOversizeMemory(t *testing.T) {
 	t.Logf("RSS: %.1f MB before, %.1f MB after %d stalled oversize connections", float64(base)/1e6, float64(after)/1e6, n)
 	if after > base+base/10 {
 		t.Fatalf("RSS %d after, %d before: more than 10%% above", after, base)
+	}
+}
+
+// TestInvalidUTF8: a frame that is not UTF-8 (inside a JSON string, which
+// encoding/json would accept) ends the connection with invalid_utf8 and
+// close 1007; nothing is stored.
+func TestInvalidUTF8(t *testing.T) {
+	e := newEnv(t, session.Config{})
+	c := connect(t, e.url, true)
+	c.c.Write(context.Background(), websocket.MessageText, []byte("{\"id\":\"p\",\"type\":\"publish\",\"channel\":\"a\",\"data\":\"\xff\"}"))
+	prototest.WantError(t, c.Next(), "invalid_utf8")
+	if err := c.WaitClosed(); websocket.CloseStatus(err) != websocket.StatusInvalidFramePayloadData {
+		t.Fatalf("close = %v, want status 1007", err)
+	}
+	e.WantEnd(t, conn.ReasonProtocolError)
+	if b, err := e.Store.Bounds(context.Background(), "a"); err != nil || b.Earliest != "" {
+		t.Fatalf("channel a: %+v, %v; want nothing stored", b, err)
 	}
 }
