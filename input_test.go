@@ -137,3 +137,26 @@ func TestSlowBody(t *testing.T) {
 		}
 	})
 }
+
+// TestJSONErrors: answers that were redirects or plain text are JSON
+// errors with stable codes, and messages carry no internal prefixes.
+func TestJSONErrors(t *testing.T) {
+	n := startNode(t, nil)
+	for _, tc := range []struct {
+		name, head, body string
+		status           int
+		code             string
+	}{
+		{"empty channel", "POST /v1/channels//messages HTTP/1.1\r\nContent-Length: 1", "1", 400, "bad_channel"},
+		{"empty channel poll", "GET /v1/channels//messages HTTP/1.1", "", 400, "bad_channel"},
+		{"ws without upgrade", "GET /v1/ws HTTP/1.1", "", 426, "upgrade_required"},
+		{"ws refused origin", "GET /v1/ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://evil.example", "", 403, "origin_not_allowed"},
+		{"bad job spec", "POST /v1/jobs HTTP/1.1\r\nContent-Length: 13", `{"type":"?!"}`, 400, "bad_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, br := rawRequest(t, n.addr(), tc.head, tc.body)
+			wantError(t, br, tc.status, tc.code)
+		})
+	}
+}

@@ -140,7 +140,7 @@ func (n *Node) build(d deps) error {
 	mux.Handle("/v1/connections/", admin)
 	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
 	mux.Handle("/", n.api)
-	n.handler = mux
+	n.handler = httpapi.CleanPaths(mux) // JSON errors, not redirects, for unclean paths
 	return nil
 }
 

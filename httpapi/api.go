@@ -180,7 +180,7 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		mux.HandleFunc(path, methodNotAllowed)
 	}
 	mux.HandleFunc("/", notFound)
-	a.handler = mux
+	a.handler = CleanPaths(mux)
 	return a, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -201,4 +202,23 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
 	d.n += int64(n)
 	return n, err
+}
+
+// CleanPaths answers a path that is not clean (an empty segment, as in
+// /v1/channels//messages, a dot segment, a trailing slash) itself, with a
+// JSON error: http.ServeMux would answer it with a bodiless redirect to
+// another route.
+func CleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/" || path.Clean(p) == p {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if rest, ok := strings.CutPrefix(p, "/v1/channels/"); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+			writeError(w, errorf(http.StatusBadRequest, CodeBadChannel, "the channel name is empty"))
+			return
+		}
+		notFound(w, r)
+	})
 }

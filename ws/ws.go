@@ -78,10 +78,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.conns.Done()
 
 	limit := h.core.Config().MaxFrameSize
-	rec := &hijackRecorder{ResponseWriter: w, limit: limit}
+	je := &jsonErrors{ResponseWriter: w}
+	rec := &hijackRecorder{ResponseWriter: je, limit: limit}
 	c, err := websocket.Accept(rec, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
-		return // Accept has answered the client
+		je.finish() // Accept has answered the client: as JSON
+		return
 	}
 	// The guard bounds frames from their headers and the transport counts
 	// what it reads (ReadFrame), so that an oversized frame is answered

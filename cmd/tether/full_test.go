@@ -169,3 +169,22 @@ func TestFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestSecondServerSameDir: a second server on a data directory in use
+// fails at once and says another process holds it.
+func TestSecondServerSameDir(t *testing.T) {
+	dir := t.TempDir()
+	startBinary(t, dir)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", dir).CombinedOutput()
+	if err == nil {
+		t.Fatal("the second server started")
+	}
+	msg := string(out)
+	if !strings.Contains(msg, "another tether process holds "+dir) || strings.Contains(msg, "resource temporarily unavailable") {
+		t.Fatalf("the second server said %q; want it to name the lock holder problem", msg)
+	}
+}
