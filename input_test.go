@@ -160,3 +160,26 @@ func TestJSONErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestJobWithoutWorker: a job of a type no worker runs is answered with a
+// warning, or refused with 409 no_worker when workers are required.
+func TestJobWithoutWorker(t *testing.T) {
+	n := startNode(t, nil)
+	resp, err := http.Post(n.base+"/v1/jobs", "application/json", strings.NewReader(`{"type":"mail"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct{ ID, Warning string }
+	decodeStatus(t, resp, http.StatusCreated, &ref)
+	resp.Body.Close()
+	if ref.ID == "" || !strings.Contains(ref.Warning, `"mail"`) {
+		t.Fatalf("create: %+v, want a job with a warning naming its type", ref)
+	}
+	if got := n.metric("tether_jobs_created_without_worker_total", nil); got != 1 {
+		t.Fatalf("tether_jobs_created_without_worker_total = %v, want 1", got)
+	}
+
+	strict := startNode(t, func(c *tether.Config) { c.Jobs.RequireWorker = true })
+	_, br := rawRequest(t, strict.addr(), "POST /v1/jobs HTTP/1.1\r\nContent-Length: 15", `{"type":"mail"}`)
+	wantError(t, br, http.StatusConflict, "no_worker")
+}

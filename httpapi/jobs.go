@@ -17,6 +17,7 @@ import (
 // Job error codes (docs/api.md).
 const (
 	CodeBadRequest = "bad_request"
+	CodeNoWorker   = "no_worker"
 )
 
 // jobSpec is the body of POST /v1/jobs.
@@ -32,6 +33,8 @@ type jobSpec struct {
 type jobRef struct {
 	ID      string `json:"id"`
 	Channel string `json:"channel"`
+	// Warning: no worker runs the job's type (jobs.Job.Warning).
+	Warning string `json:"warning,omitempty"`
 }
 
 // createJob serves POST /v1/jobs. Without ?wait it answers 201 with the
@@ -78,7 +81,7 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	ref := jobRef{ID: job.ID, Channel: job.Channel}
+	ref := jobRef{ID: job.ID, Channel: job.Channel, Warning: job.Warning}
 	if wait == 0 {
 		writeJSON(w, http.StatusCreated, ref)
 		return
@@ -203,6 +206,8 @@ func (a *API) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id")))
+	case errors.Is(err, jobs.ErrNoWorker):
+		writeError(w, errorf(http.StatusConflict, CodeNoWorker, clientMessage(err)))
 	case errors.Is(err, jobs.ErrBadSpec):
 		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, clientMessage(err)))
 	default:
