@@ -23,7 +23,7 @@ func heapInUse() int64 {
 // 1 MiB keeps no more than its idle buffers (before: ~2 MiB each).
 func TestBuffersReturnToIdle(t *testing.T) {
 	const n = 50
-	e := newEnv(t, session.Config{})
+	e := newEnv(t, session.Config{PingInterval: time.Minute, PingTimeout: 2 * time.Minute}) // the test answers no pings
 	frame := `{"type":"ping","id":"p","pad":"` + strings.Repeat("x", session.DefaultMaxFrameSize-100) + "\"}\n"
 	type cl struct {
 		nc net.Conn
