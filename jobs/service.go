@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
