@@ -140,7 +140,7 @@ func (n *Node) build(d deps) error {
 	mux.Handle("/v1/connections/", admin)
 	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
 	mux.Handle("/", n.api)
-	n.handler = mux
+	n.handler = httpapi.CleanPaths(mux) // JSON errors, not redirects, for unclean paths
 	return nil
 }
 
@@ -168,7 +168,10 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 		Dir: n.cfg.DataDir, Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
 		Reserve: n.cfg.DataReserve,
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, pebblestore.ErrLocked):
+		return nil, false, err // it names the directory and what to do
+	case err != nil:
 		return nil, false, fmt.Errorf("open data dir %s: %w", n.cfg.DataDir, err)
 	}
 	return st, true, nil

@@ -43,6 +43,12 @@ type Config struct {
 	// ProbeWait bounds how long conn.Watch waits for a peer's answer to a
 	// probe. Zero means conn's default.
 	ProbeWait time.Duration
+	// BodyGrace and BodyMinRate bound how slowly a request body may
+	// arrive: it may take BodyGrace, plus a second for every BodyMinRate
+	// bytes that arrived; a slower sender is cut with 408 body_timeout.
+	// Zero means DefaultBodyGrace (10s) and DefaultBodyMinRate (16 KiB/s).
+	BodyGrace   time.Duration
+	BodyMinRate int
 }
 
 // Defaults of Config, applied in one place (setDefaults); flags and docs
@@ -55,6 +61,8 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	DefaultSSEHeartbeat = session.DefaultStreamHeartbeat
 	DefaultSSERetry     = 2 * time.Second
+	DefaultBodyGrace    = 10 * time.Second
+	DefaultBodyMinRate  = 16 << 10
 )
 
 func (c *Config) setDefaults() error {
@@ -65,7 +73,11 @@ func (c *Config) setDefaults() error {
 	setDefault(&c.MaxBodyBytes, DefaultMaxBodyBytes)
 	setDefault(&c.SSEHeartbeat, DefaultSSEHeartbeat)
 	setDefault(&c.SSERetry, DefaultSSERetry)
+	setDefault(&c.BodyGrace, DefaultBodyGrace)
+	setDefault(&c.BodyMinRate, DefaultBodyMinRate)
 	switch {
+	case c.BodyGrace < 0 || c.BodyMinRate < 0:
+		return errors.New("tether: httpapi: BodyGrace and BodyMinRate must not be negative")
 	case c.DefaultWait < 0 || c.MaxWait < 0 || c.SSEHeartbeat < 0 || c.SSERetry < 0 || c.ProbeWait < 0:
 		return errors.New("tether: httpapi: durations must not be negative")
 	case c.DefaultWait > c.MaxWait:
@@ -94,6 +106,7 @@ type API struct {
 	log          *slog.Logger
 	limits       limits
 	maxBody      int64
+	body         bodyLimits
 	sseHeartbeat time.Duration
 	sseRetry     time.Duration
 	metrics      *metrics
@@ -118,6 +131,7 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		store:        core.Store(),
 		log:          core.Logger(),
 		maxBody:      cfg.MaxBodyBytes,
+		body:         bodyLimits{grace: cfg.BodyGrace, rate: cfg.BodyMinRate},
 		sseHeartbeat: cfg.SSEHeartbeat,
 		sseRetry:     cfg.SSERetry,
 		core:         core,
@@ -166,14 +180,28 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		mux.HandleFunc(path, methodNotAllowed)
 	}
 	mux.HandleFunc("/", notFound)
-	a.handler = mux
+	a.handler = CleanPaths(mux)
 	return a, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
+// healthz answers 200 {"status":"ok"}, or, when the store reports a
+// degraded Health (store.Healther; a full disk makes it read-only),
+// 503 {"status":"degraded","read_only":true,"reason":"..."}: a load
+// balancer should send writes elsewhere, while reads still work.
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if h, ok := a.store.(store.Healther); ok {
+		if st := h.Health(); st.Degraded {
+			writeJSON(w, http.StatusServiceUnavailable, struct {
+				Status   string `json:"status"`
+				ReadOnly bool   `json:"read_only"`
+				Reason   string `json:"reason"`
+			}{"degraded", st.ReadOnly, st.Reason})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

@@ -3,11 +3,16 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tether-run/tether/store"
 )
@@ -125,9 +130,12 @@ func decodeIdempotencyKey(k string) *apiError {
 // decodeMessage validates a publish body and returns it compacted. Compact
 // JSON has no raw newlines, so it fits an SSE data: line as it is.
 func decodeMessage(body []byte) ([]byte, *apiError) {
-	body = bytes.TrimSpace(body)
+	body = bytes.Trim(body, " \t\r\n") // JSON's white space (RFC 8259 §2), not Unicode's
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON value; it is empty")
+	}
+	if !utf8.Valid(body) {
+		return nil, errInvalidUTF8
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(body))
@@ -135,4 +143,82 @@ func decodeMessage(body []byte) ([]byte, *apiError) {
 		return nil, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return buf.Bytes(), nil
+}
+
+// errInvalidUTF8 answers a body that is not UTF-8: encoding/json accepts
+// invalid bytes inside strings, and would store and serve them as JSON.
+var errInvalidUTF8 = errorf(http.StatusBadRequest, CodeInvalidUTF8, "the body is not valid UTF-8")
+
+// bodyLimits bound how slowly a request body may arrive (Config.BodyGrace,
+// Config.BodyMinRate): a sender that trickles a byte a second, or claims a
+// chunk and stops, holds no handler.
+type bodyLimits struct {
+	grace time.Duration
+	rate  int
+}
+
+// readBody reads a request body of at most max bytes under the body
+// deadline. A body that cannot be read is answered, not taken as empty:
+// 413 body_too_large, 408 body_timeout, or 400 bad_body (malformed chunked
+// encoding, a body cut short); after those the connection is closed, its
+// stream being out of step.
+func readBody(w http.ResponseWriter, r *http.Request, max int64, l bodyLimits) ([]byte, *apiError) {
+	rc := http.NewResponseController(w)
+	br := &deadlineReader{r: http.MaxBytesReader(w, r.Body, max), rc: rc, start: time.Now(), l: l}
+	body, err := io.ReadAll(br)
+	rc.SetReadDeadline(time.Time{})
+	if err == nil {
+		return body, nil
+	}
+	w.Header().Set("Connection", "close")
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
+			"the body is larger than "+strconv.FormatInt(max, 10)+" bytes")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, errorf(http.StatusRequestTimeout, CodeBodyTimeout,
+			"the body came slower than "+strconv.Itoa(l.rate)+" bytes a second after "+l.grace.String())
+	default:
+		return nil, errorf(http.StatusBadRequest, CodeBadBody, "the body could not be read: "+strings.TrimPrefix(err.Error(), "http: "))
+	}
+}
+
+// deadlineReader moves the connection's read deadline as the body arrives
+// (the runtime's poller: no system call per Read).
+type deadlineReader struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	start time.Time
+	l     bodyLimits
+	n     int64
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	allowed := d.l.grace + time.Duration(d.n)*time.Second/time.Duration(d.l.rate)
+	if err := d.rc.SetReadDeadline(d.start.Add(allowed)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return 0, err
+	}
+	n, err := d.r.Read(p)
+	d.n += int64(n)
+	return n, err
+}
+
+// CleanPaths answers a path that is not clean (an empty segment, as in
+// /v1/channels//messages, a dot segment, a trailing slash) itself, with a
+// JSON error: http.ServeMux would answer it with a bodiless redirect to
+// another route.
+func CleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/" || path.Clean(p) == p {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if rest, ok := strings.CutPrefix(p, "/v1/channels/"); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+			writeError(w, errorf(http.StatusBadRequest, CodeBadChannel, "the channel name is empty"))
+			return
+		}
+		notFound(w, r)
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var testLimits = limits{defaultWait: 25 * time.Second, maxWait: 2 * time.Minute, defaultLimit: 100, maxLimit: 1000}
@@ -109,21 +110,33 @@ func FuzzDecodeRead(f *testing.F) {
 	})
 }
 
-// FuzzDecodeMessage checks that an accepted publish body is valid, compact
-// JSON without raw newlines (it must fit one SSE data: line).
+// FuzzDecodeMessage checks that an accepted publish body is one JSON value
+// in valid UTF-8 (json.Valid alone accepts invalid bytes inside strings),
+// stored as valid, compact UTF-8 JSON without raw newlines (it must fit one
+// SSE data: line); and that a body that is not UTF-8 gets invalid_utf8.
 func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"a": [1, 2, "x"]}`))
 	f.Add([]byte("\"\\u2028\""))
 	f.Add([]byte("[1,\n2]"))
+	f.Add([]byte("\"\xff\xfe\""))
+	f.Add([]byte("{\"k\":\"\xc3\x28\"}"))
+	f.Add([]byte("\"\xed\xa0\x80\""))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, e := decodeMessage(body)
 		if e != nil {
-			if e.Code != CodeInvalidJSON {
-				t.Fatalf("code %s", e.Code)
+			want := CodeInvalidJSON
+			if !utf8.Valid(body) {
+				want = CodeInvalidUTF8
+			}
+			if e.Code != want {
+				t.Fatalf("%q: code %s, want %s", body, e.Code, want)
 			}
 			return
 		}
-		if !json.Valid(got) || strings.ContainsAny(string(got), "\r\n") {
+		if !utf8.Valid(body) || !json.Valid(body) {
+			t.Fatalf("accepted %q, which is not UTF-8 JSON", body)
+		}
+		if !utf8.Valid(got) || !json.Valid(got) || strings.ContainsAny(string(got), "\r\n") {
 			t.Fatalf("accepted %q as %q", body, got)
 		}
 	})

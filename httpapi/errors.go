@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 )
 
 // Error codes are part of the API contract (docs/api.md): clients switch on
@@ -20,6 +21,10 @@ const (
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeUnavailable       = "unavailable"
 	CodeInternal          = "internal"
+	CodeInvalidUTF8       = "invalid_utf8"
+	CodeBodyTimeout       = "body_timeout"
+	CodeBadBody           = "bad_body"
+	CodeStorageFull       = "storage_full"
 )
 
 // apiError is an error answer: an HTTP status, a stable code and a message
@@ -69,4 +74,10 @@ func writeBody(w http.ResponseWriter, status int, body []byte) int {
 	w.WriteHeader(status)
 	n, _ := w.Write(body)
 	return n
+}
+
+// clientMessage is err's text without the "tether: " prefixes of the
+// server's own errors, which name packages and mean nothing to a client.
+func clientMessage(err error) string {
+	return strings.ReplaceAll(err.Error(), "tether: ", "")
 }

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
@@ -16,6 +17,7 @@ import (
 // Job error codes (docs/api.md).
 const (
 	CodeBadRequest = "bad_request"
+	CodeNoWorker   = "no_worker"
 )
 
 // jobSpec is the body of POST /v1/jobs.
@@ -31,6 +33,8 @@ type jobSpec struct {
 type jobRef struct {
 	ID      string `json:"id"`
 	Channel string `json:"channel"`
+	// Warning: no worker runs the job's type (jobs.Job.Warning).
+	Warning string `json:"warning,omitempty"`
 }
 
 // createJob serves POST /v1/jobs. Without ?wait it answers 201 with the
@@ -77,7 +81,7 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	ref := jobRef{ID: job.ID, Channel: job.Channel}
+	ref := jobRef{ID: job.ID, Channel: job.Channel, Warning: job.Warning}
 	if wait == 0 {
 		writeJSON(w, http.StatusCreated, ref)
 		return
@@ -129,18 +133,16 @@ func departure(r conn.Reason) bool {
 }
 
 func (a *API) decodeJobSpec(w http.ResponseWriter, r *http.Request) (jobs.Spec, *apiError) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return jobs.Spec{}, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
-				"the body is larger than "+strconv.FormatInt(a.maxBody, 10)+" bytes")
-		}
-		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeBadRequest, "reading the body failed")
+	body, e := readBody(w, r, a.maxBody, a.body)
+	if e != nil {
+		return jobs.Spec{}, e
+	}
+	if !utf8.Valid(body) {
+		return jobs.Spec{}, errInvalidUTF8
 	}
 	var js jobSpec
 	if err := json.Unmarshal(body, &js); err != nil {
-		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON job spec: "+err.Error())
+		return jobs.Spec{}, errorf(http.StatusBadRequest, CodeInvalidJSON, "the body must be a JSON job spec: "+strings.TrimPrefix(err.Error(), "json: "))
 	}
 	spec := jobs.Spec{Type: js.Type, Payload: js.Payload, MaxAttempts: js.MaxAttempts, OnDisconnect: js.OnDisconnect}
 	if js.Timeout != "" {
@@ -204,8 +206,10 @@ func (a *API) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no job "+r.PathValue("id")))
+	case errors.Is(err, jobs.ErrNoWorker):
+		writeError(w, errorf(http.StatusConflict, CodeNoWorker, clientMessage(err)))
 	case errors.Is(err, jobs.ErrBadSpec):
-		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, err.Error()))
+		writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, clientMessage(err)))
 	default:
 		a.writeStoreError(w, r, err)
 	}

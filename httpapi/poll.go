@@ -134,6 +134,9 @@ func (a *API) storeError(err error) *apiError {
 		return errorf(http.StatusBadRequest, CodeBadChannel, "bad channel name")
 	case errors.Is(err, store.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping")
+	case errors.Is(err, store.ErrNoSpace):
+		return errorf(http.StatusInsufficientStorage, CodeStorageFull,
+			"the server's storage is full: appends are refused until space returns; reads go on")
 	default:
 		return errorf(http.StatusInternalServerError, CodeInternal, "storage failed")
 	}
@@ -146,8 +149,11 @@ func (a *API) writeStoreError(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	e := a.storeError(err)
-	if e.Code == CodeInternal {
+	switch e.Code {
+	case CodeInternal:
 		a.log.ErrorContext(r.Context(), "storage failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case CodeStorageFull:
+		w.Header().Set("Retry-After", "5")
 	}
 	writeError(w, e)
 }

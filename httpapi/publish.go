@@ -1,10 +1,7 @@
 package httpapi
 
 import (
-	"errors"
-	"io"
 	"net/http"
-	"strconv"
 
 	"github.com/tether-run/tether/store"
 )
@@ -30,14 +27,10 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, CodeBodyTooLarge,
-				"the body is larger than "+strconv.FormatInt(a.maxBody, 10)+" bytes"))
-		}
-		return // otherwise the client went away mid-body
+	body, e := readBody(w, r, a.maxBody, a.body)
+	if e != nil {
+		writeError(w, e)
+		return
 	}
 	data, e := decodeMessage(body)
 	if e != nil {

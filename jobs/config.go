@@ -59,6 +59,12 @@ type Config struct {
 	// NodeID names this node in logs and in the ids of its workers. Empty
 	// means hostname:pid.
 	NodeID string
+	// RequireWorker makes Create refuse (ErrNoWorker) a job whose type no
+	// worker attached to this node has announced, instead of storing it
+	// with a warning (Job.Warning) to wait for one. Only this node's
+	// workers count: leave it off where workers attach to other nodes.
+	// False by default.
+	RequireWorker bool
 }
 
 func (c *Config) setDefaults() error {

@@ -94,6 +94,10 @@ type Job struct {
 	// Cursor is the ID of the last event folded: the ExpectLatest of the
 	// next write, and where a follower resumes.
 	Cursor store.Cursor `json:"cursor"`
+	// Warning is set by Create only, and not stored: no worker attached
+	// to this node runs the job's type, so the job waits until one does
+	// (WarnNoWorker).
+	Warning string `json:"warning,omitempty"`
 
 	released int       // attempts handed back, which do not count against MaxAttempts
 	cancelAt time.Time // when cancel_requested was accepted
@@ -180,6 +184,9 @@ var (
 	ErrFenced = errors.New("tether: job attempt fenced")
 	// ErrBadSpec means a Spec (or a list filter) is not valid.
 	ErrBadSpec = errors.New("tether: bad job spec")
+	// ErrNoWorker means Create refused a job because no worker attached
+	// to this node runs its type (Config.RequireWorker).
+	ErrNoWorker = errors.New("tether: no worker runs this job type")
 	// ErrStopped means the Service is not running.
 	ErrStopped = errors.New("tether: jobs service stopped")
 )

@@ -5,12 +5,14 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the Service's Prometheus series. With a nil Registerer they
 // are created but never exported, so recording needs no nil checks.
 type metrics struct {
-	created        prometheus.Counter
-	ended          *prometheus.CounterVec
-	running        prometheus.Gauge
-	claimConflicts prometheus.Counter
-	leaseExpiries  prometheus.Counter
-	cancelPush     prometheus.Histogram
+	created prometheus.Counter
+	// createdNoWorker counts jobs created for a type no attached worker ran.
+	createdNoWorker prometheus.Counter
+	ended           *prometheus.CounterVec
+	running         prometheus.Gauge
+	claimConflicts  prometheus.Counter
+	leaseExpiries   prometheus.Counter
+	cancelPush      prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -18,6 +20,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tether_jobs_created_total",
 			Help: "Jobs created on this node (idempotent replays not counted).",
+		}),
+		createdNoWorker: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tether_jobs_created_without_worker_total",
+			Help: "Jobs created for a type that no worker attached to this node runs (answered with a warning).",
 		}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tether_jobs_ended_total",
@@ -45,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.ended.WithLabelValues(s)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.created, m.ended, m.running, m.claimConflicts, m.leaseExpiries, m.cancelPush} {
+		for _, c := range []prometheus.Collector{m.created, m.createdNoWorker, m.ended, m.running, m.claimConflicts, m.leaseExpiries, m.cancelPush} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -224,6 +225,10 @@ func (s *Service) Create(ctx context.Context, spec Spec, idempotencyKey string) 
 	if err := s.checkSpec(&spec); err != nil {
 		return Job{}, false, err
 	}
+	noWorker := !s.HasWorkerFor(spec.Type)
+	if noWorker && s.cfg.RequireWorker {
+		return Job{}, false, fmt.Errorf("%w: no worker attached to this node runs type %q", ErrNoWorker, spec.Type)
+	}
 	now := s.clock.Now()
 	id := newID(now)
 	if idempotencyKey != "" {
@@ -250,6 +255,13 @@ func (s *Service) Create(ctx context.Context, spec Spec, idempotencyKey string) 
 	if created {
 		s.m.created.Inc()
 	}
+	if noWorker {
+		job.Warning = WarnNoWorker(spec.Type)
+		if created {
+			s.m.createdNoWorker.Inc()
+			s.log.Warn("job created for a type no worker runs", "job", id, "type", spec.Type)
+		}
+	}
 	// The index entry makes the job known to every node. Its idempotency
 	// key repairs a create that crashed between the two appends: the
 	// retry (same Idempotency-Key) appends it then.
@@ -263,6 +275,25 @@ func (s *Service) index(ctx context.Context, j Job) error {
 		return fmt.Errorf("tether: jobs: index %s: %w", j.ID, err)
 	}
 	return nil
+}
+
+// HasWorkerFor reports whether a worker attached to this node, and not
+// draining, runs jobs of type typ (a worker that announced no types runs
+// any).
+func (s *Service) HasWorkerFor(typ string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.workers {
+		if !w.gone && !w.draining && (len(w.types) == 0 || w.types[typ]) {
+			return true
+		}
+	}
+	return false
+}
+
+// WarnNoWorker is Job.Warning for a job of type typ that no worker runs.
+func WarnNoWorker(typ string) string {
+	return "no worker connected to this server runs type " + strconv.Quote(typ) + ": the job waits until one does"
 }
 
 func (s *Service) checkSpec(spec *Spec) error {

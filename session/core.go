@@ -64,6 +64,16 @@ type FramedTransport interface {
 	ReadFrame(ctx context.Context) ([]byte, error)
 }
 
+// Aborter is an optional interface of a FramedTransport: how it ends a
+// connection after a protocol error (a frame too large, not UTF-8, not
+// JSON), once the error frame was flushed or abortFlush ran out. It must
+// read nothing more from the peer, say goodbye within a short deadline
+// (a WebSocket close frame with its status) and reset. Without it the
+// core resets the connection.
+type Aborter interface {
+	Abort(reason conn.Reason) error
+}
+
 // Extension adds request types to the framed protocol from outside the
 // core: the jobs' worker frames (package jobs/workerproto) plug in this
 // way, so that the core does not import jobs.
@@ -178,7 +188,7 @@ func (c *Core) Serve(ctx context.Context, t FramedTransport, oi registry.OpenInf
 		if nc := t.NetConn(); nc != nil {
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 		}
-		f := wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeUnavailable, Message: "not admitted: " + err.Error()}
+		f := wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeUnavailable, Message: "not admitted: " + wire.ClientMessage(err)}
 		t.WriteFrame(context.Background(), t.Format().Encode(f), true)
 		t.CloseGracefully(conn.ReasonShutdown)
 		t.Close()
@@ -216,6 +226,8 @@ func StoreCode(err error) (wire.Code, string) {
 		return wire.CodeCursorAhead, "the cursor lies past the channel's latest message; resume with after \"0\""
 	case errors.Is(err, store.ErrClosed):
 		return wire.CodeUnavailable, "the server is stopping"
+	case errors.Is(err, store.ErrNoSpace):
+		return wire.CodeStorageFull, "the server's storage is full: appends are refused until space returns; reads go on"
 	default:
 		return wire.CodeInternal, "storage failed"
 	}

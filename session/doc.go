@@ -45,7 +45,13 @@
 // Every end is one decision, the first wins: the peer left (a read or
 // write failed, or conn.Watch saw the HTTP client go), the client said
 // bye, a limit fired (heartbeat, idle, lag, frame size), or the Registry
-// closed the session (an operator's close, Registry.Shutdown). The
+// closed the session (an operator's close, Registry.Shutdown). A
+// protocol error (a frame too large, not UTF-8, not JSON) aborts: the
+// error frame is flushed within 250ms, nothing more is read, and the
+// transport says goodbye its way and resets (Aborter). An operator's close
+// or a reset that comes after the end was decided resets the socket at
+// once, so an end stuck on its peer (a graceful close waiting on a client
+// that stopped mid-frame) never holds the connection. The
 // Registry's Shutdown is the only shutdown path: NotifyShutdown queues the
 // shutdown frame for a framed client (which answers bye), and sends a
 // stream its shutdown event as its last and ends it.

@@ -26,10 +26,13 @@ func (s *Session) readLoop(t FramedTransport, first []byte) {
 		// Closing the socket ends the read.
 		b, err := t.ReadFrame(context.Background())
 		if err != nil {
-			if errors.Is(err, ErrFrameTooLarge) {
+			switch {
+			case errors.Is(err, ErrFrameTooLarge):
 				msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
-				s.decide(ending{reason: conn.ReasonProtocolError, mode: conn.CloseGraceful, server: true,
-					final: errEvent("", wire.CodeFrameTooLarge, msg)})
+				s.protocolError(wire.CodeFrameTooLarge, msg)
+				return
+			case errors.Is(err, wire.ErrInvalidUTF8):
+				s.protocolError(wire.CodeInvalidUTF8, "a frame is not valid UTF-8")
 				return
 			}
 			reason := t.Reason(err)
@@ -45,6 +48,14 @@ func (s *Session) readLoop(t FramedTransport, first []byte) {
 			return
 		}
 	}
+}
+
+// protocolError ends the connection after a frame it cannot trust: the
+// error frame is flushed within abortFlush and the transport aborts
+// (Aborter), reading nothing more of what the peer sends.
+func (s *Session) protocolError(code wire.Code, msg string) {
+	s.decide(ending{reason: conn.ReasonProtocolError, mode: conn.CloseGraceful, server: true,
+		abort: true, final: errEvent("", code, msg)})
 }
 
 // writeLoop writes queued frames until the queue is closed and drained or
@@ -93,12 +104,14 @@ func (s *Session) writeLoop() {
 func (s *Session) dispatch(b []byte) bool {
 	f, err := wire.DecodeClient(b)
 	switch {
+	case errors.Is(err, wire.ErrInvalidUTF8):
+		s.protocolError(wire.CodeInvalidUTF8, "a frame is not valid UTF-8")
+		return false
 	case errors.Is(err, wire.ErrBadFrame):
-		s.decide(ending{reason: conn.ReasonProtocolError, mode: conn.CloseGraceful, server: true,
-			final: errEvent("", wire.CodeBadFrame, err.Error())})
+		s.protocolError(wire.CodeBadFrame, wire.ClientMessage(err))
 		return false
 	case err != nil:
-		s.ReplyError(f.ID, wire.CodeBadRequest, err.Error())
+		s.ReplyError(f.ID, wire.CodeBadRequest, wire.ClientMessage(err))
 		return true
 	}
 	switch f.Type {

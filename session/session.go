@@ -90,7 +90,15 @@ type ending struct {
 	server  bool // the server decided (not the peer's departure)
 	closed  bool // through Close: an HTTP answer says Connection: close
 	drop    bool // drop queued messages before the final event
+	// abort: a protocol error. The final event is flushed within
+	// abortFlush, not FlushTimeout, and the transport aborts (Aborter)
+	// instead of closing gracefully: nothing more is read.
+	abort bool
 }
+
+// abortFlush bounds the flush of the error frame after a protocol error:
+// a peer that sends what it should not is not waited for.
+const abortFlush = 250 * time.Millisecond
 
 func newSession(c *Core, t Transport, k kind) *Session {
 	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k, ended: make(chan struct{})}
@@ -205,11 +213,21 @@ func (s *Session) closeGracefully(e *ending, writerDone <-chan struct{}) {
 		s.q.forceCtrl(item{frame: final})
 	}
 	s.q.close(false)
-	t := time.NewTimer(s.cfg.FlushTimeout)
+	wait := s.cfg.FlushTimeout
+	if e.abort {
+		wait = min(wait, abortFlush)
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-writerDone:
-		s.t.CloseGracefully(e.reason)
+		if !e.abort {
+			s.t.CloseGracefully(e.reason)
+		} else if a, ok := s.t.(Aborter); ok {
+			a.Abort(e.reason)
+		} else {
+			s.reset()
+		}
 	case <-t.C:
 		s.reset()
 		s.q.close(true)
@@ -262,8 +280,36 @@ func (s *Session) Close(mode conn.CloseMode, reason conn.Reason) error {
 	if reason == conn.ReasonKicked {
 		final = wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeKicked, Message: "closed by the server's operator"}
 	}
-	s.decide(ending{reason: reason, mode: mode, final: final, server: true, closed: true})
+	if !s.decide(ending{reason: reason, mode: mode, final: final, server: true, closed: true}) {
+		s.escalate(mode, reason)
+	}
 	return nil
+}
+
+// escalate acts on a Close that came after the end was decided. An
+// operator's close (kicked, any mode) or any reset or discard does not
+// wait for an end already under way, which may be blocked (a graceful
+// close waiting on a peer that stopped mid-frame): it resets the socket
+// at once, which unblocks every read and write, unless the wind-up has
+// finished.
+func (s *Session) escalate(mode conn.CloseMode, reason conn.Reason) {
+	if mode == conn.CloseGraceful && reason != conn.ReasonKicked {
+		return
+	}
+	select {
+	case <-s.wound:
+		return
+	default:
+	}
+	if mode != conn.CloseDiscard {
+		mode = conn.CloseReset
+	}
+	if s.nc != nil {
+		conn.CloseConn(s.nc, mode)
+	}
+	if s.t != nil {
+		s.t.Close()
+	}
 }
 
 // NotifyShutdown implements registry.Peer. A framed client gets the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tether-run/tether/internal/framebuf"
 	"github.com/tether-run/tether/session"
 )
 
@@ -15,10 +16,15 @@ import (
 // raw newline (RFC 8259 §7 requires control characters in strings to be
 // escaped), so a newline always ends a frame. A trailing "\r" is dropped,
 // and empty lines are skipped, so "\r\n" and blank keepalive lines work.
+//
+// Between frames it holds its bufio.Reader and framebuf.Idle bytes: a
+// frame longer than the reader's buffer is assembled in a buffer borrowed
+// from framebuf's pools, given back at the next call (before the wait for
+// the next frame).
 type LineReader struct {
 	br    *bufio.Reader
 	limit int
-	buf   []byte
+	buf   framebuf.Buffer
 }
 
 // NewLineReader reads frames of at most limit bytes (not counting the
@@ -34,25 +40,25 @@ func NewLineReader(r io.Reader, limit int) *LineReader {
 // io.ErrUnexpectedEOF when a frame was cut short.
 func (lr *LineReader) ReadFrame() ([]byte, error) {
 	for {
-		lr.buf = lr.buf[:0]
+		lr.buf.Reset()
 		for {
 			chunk, err := lr.br.ReadSlice('\n')
-			if len(lr.buf)+len(chunk) > lr.limit+1 { // +1: the newline
+			if lr.buf.Len()+len(chunk) > lr.limit+1 { // +1: the newline
 				return nil, fmt.Errorf("%w: over %d bytes", session.ErrFrameTooLarge, lr.limit)
 			}
-			lr.buf = append(lr.buf, chunk...)
+			lr.buf.Write(chunk)
 			if err == nil {
 				break
 			}
 			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
-			if errors.Is(err, io.EOF) && len(bytes.TrimSpace(lr.buf)) > 0 {
+			if errors.Is(err, io.EOF) && len(bytes.TrimSpace(lr.buf.Bytes())) > 0 {
 				return nil, io.ErrUnexpectedEOF
 			}
 			return nil, err
 		}
-		line := bytes.TrimRight(lr.buf, "\r\n")
+		line := bytes.TrimRight(lr.buf.Bytes(), "\r\n")
 		if len(bytes.TrimSpace(line)) > 0 {
 			return line, nil
 		}

@@ -189,10 +189,15 @@ func (s *Server) handle(nc net.Conn) {
 	first, err := c.lr.ReadFrame()
 	nc.SetReadDeadline(time.Time{})
 	if err != nil {
+		mode := conn.CloseGraceful
 		if errors.Is(err, session.ErrFrameTooLarge) {
+			// Nothing more is read of it (a graceful close would drain
+			// the stream): the error frame, then a reset.
+			nc.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
 			c.WriteFrame(context.Background(), errorJSON("frame_too_large", "frame over the size limit"), true)
+			mode = conn.CloseReset
 		}
-		conn.CloseConn(nc, conn.CloseGraceful)
+		conn.CloseConn(nc, mode)
 		return
 	}
 	oi := registry.OpenInfo{Transport: registry.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}

@@ -242,3 +242,19 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestInvalidUTF8: a frame that is not UTF-8 (inside a JSON string, which
+// encoding/json would accept) gets an invalid_utf8 error frame and ends
+// the connection; nothing is stored.
+func TestInvalidUTF8(t *testing.T) {
+	e := newEnv(t, session.Config{})
+	c := connect(t, e.addr, true)
+	prototest.WantOK(t, c.Request(map[string]any{"id": "s", "type": "subscribe", "channel": "b"}))
+	c.sendRaw([]byte("{\"id\":\"p\",\"type\":\"publish\",\"channel\":\"a\",\"data\":\"\xc3\x28\"}\n"))
+	prototest.WantError(t, c.Next(), "invalid_utf8")
+	c.WaitClosed()
+	e.WantEnd(t, conn.ReasonProtocolError)
+	if b, err := e.Store.Bounds(context.Background(), "a"); err != nil || b.Earliest != "" {
+		t.Fatalf("channel a: %+v, %v; want nothing stored", b, err)
+	}
+}

@@ -52,6 +52,10 @@ const (
 	// job's current one, or a job that does not exist: drop the attempt,
 	// do not retry.
 	CodeFenced Code = "fenced"
+	// CodeStorageFull: the server's storage is full (or keeps its space
+	// reserve): appends are refused until space returns, reads go on.
+	// Retry later.
+	CodeStorageFull Code = "storage_full"
 )
 
 // Sent without an id just before the server ends the connection.
@@ -61,6 +65,9 @@ const (
 	CodeBadFrame Code = "bad_frame"
 	// CodeFrameTooLarge: a frame over the size limit (protocol-error).
 	CodeFrameTooLarge Code = "frame_too_large"
+	// CodeInvalidUTF8: a frame is not valid UTF-8 (protocol-error; on
+	// WebSocket the close status is 1007).
+	CodeInvalidUTF8 Code = "invalid_utf8"
 	// CodeSlowConsumer: the connection fell behind more than the server's
 	// MaxLag; the frame carries Cursors, the last cursor sent per channel
 	// (slow-consumer).
@@ -73,11 +80,11 @@ const (
 )
 
 // Retryable reports whether a request refused with c may succeed if sent
-// again unchanged, later or on the next connection: unavailable, internal
-// and too_many_requests. Every other code answers the request itself.
+// again unchanged, later or on the next connection: unavailable, internal,
+// too_many_requests and storage_full. Every other code answers the request itself.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeUnavailable, CodeInternal, CodeTooManyRequests:
+	case CodeUnavailable, CodeInternal, CodeTooManyRequests, CodeStorageFull:
 		return true
 	}
 	return false

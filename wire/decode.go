@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 var (
@@ -17,7 +19,16 @@ var (
 	// wrong JSON type. Every other field, the id included, was decoded, so
 	// the request can still be answered (bad_request).
 	ErrBadField = errors.New("tether: bad field in frame")
+	// ErrInvalidUTF8 means a frame is not valid UTF-8 (RFC 8259 §8.1
+	// requires it of JSON; encoding/json accepts invalid bytes inside
+	// strings and would store them). It wraps ErrBadFrame: the server
+	// answers invalid_utf8 and ends the connection.
+	ErrInvalidUTF8 = fmt.Errorf("%w: invalid UTF-8", ErrBadFrame)
 )
+
+// ValidJSON reports whether b is one JSON value in valid UTF-8: what
+// json.Valid checks, and the UTF-8 that it does not check inside strings.
+func ValidJSON(b []byte) bool { return utf8.Valid(b) && json.Valid(b) }
 
 // Encode marshals a frame to its JSON, without a trailing newline (the TCP
 // framer adds it). The frames are plain structs, so it fails only for
@@ -28,13 +39,16 @@ func Encode(frame any) ([]byte, error) {
 
 // Decode parses one frame into v (a pointer to one of this package's frame
 // types) with the server's rules: ErrBadFrame when b is not one JSON
-// object, ErrBadField when a known field has the wrong JSON type (v holds
+// object (ErrInvalidUTF8, which wraps it, when b is not UTF-8), ErrBadField when a known field has the wrong JSON type (v holds
 // every other field). Leading and trailing white space is ignored; unknown
 // fields are too.
 func Decode(b []byte, v any) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
 		return fmt.Errorf("%w: not a JSON object", ErrBadFrame)
+	}
+	if !utf8.Valid(b) {
+		return ErrInvalidUTF8
 	}
 	err := json.Unmarshal(b, v)
 	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
@@ -185,4 +199,11 @@ func DecodeRequest(b []byte) (Request, error) {
 		}
 	}
 	return r, err
+}
+
+// ClientMessage is err's text as a client may read it: without the
+// "tether: " prefixes that the server's own errors carry (they name the
+// package in logs, and mean nothing to a client).
+func ClientMessage(err error) string {
+	return strings.ReplaceAll(err.Error(), "tether: ", "")
 }

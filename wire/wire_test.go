@@ -1,11 +1,13 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // The golden bytes below are what protocol/frame.go and protocol/worker.go
@@ -357,18 +359,35 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"id":"c3","type":"publish","channel":"news","data":{"a":1},"idempotency_key":"k"}`,
 		`{"id":"4","type":"job.done","job":"j1","attempt":1,"result":{"slept_ms":500}}`,
 		`{`, `nope`,
+		"{\"id\":\"c3\",\"type\":\"publish\",\"channel\":\"a\",\"data\":\"\xff\"}",
+		"{\"id\":\"\xed\xa0\x80\",\"type\":\"ping\"}",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		valid := utf8.Valid(b)
 		for _, dec := range []func([]byte) error{
-			func(b []byte) error { _, err := DecodeClient(b); return err },
+			func(b []byte) error {
+				f, err := DecodeClient(b)
+				if err == nil && !utf8.Valid(f.Data) {
+					t.Fatalf("DecodeClient accepted data %q, not UTF-8", f.Data)
+				}
+				return err
+			},
 			func(b []byte) error { _, err := DecodeWorker(b); return err },
 			func(b []byte) error { _, err := Peek(b); return err },
+			func(b []byte) error { _, err := DecodeRequest(b); return err },
 		} {
-			if err := dec(b); err != nil && !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrBadField) {
+			err := dec(b)
+			if err != nil && !errors.Is(err, ErrBadFrame) && !errors.Is(err, ErrBadField) {
 				t.Fatalf("error %v is neither ErrBadFrame nor ErrBadField", err)
 			}
+			if !valid && !errors.Is(err, ErrInvalidUTF8) && bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+				t.Fatalf("%q is not UTF-8: error %v, want ErrInvalidUTF8", b, err)
+			}
+		}
+		if ValidJSON(b) != (valid && json.Valid(b)) {
+			t.Fatalf("ValidJSON(%q) = %v", b, ValidJSON(b))
 		}
 	})
 }

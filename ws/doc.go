@@ -18,9 +18,13 @@
 // discard modes and the core's stall guard.
 //
 // The handler bounds incoming messages itself (session.Config.MaxFrameSize)
-// rather than with the library's read limit, so that an oversized message
-// is answered with a frame_too_large error frame before the close frame
-// (status 1008).
+// rather than with the library's read limit, which counts payload as it is
+// read: a frameGuard between the socket and the library checks each frame
+// header, so a message whose header claims more than the limit is answered
+// with a frame_too_large error frame and close status 1009, then a reset,
+// without reading a byte of its payload. Text that is not UTF-8 gets
+// invalid_utf8 and 1007. A message's bytes live in a buffer borrowed from a
+// pool (internal/framebuf) only while it is read and dispatched.
 //
 // Concurrency: a Handler is safe for concurrent use. Each connection is
 // served on the ServeHTTP goroutine that upgraded it, which is the core's

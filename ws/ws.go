@@ -10,9 +10,13 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/framebuf"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/wire"
@@ -73,16 +77,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mu.Unlock()
 	defer h.conns.Done()
 
-	rec := &hijackRecorder{ResponseWriter: w}
+	limit := h.core.Config().MaxFrameSize
+	je := &jsonErrors{ResponseWriter: w}
+	rec := &hijackRecorder{ResponseWriter: je, limit: limit}
 	c, err := websocket.Accept(rec, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
-		return // Accept has answered the client
+		je.finish() // Accept has answered the client: as JSON
+		return
 	}
-	// The Session bounds frames itself, so that an oversized one is
-	// answered with an error frame before the close (the library's limit
-	// would close at once).
+	// The guard bounds frames from their headers and the transport counts
+	// what it reads (ReadFrame), so that an oversized frame is answered
+	// with an error frame and close 1009 (the library's limit counts
+	// payload as it reads it, and would close at once).
 	c.SetReadLimit(-1)
-	wc := &wsConn{c: c, nc: rec.nc, limit: h.core.Config().MaxFrameSize}
+	wc := &wsConn{c: c, nc: rec.nc, g: rec.g, limit: limit}
 	oi := registry.OpenInfo{Transport: registry.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: rec.nc}
 	h.core.Serve(context.WithoutCancel(r.Context()), wc, oi, nil)
 }
@@ -114,16 +122,27 @@ func httpError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 // hijackRecorder keeps the raw connection websocket.Accept hijacks, which
-// conn.CloseConn needs for reset and discard.
+// conn.CloseConn needs for reset and discard, and puts the frameGuard
+// between it and the library: every byte the client sends, including any
+// net/http had already buffered, passes the guard.
 type hijackRecorder struct {
 	http.ResponseWriter
-	nc net.Conn
+	limit int
+	nc    net.Conn
+	g     *frameGuard
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nc, brw, err
+	}
 	h.nc = nc
-	return nc, brw, err
+	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	h.g = newFrameGuard(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), nc), h.limit)
+	gc := &guardedConn{Conn: nc, g: h.g}
+	brw.Reader.Reset(gc)
+	return gc, brw, nil
 }
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
@@ -132,34 +151,64 @@ func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter 
 type wsConn struct {
 	c     *websocket.Conn
 	nc    net.Conn
+	g     *frameGuard
 	limit int
-	buf   bytes.Buffer // the reader goroutine's
+	buf   framebuf.Buffer // the reader goroutine's
+	// code is the close status a protocol error calls for (1009, 1007),
+	// set by the reader before the session decides the end; 0: 1008.
+	code atomic.Int32
 }
 
-// ReadFrame reads one message, text or binary, reading at most limit+1
-// bytes of it.
+// ReadFrame reads one message, text or binary. The guard has checked its
+// size from the headers; the count here is a second line. The buffer a
+// large message borrowed goes back to its pool before the next wait
+// (framebuf), so an idle connection keeps framebuf.Idle bytes.
 func (c *wsConn) ReadFrame(ctx context.Context) ([]byte, error) {
+	c.buf.Reset()
 	_, r, err := c.c.Reader(ctx)
 	if err != nil {
-		return nil, err
+		return nil, c.readErr(err)
 	}
-	c.buf.Reset()
-	n, err := c.buf.ReadFrom(io.LimitReader(r, int64(c.limit)+1))
-	if err != nil {
-		return nil, err
+	if err := c.buf.ReadLimited(r, c.limit+1); err != nil {
+		return nil, c.readErr(err)
 	}
-	if n > int64(c.limit) {
+	if c.buf.Len() > c.limit {
+		c.code.Store(int32(websocket.StatusMessageTooBig))
 		return nil, session.ErrFrameTooLarge
 	}
-	return c.buf.Bytes(), nil
+	b := c.buf.Bytes()
+	if !utf8.Valid(b) {
+		// RFC 6455 §8.1: text must be UTF-8, and §7.4.1 names 1007 for
+		// data inconsistent with its type; tether's frames are JSON text
+		// in either message type.
+		c.code.Store(int32(websocket.StatusInvalidFramePayloadData))
+		return nil, wire.ErrInvalidUTF8
+	}
+	return b, nil
+}
+
+// readErr prefers the guard's error: the library wraps it, or reports
+// what followed it.
+func (c *wsConn) readErr(err error) error {
+	if gerr := c.g.failed(); errors.Is(gerr, session.ErrFrameTooLarge) {
+		c.code.Store(int32(websocket.StatusMessageTooBig))
+		return gerr
+	}
+	return err
 }
 
 func (c *wsConn) WriteFrame(ctx context.Context, frame []byte, _ bool) error {
 	return c.c.Write(ctx, websocket.MessageText, frame)
 }
 
+// closeWait bounds the close handshake (the library waits up to 5s, and
+// reads the rest of a frame the peer left unfinished without a deadline):
+// past it the connection is reset.
+const closeWait = time.Second
+
 // CloseGracefully sends a close frame (RFC 6455 §5.5.1) with a status for
-// the reason and waits, up to the library's 5s, for the peer's.
+// the reason and waits up to closeWait for the peer's, reading no more
+// than the guard's closeBudget meanwhile; then it resets.
 func (c *wsConn) CloseGracefully(reason conn.Reason) error {
 	code := websocket.StatusNormalClosure
 	switch reason {
@@ -168,12 +217,51 @@ func (c *wsConn) CloseGracefully(reason conn.Reason) error {
 	case conn.ReasonProtocolError, conn.ReasonSlowConsumer:
 		code = websocket.StatusPolicyViolation
 	}
-	return c.c.Close(code, string(reason))
+	c.g.stop()
+	done := make(chan error, 1)
+	go func() { done <- c.c.Close(code, string(reason)) }()
+	t := time.NewTimer(closeWait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		conn.CloseConn(c.nc, conn.CloseReset)
+		return <-done
+	}
+}
+
+// abortWait bounds the write of the close frame after a protocol error.
+const abortWait = 250 * time.Millisecond
+
+// Abort implements session.Aborter: after a protocol error nothing more
+// is read, so it writes the close frame (1009 for a frame too large, 1007
+// for invalid UTF-8, else 1008) within abortWait, and resets. The writer
+// has stopped, so the raw write does not interleave with the library's.
+func (c *wsConn) Abort(reason conn.Reason) error {
+	c.g.stop()
+	code := websocket.StatusCode(c.code.Load())
+	if code == 0 {
+		code = websocket.StatusPolicyViolation
+	}
+	frame := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
+	frame = append(frame, reason...)
+	c.nc.SetWriteDeadline(time.Now().Add(abortWait))
+	c.nc.Write(frame)
+	err := conn.CloseConn(c.nc, conn.CloseReset)
+	c.c.CloseNow()
+	return err
 }
 
 func (c *wsConn) Format() session.Format { return session.JSON }
-func (c *wsConn) Close() error           { return c.c.CloseNow() }
 func (c *wsConn) NetConn() net.Conn      { return c.nc }
+
+// Close releases the connection at once; the guard stops reads first, so
+// that the library's close reads nothing more.
+func (c *wsConn) Close() error {
+	c.g.stop()
+	return c.c.CloseNow()
+}
 
 // Reason: a close frame from the peer is an orderly close.
 func (c *wsConn) Reason(err error) conn.Reason {

@@ -91,8 +91,8 @@ func TestEndOversizeFrame(t *testing.T) {
 	go c.c.Write(context.Background(), websocket.MessageText, []byte(`{"id":"big","data":"`+strings.Repeat("x", 4<<20)+`"}`))
 	prototest.WantError(t, c.Next(), "frame_too_large")
 	err := c.WaitClosed()
-	if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
-		t.Fatalf("close = %v, want status 1008", err)
+	if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("close = %v, want status 1009", err)
 	}
 	e.WantEnd(t, conn.ReasonProtocolError)
 }

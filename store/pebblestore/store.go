@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -134,6 +135,12 @@ func (s *Store) openDB(readOnly bool) (*pebble.DB, io.Closer, error) {
 	opts, fsCloser := pebbleOptions(s.cfg, s.space)
 	opts.ReadOnly = readOnly
 	db, err := pebble.Open(s.cfg.Dir, opts)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's LOCK file is held (flock, LOCK_NB): by another process,
+		// as two stores in one process share nothing either.
+		err = fmt.Errorf("%w: another tether process holds %s (its LOCK file); stop it, or give this one another data directory", ErrLocked, s.cfg.Dir)
+		return nil, nil, errors.Join(err, fsCloser.Close())
+	}
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("tether: pebblestore: open %s: %w", s.cfg.Dir, err), fsCloser.Close())
 	}
@@ -143,6 +150,10 @@ func (s *Store) openDB(readOnly bool) (*pebble.DB, io.Closer, error) {
 	}
 	return db, fsCloser, nil
 }
+
+// ErrLocked means the data directory is in use by another store: Open
+// fails at once rather than wait for it.
+var ErrLocked = errors.New("data directory in use")
 
 // pebbleOptions returns the options to open cfg.Dir with, and the closer of
 // the disk-health-checking filesystem in them. Pebble would build that

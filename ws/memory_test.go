@@ -1,0 +1,114 @@
+package ws_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tether-run/tether/session"
+)
+
+// heapInUse is the live heap after the pools were emptied (sync.Pool
+// keeps its items for one more GC).
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse)
+}
+
+// TestBuffersReturnToIdle: a connection that once sent a frame of almost
+// 1 MiB keeps no more than its idle buffers (before: ~2.6 MiB each).
+func TestBuffersReturnToIdle(t *testing.T) {
+	const n = 50
+	e, _ := newCountingEnv(t, session.Config{PingInterval: time.Minute, PingTimeout: 2 * time.Minute}) // the test answers no pings
+	frame := []byte(`{"type":"ping","id":"p","pad":"` + strings.Repeat("x", session.DefaultMaxFrameSize-100) + `"}`)
+	hdr := []byte{0x81, 0x80 | 127}
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(len(frame)))
+	hdr = append(hdr, 0, 0, 0, 0) // a zero mask key leaves the payload as is
+	conns := make([]*rawWS, n)
+	for i := range conns {
+		nc, br := rawDial(t, e.url)
+		conns[i] = &rawWS{nc: nc, br: br}
+	}
+	base := heapInUse()
+	for _, c := range conns {
+		c.nc.Write(append(hdr, frame...))
+		if err := c.waitText(`"type":"pong"`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var per int64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		per = (heapInUse() - base) / n
+		if per < 64<<10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition against a deadline
+	}
+	t.Logf("heap kept per connection after a %d-byte frame: %d bytes", len(frame), per)
+	if per >= 64<<10 {
+		t.Fatalf("each connection keeps %d bytes after a large frame, want under 64 KiB", per)
+	}
+}
+
+type rawWS struct {
+	nc interface{ Write([]byte) (int, error) }
+	br interface {
+		ReadByte() (byte, error)
+		Read([]byte) (int, error)
+	}
+}
+
+// waitText reads server frames until a text frame containing want.
+func (c *rawWS) waitText(want string) error {
+	for range 100 {
+		var h [2]byte
+		for i := range h {
+			b, err := c.br.ReadByte()
+			if err != nil {
+				return err
+			}
+			h[i] = b
+		}
+		n := int(h[1] & 0x7f)
+		switch n {
+		case 126, 127:
+			l := make([]byte, 2)
+			if n == 127 {
+				l = make([]byte, 8)
+			}
+			if err := readFull(c.br, l); err != nil {
+				return err
+			}
+			n = 0
+			for _, b := range l {
+				n = n<<8 | int(b)
+			}
+		}
+		p := make([]byte, n)
+		if err := readFull(c.br, p); err != nil {
+			return err
+		}
+		if strings.Contains(string(p), want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no frame with %s", want)
+}
+
+func readFull(r interface{ Read([]byte) (int, error) }, p []byte) error {
+	for len(p) > 0 {
+		n, err := r.Read(p)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
