@@ -9,7 +9,7 @@
 // reads, the lag limit, heartbeats, the registry peer and the shutdown
 // notice are the core's.
 //
-//	core, _ := session.New(session.Config{}, st, reg, logger, workerproto.New(svc))
+//	core, _ := session.New(session.Config{}, st, reg, logger, session.Access{Verifier: v, Limits: lim}, workerproto.New(svc))
 //	api, _ := httpapi.New(httpapi.Config{}, core, svc, promRegistry)
 //	mux.Handle("/", api)
 //

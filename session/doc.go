@@ -7,7 +7,7 @@
 // wire.Reply, wire.ErrorFrame, wire.Ping, wire.Shutdown) into its bytes
 // through a Format, and reads client frames where it has any.
 //
-//	core, err := session.New(session.Config{}, st, reg, logger, workerproto.New(jobsSvc))
+//	core, err := session.New(session.Config{}, st, reg, logger, session.Access{Verifier: v, Limits: lim}, workerproto.New(jobsSvc))
 //	...
 //	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Serve
 //	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Serve

@@ -84,7 +84,7 @@ func (s Shutdown) ReconnectAfter() time.Duration {
 // Presence (type "presence") tells a subscription that asked for it
 // (ClientFrame.Presence) that a connection joined or left the channel.
 type Presence struct {
-	Type    string `json:"type"`
+	Type    string `json:"type,omitempty"`
 	Channel string `json:"channel"`
 	// Event is "join" or "leave".
 	Event string `json:"event"`
