@@ -18,6 +18,9 @@ import (
 
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
+	"github.com/tether-run/tether/client"
+	"github.com/tether-run/tether/wire"
+	"github.com/tether-run/tether/worker"
 )
 
 // The access-control tests run a node with tokens on real sockets: HTTP
@@ -645,3 +648,43 @@ func TestOpenModeRefusesPublicAddr(t *testing.T) {
 	srv.Shutdown(ctx)
 }
 
+
+// The Go worker and client carry a token: the worker runs its type over
+// WebSocket and TCP; the client publishes where its token allows and is
+// refused elsewhere.
+func TestGoWorkerAndClientWithTokens(t *testing.T) {
+	n := startSecure(t, nil)
+	creator := sign(t, nil, "alice", time.Hour, auth.Permissions{Jobs: []string{"greet"}, Publish: []string{"a.*"}, Subscribe: []string{"a.*"}})
+	for _, url := range []string{"ws://" + n.addr(), "tcp://" + n.srv.TCPAddr().String()} {
+		w, err := worker.New(worker.Config{URL: url, Token: sign(t, nil, "svc", time.Hour, auth.Permissions{Worker: []string{"greet"}})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Handle("greet", func(ctx context.Context, job *worker.Job) (any, error) { return "hi", nil })
+		ctx, stop := context.WithCancel(context.Background())
+		ran := make(chan error, 1)
+		go func() { ran <- w.Run(ctx) }()
+		status, _, body, _ := httpDo(t, "POST", n.base+"/v1/jobs?wait=10s", creator, `{"type":"greet"}`)
+		stop()
+		<-ran
+		if status != 200 || !strings.Contains(string(body), `"result":"hi"`) {
+			t.Fatalf("%s: %d %s", url, status, body)
+		}
+	}
+	for _, url := range []string{"ws://" + n.addr(), "tcp://" + n.srv.TCPAddr().String()} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := client.Dial(ctx, url, client.Config{Token: creator, HTTPURL: n.base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Publish(ctx, "a.x", 1); err != nil {
+			t.Fatalf("%s: publish: %v", url, err)
+		}
+		_, err = c.Publish(ctx, "b.x", 1)
+		if ef, ok := err.(*wire.ErrorFrame); !ok || ef.Code != wire.CodeForbidden {
+			t.Fatalf("%s: publish to b.x: %v", url, err)
+		}
+		c.Close()
+		cancel()
+	}
+}

@@ -25,6 +25,11 @@ type Config struct {
 	// by this client survives the reconnect within the follow grace.
 	// Empty: none.
 	Session string
+	// Token is the token (a JWT) presented on every connection and
+	// request of a server with access control: Authorization: Bearer on
+	// HTTP and the WebSocket handshake, the hello frame on TCP. Empty:
+	// none (an open server).
+	Token string
 	// HTTPURL is the base of the server's HTTP API (jobs, and the SSE
 	// fallback), e.g. http://host:8080. Empty means the host of the URL
 	// given to Dial (ws:// gives http://, wss:// https://); a tcp:// URL
@@ -124,6 +129,7 @@ func (cfg *Config) setDefaults() error {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		cfg.ownHTTP = true
 	}
+	cfg.HTTPClient = withToken(cfg.HTTPClient, cfg.Token)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -36,6 +36,10 @@ type ConnConfig struct {
 	// Session is the session key presented to the server (WebSocket:
 	// ?session=, TCP: a hello frame). Empty: none.
 	Session string
+	// Token is the connection's token (a JWT), for a server with access
+	// control: Authorization: Bearer on the WebSocket handshake, the hello
+	// frame on TCP. Empty: none.
+	Token string
 	// HeartbeatTimeout: a server that sent nothing for this long is taken
 	// for dead and the connection is closed (ErrHeartbeatTimeout). After
 	// half of it in silence the Conn sends a ping of its own. Zero means
@@ -102,7 +106,7 @@ func dialConn(ctx context.Context, e endpoint, cfg ConnConfig) (*Conn, error) {
 	if cfg.Session != "" && !wire.ValidKey(cfg.Session) {
 		return nil, errors.New("tether: client: a session key is 1 to 255 bytes of printable ASCII")
 	}
-	fc, err := dialFrames(ctx, e, cfg.Session, cfg.HTTPClient)
+	fc, err := dialFrames(ctx, e, cfg.Session, withToken(cfg.HTTPClient, cfg.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +116,8 @@ func dialConn(ctx context.Context, e endpoint, cfg ConnConfig) (*Conn, error) {
 	}
 	if e.scheme == "tcp" {
 		c.transport = TransportTCP
-		if cfg.Session != "" {
-			if err := c.Send(ctx, wire.ClientFrame{Type: wire.TypeHello, Session: cfg.Session}); err != nil {
+		if cfg.Session != "" || cfg.Token != "" {
+			if err := c.Send(ctx, wire.ClientFrame{Type: wire.TypeHello, Session: cfg.Session, Token: cfg.Token}); err != nil {
 				fc.close()
 				return nil, err
 			}
