@@ -648,7 +648,6 @@ func TestOpenModeRefusesPublicAddr(t *testing.T) {
 	srv.Shutdown(ctx)
 }
 
-
 // The Go worker and client carry a token: the worker runs its type over
 // WebSocket and TCP; the client publishes where its token allows and is
 // refused elsewhere.
@@ -686,5 +685,40 @@ func TestGoWorkerAndClientWithTokens(t *testing.T) {
 		}
 		c.Close()
 		cancel()
+	}
+}
+
+// An SSE stream whose token expires ends with an error event; the
+// EventSource's reconnect with the same token is refused.
+func TestSSETokenExpiry(t *testing.T) {
+	n := startSecure(t, nil)
+	tok := sign(t, nil, "alice", 2*time.Second, auth.Permissions{Subscribe: []string{"a"}})
+	resp, err := http.Get(n.base + "/v1/channels/a/events?token=" + url.QueryEscape(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	done := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body) // until the server ends the stream
+		done <- string(b)
+	}()
+	select {
+	case body := <-done:
+		if !strings.Contains(body, "event: error\ndata: {\"code\":\"token_expired\"") {
+			t.Fatalf("stream ended with %q", body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream outlived its token")
+	}
+	status, code, _, _ := httpDo(t, "GET", n.base+"/v1/channels/a/events?token="+url.QueryEscape(tok), "", "")
+	if status != 401 || code != "token_expired" {
+		t.Fatalf("reconnect: %d %s", status, code)
+	}
+	if got := n.metric("tether_connection_ends_total", map[string]string{"transport": "sse", "reason": "token-expired"}); got != 1 {
+		t.Fatalf("ends counted: %v", got)
 	}
 }
