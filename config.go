@@ -120,7 +120,10 @@ type Config struct {
 	Limits limits.Config
 	// TLSCertFile and TLSKeyFile, both set, serve TLS on Addr and TCPAddr
 	// with that certificate, which Node.ReloadTLS (SIGHUP in the tether
-	// binary) reloads from the files without dropping connections.
+	// binary) reloads from the files without dropping connections. Under
+	// TLS a long-poll's or SSE stream's departure is seen as net/http sees
+	// it (see the package documentation), and the reset and discard close
+	// modes act on the TLS connection as a plain close.
 	TLSCertFile, TLSKeyFile string
 	// AdmitTimeout bounds how long a connection that presents a session
 	// key waits for its predecessor's cleanup. Zero means

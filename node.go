@@ -170,12 +170,23 @@ func (n *Node) access() (session.Access, error) {
 	if v.Open() && lc.MaxConnectionsPerIP == 0 {
 		lc.MaxConnectionsPerIP = -1 // no users to tell apart; see Config.Limits
 	}
+	// One bound per connection: the session's (--max-subscriptions-per-connection).
+	lc.MaxSubscriptionsPerConnection = n.sessionMaxSubs()
 	lc.Registerer = n.metrics
 	lim, err := limits.New(lc)
 	if err != nil {
 		return session.Access{}, err
 	}
 	return session.Access{Verifier: v, Limits: lim}, nil
+}
+
+// sessionMaxSubs is the per-connection subscription bound the session core
+// will apply (its default when unset).
+func (n *Node) sessionMaxSubs() int {
+	if m := n.cfg.Session.MaxSubscriptions; m > 0 {
+		return m
+	}
+	return session.DefaultMaxSubscriptions
 }
 
 // Open reports whether the node runs open: no token configuration.

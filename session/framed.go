@@ -218,13 +218,18 @@ func (s *Session) addSub(channel string) (*sub, error) {
 	if _, dup := s.subs[channel]; dup {
 		return nil, &wire.ErrorFrame{Code: wire.CodeAlreadySubscribed, Message: "already subscribed to " + channel}
 	}
-	if len(s.subs) >= s.cfg.MaxSubscriptions {
-		return nil, &wire.ErrorFrame{Code: wire.CodeTooManySubscriptions, Message: "too many subscriptions"}
-	}
+	// The limits count (and refuse, with a metric) first; the session's
+	// own bound is for a Core without limits.
 	if s.lease != nil {
 		if err := s.lease.Subscribe(); err != nil {
 			return nil, err
 		}
+	}
+	if len(s.subs) >= s.cfg.MaxSubscriptions {
+		if s.lease != nil {
+			s.lease.Unsubscribe()
+		}
+		return nil, &wire.ErrorFrame{Code: wire.CodeTooManySubscriptions, Message: "too many subscriptions"}
 	}
 	sb := newSub(s, channel)
 	s.subs[channel] = sb

@@ -25,7 +25,9 @@ func (s *Session) refresh(f wire.ClientFrame) {
 		return
 	}
 	s.p.Store(next)
-	s.wake(next.Expires()) // no-op unless earlier than the timer is armed for
+	if exp := next.Expires(); !exp.IsZero() {
+		s.wake(exp) // no-op unless earlier than the timer is armed for
+	}
 	s.Reply(wire.Reply{ID: f.ID})
 	for _, ch := range s.channels() {
 		if err := s.Authorize(Act{Op: OpSubscribe, Channel: ch}); err != nil {
