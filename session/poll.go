@@ -72,6 +72,7 @@ func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
 	}
 	s.h.SetChannels([]string{r.Channel})
 	st := s.c.store
+	start := time.Now() // the first read answers what is there from now on
 	var after store.Cursor
 	if r.After == nil {
 		b, err := st.Bounds(s.ctx, r.Channel)
@@ -82,7 +83,7 @@ func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
 	} else {
 		after = store.Cursor(*r.After)
 	}
-	p, err := s.c.reads.read(s.ctx, st, r.Channel, after, r.Limit)
+	p, err := s.c.reads.read(s.ctx, st, r.Channel, after, r.Limit, start)
 	if err != nil {
 		return PollAnswer{After: after}, err
 	}
@@ -106,7 +107,7 @@ func (s *Session) waitAndRead(r PollRequest, after store.Cursor) (*page, error) 
 	err := s.c.store.Wait(wctx, r.Channel, after)
 	switch {
 	case err == nil:
-		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit)
+		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit, time.Time{})
 	case s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 		return nil, nil
 	case s.ctx.Err() != nil:
