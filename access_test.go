@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -720,5 +721,36 @@ func TestSSETokenExpiry(t *testing.T) {
 	}
 	if got := n.metric("tether_connection_ends_total", map[string]string{"transport": "sse", "reason": "token-expired"}); got != 1 {
 		t.Fatalf("ends counted: %v", got)
+	}
+}
+
+// A Go Conn with a TokenSource refreshes its token before it expires and
+// outlives it, over WebSocket and TCP.
+func TestGoConnRefreshesToken(t *testing.T) {
+	n := startSecure(t, nil)
+	perm := auth.Permissions{Subscribe: []string{"a.*"}, Publish: []string{"a.*"}}
+	for _, url := range []string{"ws://" + n.addr(), "tcp://" + n.srv.TCPAddr().String()} {
+		var minted atomic.Int32
+		src := func(context.Context) (string, error) {
+			minted.Add(1)
+			return sign(t, nil, "alice", 3*time.Second, perm), nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := client.DialConn(ctx, url, client.ConnConfig{TokenSource: src, HeartbeatTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(7 * time.Second) // two lifetimes of a token
+		for time.Now().Before(deadline) {
+			if _, err := c.Request(ctx, wire.ClientFrame{Type: wire.TypePublish, Channel: "a.x", Data: json.RawMessage(`1`)}); err != nil {
+				t.Fatalf("%s: publish after %d tokens: %v (conn: %v)", url, minted.Load(), err, c.Err())
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if minted.Load() < 3 {
+			t.Fatalf("%s: %d tokens minted, want a refresh per lifetime", url, minted.Load())
+		}
+		c.Close()
+		cancel()
 	}
 }

@@ -30,6 +30,10 @@ type Config struct {
 	// HTTP and the WebSocket handshake, the hello frame on TCP. Empty:
 	// none (an open server).
 	Token string
+	// TokenSource, when set, replaces Token: asked for each connection
+	// and HTTP request, and for a fresh token before a connection's
+	// expires (sent as a refresh; see ConnConfig.TokenSource).
+	TokenSource TokenSource
 	// HTTPURL is the base of the server's HTTP API (jobs, and the SSE
 	// fallback), e.g. http://host:8080. Empty means the host of the URL
 	// given to Dial (ws:// gives http://, wss:// https://); a tcp:// URL
@@ -129,7 +133,11 @@ func (cfg *Config) setDefaults() error {
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		cfg.ownHTTP = true
 	}
-	cfg.HTTPClient = withToken(cfg.HTTPClient, cfg.Token)
+	if cfg.TokenSource != nil {
+		cfg.HTTPClient = withSource(cfg.HTTPClient, "", cfg.TokenSource)
+	} else {
+		cfg.HTTPClient = withToken(cfg.HTTPClient, cfg.Token)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

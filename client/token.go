@@ -1,6 +1,9 @@
 package client
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // withToken returns a copy of hc whose requests carry "Authorization:
 // Bearer token" (unless they set one), or hc itself when token is empty.
@@ -9,6 +12,12 @@ func withToken(hc *http.Client, token string) *http.Client {
 	if token == "" {
 		return hc
 	}
+	return withSource(hc, token, nil)
+}
+
+// withSource is withToken whose token comes from src, asked per request
+// (nil: token).
+func withSource(hc *http.Client, token string, src TokenSource) *http.Client {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -17,19 +26,27 @@ func withToken(hc *http.Client, token string) *http.Client {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = &bearer{base: base, token: token}
+	c.Transport = &bearer{base: base, token: token, src: src}
 	return &c
 }
 
 type bearer struct {
 	base  http.RoundTripper
 	token string
+	src   TokenSource
 }
 
 func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Header.Get("Authorization") == "" {
+		tok := b.token
+		if b.src != nil {
+			var err error
+			if tok, err = b.src(r.Context()); err != nil {
+				return nil, fmt.Errorf("tether: client: token: %w", err)
+			}
+		}
 		r = r.Clone(r.Context())
-		r.Header.Set("Authorization", "Bearer "+b.token)
+		r.Header.Set("Authorization", "Bearer "+tok)
 	}
 	return b.base.RoundTrip(r)
 }
