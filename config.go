@@ -3,7 +3,13 @@ package tether
 import (
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"time"
+
+	"github.com/tether-run/tether/auth"
+	"github.com/tether-run/tether/limits"
+	"github.com/tether-run/tether/origin"
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
@@ -81,9 +87,44 @@ type Config struct {
 	// Jobs tunes the jobs service: heartbeat, lease, cancel and follow
 	// grace.
 	Jobs jobs.Config
-	// WSOriginPatterns are the hosts (path.Match patterns) whose browser
-	// pages may open WebSockets cross-origin. Empty means same-origin only.
+	// Tokens turns access control on: with a Secret (HS256) or Keys
+	// (RS256, ES256, EdDSA) every connection and request needs a token
+	// (README, "Security"). The zero value runs open: anyone who reaches
+	// the node may do anything but write job channels, which Start
+	// refuses on a non-loopback address unless Insecure.
+	Tokens auth.Config
+	// Insecure lets Start listen on a non-loopback Addr or TCPAddr in open
+	// mode. For a trusted network only.
+	Insecure bool
+	// AllowedOrigins are the browser origins (origin.NewMatcher:
+	// "https://app.example.com", "https://*.example.com", "*") whose pages
+	// may use the node cross-origin: CORS on every HTTP route, preflight
+	// included, and the WebSocket Origin check, one list. Empty means
+	// same-origin pages and non-browser clients only.
+	AllowedOrigins []string
+	// WSOriginPatterns is the old name of AllowedOrigins (flag
+	// --ws-origin); its entries are added to AllowedOrigins. A bare host
+	// pattern ("*.example.com") now means https only.
 	WSOriginPatterns []string
+	// AllowedHosts are the Host header values the node answers (DNS
+	// rebinding defence): names or addresses, optionally with :port,
+	// "*.example.com" for subdomains. Empty means origin.LoopbackHosts
+	// when Addr is a loopback address, else any Host.
+	AllowedHosts []string
+	// Limits bounds connections (in total, per user, per IP),
+	// subscriptions (per connection, in total) and each user's publish
+	// rate; zero fields take the limits package's defaults, but in open
+	// mode the per-IP limit is off unless set (a benchmark or a local
+	// development setup connects from one address; there are no users).
+	// Its Registerer and Now are the Node's.
+	Limits limits.Config
+	// TLSCertFile and TLSKeyFile, both set, serve TLS on Addr and TCPAddr
+	// with that certificate, which Node.ReloadTLS (SIGHUP in the tether
+	// binary) reloads from the files without dropping connections. Under
+	// TLS a long-poll's or SSE stream's departure is seen as net/http sees
+	// it (see the package documentation), and the reset and discard close
+	// modes act on the TLS connection as a plain close.
+	TLSCertFile, TLSKeyFile string
 	// AdmitTimeout bounds how long a connection that presents a session
 	// key waits for its predecessor's cleanup. Zero means
 	// DefaultAdmitTimeout.
@@ -120,6 +161,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("tether: ShutdownSpread and AdmitTimeout must not be negative")
 	case c.NATS.Replicas < 0:
 		return c, fmt.Errorf("tether: negative NATS.Replicas %d", c.NATS.Replicas)
+	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
+		return c, errors.New("tether: TLSCertFile and TLSKeyFile go together")
+	}
+	c.AllowedOrigins = append(slices.Clone(c.AllowedOrigins), c.WSOriginPatterns...)
+	if len(c.AllowedHosts) == 0 && c.Addr != "" && loopback(c.Addr) {
+		c.AllowedHosts = origin.LoopbackHosts
 	}
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir
@@ -134,4 +181,19 @@ func (c Config) withDefaults() (Config, error) {
 		c.AdmitTimeout = DefaultAdmitTimeout
 	}
 	return c, nil
+}
+
+// loopback reports whether a listen address ("host:port") can be reached
+// from this machine only: a loopback IP or "localhost". An empty host
+// listens on every address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

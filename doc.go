@@ -30,6 +30,19 @@
 // listeners of your own. Publish and Read work in process, and Jobs gives
 // the jobs service (create, cancel, in-process workers).
 //
+// # Access control
+//
+// With Config.Tokens (a secret or public keys) every connection and
+// request needs a JWT, and the session core decides every permission in
+// one place for all four transports (package session, Core.Authorize):
+// who may read and publish which channels, create, follow and cancel
+// which jobs, run which job types as a worker, and use the admin API.
+// Config.AllowedOrigins drives CORS and the WebSocket Origin check,
+// Config.AllowedHosts the Host check, Config.Limits the connection,
+// subscription and publish-rate limits. Without tokens the node runs
+// open, for development, and Start refuses a non-loopback address
+// unless Config.Insecure. README, "Security", has the whole picture.
+//
 // # What a Node notices on someone else's server
 //
 // Departure detection of long-polls and SSE streams looks at the socket

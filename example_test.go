@@ -116,7 +116,7 @@ func ExampleOnDisconnect() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Fprint(c, "GET /v1/channels/news/messages?wait=60s HTTP/1.1\r\nHost: example\r\n\r\n")
+	fmt.Fprint(c, "GET /v1/channels/news/messages?wait=60s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 	<-connected
 	c.Close()
 	fmt.Println(<-ended)

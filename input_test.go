@@ -151,7 +151,7 @@ func TestJSONErrors(t *testing.T) {
 		{"empty channel poll", "GET /v1/channels//messages HTTP/1.1", "", 400, "bad_channel"},
 		{"ws without upgrade", "GET /v1/ws HTTP/1.1", "", 426, "upgrade_required"},
 		{"ws refused origin", "GET /v1/ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n" +
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://evil.example", "", 403, "origin_not_allowed"},
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://evil.example", "", 403, "forbidden_origin"},
 		{"bad job spec", "POST /v1/jobs HTTP/1.1\r\nContent-Length: 13", `{"type":"?!"}`, 400, "bad_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

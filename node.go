@@ -2,6 +2,7 @@ package tether
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,10 +16,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
+	"github.com/tether-run/tether/internal/tlsreload"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/jobs/workerproto"
+	"github.com/tether-run/tether/limits"
+	"github.com/tether-run/tether/origin"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
@@ -42,6 +47,7 @@ type Node struct {
 	jobs     *jobs.Service
 	api      *httpapi.API
 	core     *session.Core
+	tls      *tlsreload.Reloader // nil without TLS
 	ws       *ws.Handler
 	tcp      *tcp.Server
 	handler  http.Handler
@@ -121,10 +127,23 @@ func (n *Node) build(d deps) error {
 	if n.jobs, err = jobs.New(n.cfg.Jobs, n.store, n.log, n.metrics); err != nil {
 		return err
 	}
-	if n.core, err = session.New(n.cfg.Session, n.store, n.conns, n.log, workerproto.New(n.jobs)); err != nil {
+	acc, err := n.access()
+	if err != nil {
 		return err
 	}
-	if n.ws, err = ws.New(ws.Config{OriginPatterns: n.cfg.WSOriginPatterns}, n.core); err != nil {
+	guard, err := origin.New(origin.Config{AllowedOrigins: n.cfg.AllowedOrigins, AllowedHosts: n.cfg.AllowedHosts})
+	if err != nil {
+		return err
+	}
+	if n.cfg.TLSCertFile != "" {
+		if n.tls, err = tlsreload.New(n.cfg.TLSCertFile, n.cfg.TLSKeyFile); err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+	}
+	if n.core, err = session.New(n.cfg.Session, n.store, n.conns, n.log, acc, workerproto.New(n.jobs)); err != nil {
+		return err
+	}
+	if n.ws, err = ws.New(ws.Config{Origins: guard.Origins()}, n.core); err != nil {
 		return err
 	}
 	if n.tcp, err = tcp.New(tcp.Config{KeepAlive: n.cfg.KeepAlive}, n.core); err != nil {
@@ -135,13 +154,78 @@ func (n *Node) build(d deps) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	admin := httpapi.ConnectionsHandler(n.conns)
-	mux.Handle("/v1/connections", admin)
-	mux.Handle("/v1/connections/", admin)
 	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
-	mux.Handle("/", n.api)
-	n.handler = httpapi.CleanPaths(mux) // JSON errors, not redirects, for unclean paths
+	mux.Handle("/", n.api)     // the connections admin API included
+	// Browser rules (Host, CORS, cross-site refusals) first, then JSON
+	// errors, not redirects, for unclean paths.
+	n.handler = guard.Handler(httpapi.CleanPaths(mux))
 	return nil
+}
+
+// access builds the token Verifier and the Limits.
+func (n *Node) access() (session.Access, error) {
+	v, err := auth.NewVerifier(n.cfg.Tokens)
+	if err != nil {
+		return session.Access{}, err
+	}
+	lc := n.cfg.Limits
+	if v.Open() && lc.MaxConnectionsPerIP == 0 {
+		lc.MaxConnectionsPerIP = -1 // no users to tell apart; see Config.Limits
+	}
+	// One bound per connection: the session's (--max-subscriptions-per-connection).
+	lc.MaxSubscriptionsPerConnection = n.sessionMaxSubs()
+	lc.Registerer = n.metrics
+	lim, err := limits.New(lc)
+	if err != nil {
+		return session.Access{}, err
+	}
+	return session.Access{Verifier: v, Limits: lim}, nil
+}
+
+// sessionMaxSubs is the per-connection subscription bound the session core
+// will apply (its default when unset).
+func (n *Node) sessionMaxSubs() int {
+	if m := n.cfg.Session.MaxSubscriptions; m > 0 {
+		return m
+	}
+	return session.DefaultMaxSubscriptions
+}
+
+// Open reports whether the node runs open: no token configuration.
+func (n *Node) Open() bool { return n.core.Open() }
+
+// ReloadTLS reloads the certificate and key from Config's files; the
+// tether binary calls it on SIGHUP. On an error the old certificate stays
+// in use. Without TLS it does nothing.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return nil
+	}
+	return n.tls.Reload()
+}
+
+// checkOpen refuses, in open mode, to listen where others can connect.
+func (n *Node) checkOpen() error {
+	if !n.core.Open() {
+		return nil
+	}
+	for _, a := range []string{n.cfg.Addr, n.cfg.TCPAddr} {
+		if a != "" && !loopback(a) && !n.cfg.Insecure {
+			return fmt.Errorf("tether: refusing to listen on %s in open mode (no token configuration: anyone could publish, read every channel and use the admin API); configure tokens, listen on loopback, or pass --insecure", a)
+		}
+	}
+	n.log.Warn("OPEN MODE: no token configuration (--token-secret-file, --token-keys-file); every client may read and publish any channel, run and cancel jobs and use the admin API. For development only.",
+		"addr", n.cfg.Addr, "tcp_addr", n.cfg.TCPAddr, "insecure", n.cfg.Insecure)
+	return nil
+}
+
+// listen opens a listener of Listen, under TLS when configured.
+func (n *Node) listen(ctx context.Context, addr string) (net.Listener, error) {
+	ln, err := Listen(ctx, addr, n.cfg.KeepAlive)
+	if err != nil || n.tls == nil {
+		return ln, err
+	}
+	return tls.NewListener(ln, n.tls.TLSConfig()), nil
 }
 
 // natsOpenTimeout bounds how long New waits for the NATS servers to answer
@@ -206,27 +290,30 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
+	if err = n.checkOpen(); err != nil {
+		return err
+	}
 	if err = n.jobs.Start(ctx); err != nil {
 		return err
 	}
 	undo = append(undo, func() { n.jobs.Stop(context.Background()) })
 	if n.cfg.TCPAddr != "" {
-		ln, err := Listen(ctx, n.cfg.TCPAddr, n.cfg.KeepAlive)
+		ln, err := n.listen(ctx, n.cfg.TCPAddr)
 		if err != nil {
 			return fmt.Errorf("listen tcp: %w", err)
 		}
 		undo = append(undo, func() { ln.Close() })
 		n.tcpAddr = ln.Addr()
 		go n.tcp.Serve(ln) // ends when Shutdown stops the TCP transport
-		n.log.Info("listening for TCP", "addr", ln.Addr().String())
+		n.log.Info("listening for TCP", "addr", ln.Addr().String(), "tls", n.tls != nil)
 	}
 	if n.cfg.Addr != "" {
-		ln, err := Listen(ctx, n.cfg.Addr, n.cfg.KeepAlive)
+		ln, err := n.listen(ctx, n.cfg.Addr)
 		if err != nil {
 			return fmt.Errorf("listen: %w", err)
 		}
 		n.serveLocked(ln)
-		n.log.Info("listening", "addr", ln.Addr().String(), "data", n.dataDesc())
+		n.log.Info("listening", "addr", ln.Addr().String(), "data", n.dataDesc(), "tls", n.tls != nil, "open", n.core.Open())
 	}
 	n.started = true
 	return nil

@@ -30,7 +30,7 @@ func TestSSEStalledReaderIsSlowConsumer(t *testing.T) {
 	stalled := raw.(*net.TCPConn)
 	stalled.SetReadBuffer(4096)
 	defer stalled.Close()
-	fmt.Fprintf(stalled, "GET /v1/channels/slow/events HTTP/1.1\r\nHost: x\r\n\r\n")
+	fmt.Fprintf(stalled, "GET /v1/channels/slow/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	healthy := n.openSSE(ctx, "slow", "", nil)

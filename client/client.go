@@ -288,7 +288,7 @@ func (c *Client) pause(d time.Duration) bool {
 func (c *Client) connect() (link, error) {
 	ctx, cancel := c.reqCtx()
 	defer cancel()
-	cc := ConnConfig{Session: c.cfg.Session, HeartbeatTimeout: c.cfg.HeartbeatTimeout, HTTPClient: c.cfg.HTTPClient}
+	cc := ConnConfig{Session: c.cfg.Session, Token: c.cfg.Token, TokenSource: c.cfg.TokenSource, HeartbeatTimeout: c.cfg.HeartbeatTimeout, HTTPClient: c.cfg.HTTPClient}
 	fl, err := newFrameLink(ctx, c.ep, cc, c)
 	if err == nil {
 		return fl, nil

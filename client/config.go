@@ -25,6 +25,15 @@ type Config struct {
 	// by this client survives the reconnect within the follow grace.
 	// Empty: none.
 	Session string
+	// Token is the token (a JWT) presented on every connection and
+	// request of a server with access control: Authorization: Bearer on
+	// HTTP and the WebSocket handshake, the hello frame on TCP. Empty:
+	// none (an open server).
+	Token string
+	// TokenSource, when set, replaces Token: asked for each connection
+	// and HTTP request, and for a fresh token before a connection's
+	// expires (sent as a refresh; see ConnConfig.TokenSource).
+	TokenSource TokenSource
 	// HTTPURL is the base of the server's HTTP API (jobs, and the SSE
 	// fallback), e.g. http://host:8080. Empty means the host of the URL
 	// given to Dial (ws:// gives http://, wss:// https://); a tcp:// URL
@@ -123,6 +132,11 @@ func (cfg *Config) setDefaults() error {
 		// Its own transport, so that Close can close its idle connections.
 		cfg.HTTPClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 		cfg.ownHTTP = true
+	}
+	if cfg.TokenSource != nil {
+		cfg.HTTPClient = withSource(cfg.HTTPClient, "", cfg.TokenSource)
+	} else {
+		cfg.HTTPClient = withToken(cfg.HTTPClient, cfg.Token)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

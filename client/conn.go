@@ -36,6 +36,15 @@ type ConnConfig struct {
 	// Session is the session key presented to the server (WebSocket:
 	// ?session=, TCP: a hello frame). Empty: none.
 	Session string
+	// Token is the connection's token (a JWT), for a server with access
+	// control: Authorization: Bearer on the WebSocket handshake, the hello
+	// frame on TCP. Empty: none.
+	Token string
+	// TokenSource, when set, replaces Token: it gives the token of the
+	// connection, and a fresh one before that one expires, which the
+	// watchdog sends as a refresh frame so that the server does not end
+	// the connection with token_expired.
+	TokenSource TokenSource
 	// HeartbeatTimeout: a server that sent nothing for this long is taken
 	// for dead and the connection is closed (ErrHeartbeatTimeout). After
 	// half of it in silence the Conn sends a ping of its own. Zero means
@@ -75,6 +84,9 @@ type Conn struct {
 	inFrame  atomic.Bool  // the reader is in OnFrame: not reading is then the client's doing
 	nextID   atomic.Uint64
 	hint     atomic.Int64 // reconnect_after_ms of a shutdown frame, +1; 0: none
+	// refreshAt is when the token is due for a refresh (unix nanos; 0:
+	// never). Read and written by the watchdog after dial.
+	refreshAt atomic.Int64
 
 	mu      sync.Mutex
 	pending map[string]chan any // guarded by mu; by request id: a wire.Reply or *wire.ErrorFrame
@@ -102,7 +114,14 @@ func dialConn(ctx context.Context, e endpoint, cfg ConnConfig) (*Conn, error) {
 	if cfg.Session != "" && !wire.ValidKey(cfg.Session) {
 		return nil, errors.New("tether: client: a session key is 1 to 255 bytes of printable ASCII")
 	}
-	fc, err := dialFrames(ctx, e, cfg.Session, cfg.HTTPClient)
+	if cfg.TokenSource != nil {
+		tok, err := cfg.TokenSource(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tether: client: token: %w", err)
+		}
+		cfg.Token = tok
+	}
+	fc, err := dialFrames(ctx, e, cfg.Session, withToken(cfg.HTTPClient, cfg.Token))
 	if err != nil {
 		return nil, err
 	}
@@ -112,14 +131,17 @@ func dialConn(ctx context.Context, e endpoint, cfg ConnConfig) (*Conn, error) {
 	}
 	if e.scheme == "tcp" {
 		c.transport = TransportTCP
-		if cfg.Session != "" {
-			if err := c.Send(ctx, wire.ClientFrame{Type: wire.TypeHello, Session: cfg.Session}); err != nil {
+		if cfg.Session != "" || cfg.Token != "" {
+			if err := c.Send(ctx, wire.ClientFrame{Type: wire.TypeHello, Session: cfg.Session, Token: cfg.Token}); err != nil {
 				fc.close()
 				return nil, err
 			}
 		}
 	}
 	c.lastRecv.Store(time.Now().UnixNano())
+	if at := refreshAt(cfg.Token, time.Now()); cfg.TokenSource != nil && !at.IsZero() {
+		c.refreshAt.Store(at.UnixNano())
+	}
 	go c.readLoop()
 	go c.watch()
 	return c, nil
@@ -219,7 +241,8 @@ func (c *Conn) readLoop() {
 }
 
 // watch closes the connection when the server has been silent past the
-// heartbeat timeout, pinging it after half of that.
+// heartbeat timeout, pinging it after half of that, and refreshes the
+// token when it is due (maybeRefresh).
 func (c *Conn) watch() {
 	defer close(c.watchDone)
 	hb := c.cfg.HeartbeatTimeout
@@ -250,6 +273,7 @@ func (c *Conn) watch() {
 			id := "p" + strconv.FormatUint(c.nextID.Add(1), 10)
 			c.Send(context.Background(), wire.ClientFrame{Type: wire.TypePing, ID: id})
 		}
+		c.maybeRefresh()
 	}
 }
 

@@ -44,8 +44,10 @@ type responseWriter struct {
 
 func newResponseWriter(w http.ResponseWriter, r *http.Request, kick chan<- struct{}) *responseWriter {
 	return &responseWriter{
-		w:      w,
-		header: make(http.Header),
+		w: w,
+		// What a middleware outside Watch set (CORS, Vary) belongs to the
+		// final response too; the real map is emptied until the commit.
+		header: w.Header().Clone(),
 		kick:   kick,
 		can1xx: r.ProtoAtLeast(1, 1),
 		isHEAD: r.Method == http.MethodHead,

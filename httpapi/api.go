@@ -161,11 +161,15 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 			},
 		}))
 	}
-	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.publish))
+	mux.Handle("POST /v1/channels/{channel}/messages", watch("publish", a.guardPublish(a.publish)))
 	mux.Handle("GET /v1/channels/{channel}/messages", watch("poll", a.poll))
 	mux.Handle("GET /v1/channels/{channel}/events", watch("events", a.events))
+	mux.HandleFunc("GET /v1/channels/{channel}/presence", a.presence)
 	mux.HandleFunc("GET /healthz", a.healthz)
-	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/healthz"}
+	admin := a.guardAdmin(ConnectionsHandler(a.reg))
+	mux.Handle("/v1/connections", admin)
+	mux.Handle("/v1/connections/", admin)
+	paths := []string{"/v1/channels/{channel}/messages", "/v1/channels/{channel}/events", "/v1/channels/{channel}/presence", "/healthz"}
 	if a.jobs != nil {
 		// Job routes are not ended by a shutdown (a create must finish
 		// storing); a create waiting for the outcome answers 202 once the
@@ -186,6 +190,28 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// presence serves GET /v1/channels/{channel}/presence: who is subscribed
+// to the channel on this node (WebSocket, TCP, SSE), oldest first. It
+// needs the permission to read the channel.
+func (a *API) presence(w http.ResponseWriter, r *http.Request) {
+	p := a.authenticate(w, r)
+	if p == nil {
+		return
+	}
+	channel := r.PathValue("channel")
+	if e := decodeChannel(channel); e != nil {
+		writeError(w, e)
+		return
+	}
+	if !a.authorize(w, r, p, session.Act{Op: session.OpSubscribe, Channel: channel}) {
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Channel  string            `json:"channel"`
+		Presence []session.Present `json:"presence"`
+	}{channel, a.core.Presence(channel)})
+}
 
 // healthz answers 200 {"status":"ok"}, or, when the store reports a
 // degraded Health (store.Healther; a full disk makes it read-only),

@@ -9,9 +9,18 @@
 // reads, the lag limit, heartbeats, the registry peer and the shutdown
 // notice are the core's.
 //
-//	core, _ := session.New(session.Config{}, st, reg, logger, workerproto.New(svc))
+//	core, _ := session.New(session.Config{}, st, reg, logger, session.Access{Verifier: v, Limits: lim}, workerproto.New(svc))
 //	api, _ := httpapi.New(httpapi.Config{}, core, svc, promRegistry)
 //	mux.Handle("/", api)
+//
+// Access: every route but /healthz authenticates its request with the
+// core (Core.Authenticate: Bearer, else ?token=) and asks Core.Authorize
+// before it acts (access.go): 401 unauthorized or token_expired with
+// WWW-Authenticate, 403 forbidden, and the limits' 429/503 with
+// Retry-After. The API also serves the connections admin API (admin
+// only) and GET /v1/channels/{channel}/presence. CORS, the Host check and
+// the CSRF refusal are package origin's Guard, which the node wraps
+// around everything.
 //
 // Every read and publish runs under conn.Watch, so a request's context ends
 // only when its client is really gone (closed or reset, or silent past the

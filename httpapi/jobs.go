@@ -12,6 +12,7 @@ import (
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/session"
 )
 
 // Job error codes (docs/api.md).
@@ -49,6 +50,10 @@ type jobRef struct {
 // it (reason client-gone). A half-closed client is still there and gets
 // its answer; a server stop is not the client's departure.
 func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
+	p := a.authenticate(w, r)
+	if p == nil {
+		return
+	}
 	key := r.Header.Get("Idempotency-Key")
 	if e := decodeIdempotencyKey(key); e != nil {
 		writeError(w, e)
@@ -69,6 +74,10 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	if !a.authorize(w, r, p, session.Act{Op: session.OpCreateJob, JobType: spec.Type}) {
+		return
+	}
+	spec.Sub = p.Sub() // the creator, from the token alone
 	ctx := r.Context()
 	// The create itself is not cut short by the client leaving: a job
 	// half-created (stored but not indexed) would be lost to other nodes.
@@ -155,18 +164,31 @@ func (a *API) decodeJobSpec(w http.ResponseWriter, r *http.Request) (jobs.Spec, 
 	return spec, nil
 }
 
-// getJob serves GET /v1/jobs/{id}.
+// getJob serves GET /v1/jobs/{id}: for its creator and admins.
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	p := a.authenticate(w, r)
+	if p == nil {
+		return
+	}
 	j, err := a.jobs.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.writeJobError(w, r, err)
 		return
 	}
+	if !a.authorize(w, r, p, session.Act{Op: session.OpReadJob, Creator: j.Sub}) {
+		return
+	}
 	writeJSON(w, http.StatusOK, j)
 }
 
-// listJobs serves GET /v1/jobs?state=&limit=: newest first.
+// listJobs serves GET /v1/jobs?state=&limit=: newest first, the jobs the
+// asker may read (its own; an admin's, every job). limit bounds the jobs
+// looked at before that filter.
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	p := a.authenticate(w, r)
+	if p == nil {
+		return
+	}
 	q := r.URL.Query()
 	limit := a.limits.defaultLimit
 	if q.Has("limit") {
@@ -182,9 +204,13 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 		a.writeJobError(w, r, err)
 		return
 	}
-	if l == nil {
-		l = []jobs.Job{}
+	mine := []jobs.Job{}
+	for _, j := range l {
+		if a.core.Authorize(r.Context(), p, session.Act{Op: session.OpReadJob, Creator: j.Sub}) == nil {
+			mine = append(mine, j)
+		}
 	}
+	l = mine
 	writeJSON(w, http.StatusOK, struct {
 		Jobs []jobs.Job `json:"jobs"`
 	}{l})
@@ -193,7 +219,22 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 // cancelJob serves POST /v1/jobs/{id}/cancel. It answers the job as the
 // cancel left it: canceled, or running with cancel_requested until its
 // handler returns; a final job unchanged.
+//
+// Only the job's creator and admins may cancel it: 403 forbidden
+// otherwise.
 func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
+	p := a.authenticate(w, r)
+	if p == nil {
+		return
+	}
+	cur, err := a.jobs.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeJobError(w, r, err)
+		return
+	}
+	if !a.authorize(w, r, p, session.Act{Op: session.OpCancelJob, Creator: cur.Sub}) {
+		return
+	}
 	j, err := a.jobs.Cancel(r.Context(), r.PathValue("id"), jobs.ReasonAPI)
 	if err != nil {
 		a.writeJobError(w, r, err)

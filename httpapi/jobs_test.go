@@ -55,7 +55,7 @@ func startJobsEnv(t *testing.T) *jobsEnv {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	core, err := session.New(session.Config{}, st, conns, log, workerproto.New(svc))
+	core, err := session.New(session.Config{}, st, conns, log, session.Access{}, workerproto.New(svc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,9 +49,17 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	pr := a.authenticate(w, r)
+	if pr == nil {
+		return
+	}
 	ctx := r.Context()
 	nc := conn.NetConn(ctx)
-	s, err := a.core.OpenPoll(ctx, registry.OpenInfo{Transport: registry.TransportLongPoll, Remote: r.RemoteAddr, Conn: nc})
+	s, err := a.core.OpenPoll(ctx, pr, registry.OpenInfo{Transport: registry.TransportLongPoll, Remote: r.RemoteAddr, Conn: nc})
+	if denied(err) {
+		writeDenied(w, err)
+		return
+	}
 	if err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 		return
@@ -85,6 +93,8 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 			keep.ReconnectAfterMS = &hint
 		}
 		writeJSON(w, http.StatusOK, keep)
+	case denied(err):
+		writeDenied(w, err)
 	case serverEnded:
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 	case ctx.Err() != nil:

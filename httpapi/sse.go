@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -37,10 +38,18 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
+	pr := a.authenticate(w, r)
+	if pr == nil {
+		return
+	}
 	ctx := r.Context()
 	t := &sseTransport{w: w, rc: http.NewResponseController(w), nc: conn.NetConn(ctx)}
 	oi := registry.OpenInfo{Transport: registry.TransportSSE, Remote: r.RemoteAddr, Conn: t.nc}
-	s, err := a.core.OpenStream(ctx, t, oi)
+	s, err := a.core.OpenStream(ctx, t, pr, oi)
+	if denied(err) {
+		writeDenied(w, err)
+		return
+	}
 	if err != nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 		return
@@ -57,8 +66,14 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		Heartbeat: a.sseHeartbeat,
 		Waiting:   a.metrics.waitingEvents,
 		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
+		Presence:  r.URL.Query().Get("presence") == "1",
 	})
-	if _, ended := s.ServerEnded(); err != nil && ended {
+	var ef *wire.ErrorFrame
+	if _, ended := s.ServerEnded(); denied(err) {
+		writeDenied(w, err)
+	} else if errors.As(err, &ef) {
+		writeError(w, errorf(http.StatusTooManyRequests, string(ef.Code), ef.Message))
+	} else if err != nil && ended {
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
 	} else if err != nil {
 		a.writeStoreError(w, r, err)
@@ -138,6 +153,21 @@ func (sseFormat) Encode(ev any) []byte {
 		b = append(b, gap...)
 	case wire.Ping:
 		b = append(b, ": heartbeat"...)
+	case wire.Presence:
+		ev.Type = ""
+		data, _ := json.Marshal(ev)
+		b = append(b, "event: presence\ndata: "...)
+		b = append(b, data...)
+	case wire.ErrorFrame:
+		if ev.Code != wire.CodeTokenExpired {
+			return nil // other errors end the stream without an event
+		}
+		data, _ := json.Marshal(struct {
+			Code    wire.Code `json:"code"`
+			Message string    `json:"message"`
+		}{ev.Code, ev.Message})
+		b = append(b, "event: error\ndata: "...)
+		b = append(b, data...)
 	case wire.Shutdown:
 		b = append(b, `event: shutdown`+"\n"+`data: {"reconnect_after_ms":`...)
 		b = strconv.AppendInt(b, ev.ReconnectAfterMS, 10)

@@ -45,6 +45,7 @@ type jobHead struct {
 	MaxAttempts  int             `json:"max_attempts"`
 	OnDisconnect Policy          `json:"on_disconnect"`
 	Created      time.Time       `json:"created"`
+	Sub          string          `json:"sub,omitempty"`
 }
 
 // indexEntry is one message on the index channel.
@@ -83,7 +84,7 @@ func apply(j *Job, e *event, t time.Time) {
 		h := e.Job
 		j.ID, j.Type, j.Payload = h.ID, h.Type, h.Payload
 		j.Channel = ChannelPrefix + h.ID
-		j.MaxAttempts, j.OnDisconnect = h.MaxAttempts, h.OnDisconnect
+		j.MaxAttempts, j.OnDisconnect, j.Sub = h.MaxAttempts, h.OnDisconnect, h.Sub
 		j.Timeout, _ = time.ParseDuration(h.Timeout)
 		j.Created = h.Created
 		if j.Created.IsZero() {

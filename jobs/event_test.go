@@ -15,7 +15,7 @@ func TestIDs(t *testing.T) {
 	if !ValidID(a) || !ValidID(b) || a >= b {
 		t.Fatalf("ids %q %q: want valid and ordered by time", a, b)
 	}
-	if keyID("k") != keyID("k") || keyID("k") == keyID("l") || !ValidID(keyID("k")) {
+	if keyID("", "k") != keyID("", "k") || keyID("", "k") == keyID("", "l") || keyID("a", "k") == keyID("b", "k") || !ValidID(keyID("", "k")) {
 		t.Fatal("key ids must be deterministic, distinct and valid")
 	}
 	if !store.ValidChannel(ChannelPrefix + a) {

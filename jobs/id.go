@@ -24,9 +24,13 @@ func newID(now time.Time) string {
 }
 
 // keyID returns the id of the job created with an idempotency key: the
-// same key always names the same job.
-func keyID(key string) string {
-	sum := sha256.Sum256([]byte("tether job key\x00" + key))
+// same key of the same user always names the same job.
+func keyID(sub, key string) string {
+	in := "tether job key\x00" + key
+	if sub != "" {
+		in = "tether job key\x00" + sub + "\x00" + key // each user's keys are its own
+	}
+	sum := sha256.Sum256([]byte(in))
 	var b [16]byte
 	copy(b[:], sum[:16])
 	return encodeID(b)

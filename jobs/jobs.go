@@ -65,6 +65,11 @@ type Spec struct {
 	// OnDisconnect is what a departure of the client does. Empty means
 	// Cancel.
 	OnDisconnect Policy
+	// Sub is the creator's user id, from its token (never from the
+	// request body); "" in open mode. The creator may follow and cancel
+	// the job; and an idempotency key is the creator's own: the same key
+	// from another user creates another job.
+	Sub string
 }
 
 // Job is a job's state, folded from the events on its channel. Its JSON
@@ -79,6 +84,8 @@ type Job struct {
 	MaxAttempts  int             `json:"max_attempts"`
 	Worker       string          `json:"worker,omitempty"` // the worker of the current or last attempt
 	OnDisconnect Policy          `json:"on_disconnect"`
+	// Sub is the user id of the job's creator ("" in open mode).
+	Sub          string          `json:"sub,omitempty"`
 	Timeout      time.Duration   `json:"-"` // JSON: "timeout" as a Go duration string
 	Created      time.Time       `json:"created"`
 	Started      time.Time       `json:"started,omitzero"` // when the current or last attempt was claimed

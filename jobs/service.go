@@ -232,14 +232,14 @@ func (s *Service) Create(ctx context.Context, spec Spec, idempotencyKey string) 
 	now := s.clock.Now()
 	id := newID(now)
 	if idempotencyKey != "" {
-		id = keyID(idempotencyKey)
+		id = keyID(spec.Sub, idempotencyKey)
 	}
 	e := s.entry(id)
 	e.mu.Lock()
 	if e.job.State == "" {
 		ev := &event{Event: evQueued, Job: &jobHead{
 			ID: id, Type: spec.Type, Payload: spec.Payload, Timeout: spec.Timeout.String(),
-			MaxAttempts: spec.MaxAttempts, OnDisconnect: spec.OnDisconnect, Created: now.UTC(),
+			MaxAttempts: spec.MaxAttempts, OnDisconnect: spec.OnDisconnect, Created: now.UTC(), Sub: spec.Sub,
 		}}
 		job, err = s.appendLocked(ctx, e, ev)
 		created = err == nil

@@ -50,9 +50,11 @@ type Peer interface {
 
 // Info describes one live connection (GET /v1/connections).
 type Info struct {
-	ID         string    `json:"id"`
-	Transport  Transport `json:"transport"`
-	Remote     string    `json:"remote"`
+	ID        string    `json:"id"`
+	Transport Transport `json:"transport"`
+	Remote    string    `json:"remote"`
+	// Sub is the user id of the connection's token ("" in open mode).
+	Sub        string    `json:"sub"`
 	SessionKey string    `json:"session,omitempty"`
 	State      State     `json:"state"`
 	Channels   []string  `json:"channels"`
@@ -68,9 +70,14 @@ type Info struct {
 type OpenInfo struct {
 	Transport Transport
 	Remote    string
+	// Sub is the user id of the connection's token; "" in open mode.
+	Sub string
 	// SessionKey, when not empty, is the client's stable session key: the
 	// Registry admits this connection only after the cleanup of the
-	// previous connection with the same key has completed.
+	// previous connection with the same key and the same Sub has
+	// completed. Keys are per user: a connection of another user with the
+	// same key neither waits for this one nor makes it wait, so a key
+	// cannot be squatted.
 	SessionKey string
 	// Conn is the raw connection, if the transport has one; CloseConn uses
 	// it for the reset and discard modes.

@@ -169,7 +169,7 @@ func (r *Registry) Open(ctx context.Context, oi OpenInfo, p Peer) (*Handle, erro
 		}
 	}()
 	r.cfg.Logger.Debug("connection opened", "id", h.id, "transport", oi.Transport,
-		"remote", oi.Remote, "session", oi.SessionKey)
+		"remote", oi.Remote, "sub", oi.Sub, "session", oi.SessionKey)
 	return h, nil
 }
 
@@ -205,7 +205,7 @@ func (r *Registry) tryAdmit(h *Handle, now time.Time) (holder *Handle, err error
 	if r.closed {
 		return nil, ErrRegistryClosed
 	}
-	if key := h.oi.SessionKey; key != "" {
+	if key := h.sessionKey(); key != "" {
 		if prev := r.sessions[key]; prev != nil {
 			return prev, nil
 		}
@@ -223,6 +223,15 @@ func newID() string {
 	var b [8]byte
 	rand.Read(b[:]) // never fails (crypto/rand, Go >= 1.24)
 	return hex.EncodeToString(b[:])
+}
+
+// sessionKey is the key of the connection's session in Registry.sessions:
+// the client's key, within its user's own space.
+func (h *Handle) sessionKey() string {
+	if h.oi.SessionKey == "" {
+		return ""
+	}
+	return h.oi.Sub + "\x00" + h.oi.SessionKey
 }
 
 // ID returns the connection's id.
@@ -266,7 +275,7 @@ func (h *Handle) Info() Info {
 		channels = []string{}
 	}
 	return Info{
-		ID: h.id, Transport: h.oi.Transport, Remote: h.oi.Remote,
+		ID: h.id, Transport: h.oi.Transport, Remote: h.oi.Remote, Sub: h.oi.Sub,
 		SessionKey: h.oi.SessionKey, State: state, Channels: channels,
 		Started: h.started, Age: now.Sub(h.started),
 		BytesIn: h.bytesIn.Load(), BytesOut: h.bytesOut.Load(),
@@ -312,11 +321,11 @@ func (h *Handle) release(info Info, reason conn.Reason, noticed time.Duration) {
 		level = slog.LevelDebug
 	}
 	r.cfg.Logger.Log(context.Background(), level, "connection ended", "id", info.ID, "transport", info.Transport,
-		"remote", info.Remote, "reason", reason, "noticed", noticed, "age", info.Age,
+		"remote", info.Remote, "sub", info.Sub, "reason", reason, "noticed", noticed, "age", info.Age,
 		"bytes_in", info.BytesIn, "bytes_out", info.BytesOut)
 	r.mu.Lock()
 	delete(r.conns, h.id)
-	if key := h.oi.SessionKey; key != "" && r.sessions[key] == h {
+	if key := h.sessionKey(); key != "" && r.sessions[key] == h {
 		delete(r.sessions, key)
 	}
 	r.mu.Unlock()

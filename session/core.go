@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
@@ -110,6 +111,8 @@ type Core struct {
 	store     store.Store
 	reg       *registry.Registry
 	log       *slog.Logger
+	acc       Access
+	presence  presence             // who is subscribed where, for presence
 	exts      map[string]Extension // request type -> extension; read-only after New
 	extList   []Extension
 	followers []Follower
@@ -119,10 +122,11 @@ type Core struct {
 }
 
 // New validates cfg and returns a Core reading and writing st, admitting
-// every connection through reg. log may be nil (discard). Each of exts
-// serves its request types; two extensions may not claim one type, nor a
-// type of the core's.
-func New(cfg Config, st store.Store, reg *registry.Registry, log *slog.Logger, exts ...Extension) (*Core, error) {
+// every connection through reg, deciding permissions and limits with acc
+// (the zero Access: open and unlimited). log may be nil (discard). Each of
+// exts serves its request types; two extensions may not claim one type,
+// nor a type of the core's.
+func New(cfg Config, st store.Store, reg *registry.Registry, log *slog.Logger, acc Access, exts ...Extension) (*Core, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -136,7 +140,8 @@ func New(cfg Config, st store.Store, reg *registry.Registry, log *slog.Logger, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Core{cfg: cfg, store: st, reg: reg, log: log, exts: map[string]Extension{}, now: time.Now}
+	c := &Core{cfg: cfg, store: st, reg: reg, log: log, acc: acc, exts: map[string]Extension{}, now: time.Now}
+	c.presence.chans = map[string]map[*Session]*presenceEntry{}
 	for _, e := range exts {
 		for _, t := range e.RequestTypes() {
 			if _, dup := c.exts[t]; dup || coreType(t) {
@@ -154,7 +159,7 @@ func New(cfg Config, st store.Store, reg *registry.Registry, log *slog.Logger, e
 
 func coreType(t string) bool {
 	switch t {
-	case wire.TypeSubscribe, wire.TypeUnsubscribe, wire.TypePublish, wire.TypePing, wire.TypePong, wire.TypeHello, wire.TypeBye:
+	case wire.TypeSubscribe, wire.TypeUnsubscribe, wire.TypePublish, wire.TypePing, wire.TypePong, wire.TypeHello, wire.TypeBye, wire.TypeRefresh:
 		return true
 	}
 	return false
@@ -173,29 +178,51 @@ func (c *Core) Registry() *registry.Registry { return c.reg }
 func (c *Core) Logger() *slog.Logger { return c.log }
 
 // Serve runs one framed connection (WebSocket, TCP) until it ends: it
-// opens it in the Registry (oi says what the transport knows; ctx bounds
-// the admission wait only), serves its frames, and returns once
+// admits it against the limits and opens it in the Registry (p is who it
+// acts for, from Authenticate; oi says what the transport knows; ctx
+// bounds the admission wait only), serves its frames, and returns once
 // Handle.End has recorded its one end reason. first, when not nil, is a
 // frame the transport already read, served before any other. Serve
-// returns an error only when the Registry refused the connection; the
-// client has then been sent an unavailable error frame and the
-// connection closed. The connection ends through the Registry (Close,
-// Shutdown), its peer, or the core's own limits; Serve has no other stop.
-func (c *Core) Serve(ctx context.Context, t FramedTransport, oi registry.OpenInfo, first []byte) error {
+// returns an error only when the connection was refused (a limit, or the
+// Registry); the client has then been sent an error frame
+// (too_many_connections, unavailable) and the connection closed. The
+// connection ends through the Registry (Close, Shutdown), its peer, the
+// expiry of its token, or the core's own limits; Serve has no other stop.
+func (c *Core) Serve(ctx context.Context, t FramedTransport, p *auth.Principal, oi registry.OpenInfo, first []byte) error {
 	s := newSession(c, t, framed)
+	lease, err := c.admit(p, &oi)
+	if err != nil {
+		code, msg, _ := AuthCode(err)
+		Refuse(t, code, msg)
+		return err
+	}
+	s.p.Store(p)
+	s.lease = lease
 	h, err := c.reg.Open(ctx, oi, s)
 	if err != nil {
-		if nc := t.NetConn(); nc != nil {
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-		}
-		f := wire.ErrorFrame{Type: wire.TypeError, Code: wire.CodeUnavailable, Message: "not admitted: " + wire.ClientMessage(err)}
-		t.WriteFrame(context.Background(), t.Format().Encode(f), true)
-		t.CloseGracefully(conn.ReasonShutdown)
-		t.Close()
+		s.releaseLease()
+		Refuse(t, wire.CodeUnavailable, "not admitted: "+wire.ClientMessage(err))
 		return err
 	}
 	s.runFramed(h, t, first)
 	return nil
+}
+
+// Refuse sends a framed connection one error frame without an id and
+// closes it: the connection was not admitted (no valid token, a limit,
+// the server is stopping). It waits at most a second for the write.
+func Refuse(t Transport, code wire.Code, msg string) {
+	if nc := t.NetConn(); nc != nil {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+	}
+	f := wire.ErrorFrame{Type: wire.TypeError, Code: code, Message: msg}
+	t.WriteFrame(context.Background(), t.Format().Encode(f), true)
+	reason := conn.ReasonProtocolError
+	if code == wire.CodeUnavailable {
+		reason = conn.ReasonShutdown
+	}
+	t.CloseGracefully(reason)
+	t.Close()
 }
 
 // ReasonOf classifies a socket error that ended a read or a write, for

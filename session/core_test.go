@@ -33,18 +33,18 @@ func TestNewRefuses(t *testing.T) {
 		{name: "timeout under interval", cfg: Config{PingInterval: 2e9, PingTimeout: 1e9}, want: "must exceed"},
 	}
 	for _, tt := range tests {
-		_, err := New(tt.cfg, st, reg, nil, tt.exts...)
+		_, err := New(tt.cfg, st, reg, nil, Access{}, tt.exts...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: New error = %v, want one containing %q", tt.name, err, tt.want)
 		}
 	}
-	if _, err := New(Config{}, nil, reg, nil); err == nil {
+	if _, err := New(Config{}, nil, reg, nil, Access{}); err == nil {
 		t.Error("New without a store: no error")
 	}
-	if _, err := New(Config{}, st, nil, nil); err == nil {
+	if _, err := New(Config{}, st, nil, nil, Access{}); err == nil {
 		t.Error("New without a registry: no error")
 	}
-	c, err := New(Config{}, st, reg, nil, fakeExt{[]string{"x"}})
+	c, err := New(Config{}, st, reg, nil, Access{}, fakeExt{[]string{"x"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@
 // wire.Reply, wire.ErrorFrame, wire.Ping, wire.Shutdown) into its bytes
 // through a Format, and reads client frames where it has any.
 //
-//	core, err := session.New(session.Config{}, st, reg, logger, workerproto.New(jobsSvc))
+//	core, err := session.New(session.Config{}, st, reg, logger, session.Access{Verifier: v, Limits: lim}, workerproto.New(jobsSvc))
 //	...
 //	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Serve
 //	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Serve
@@ -24,6 +24,21 @@
 // end. Extensions add request types to the framed protocol (the jobs'
 // worker frames, package jobs/workerproto) without the core importing
 // them; a Follower is told of every subscription on every transport.
+//
+// # Access
+//
+// Every permission decision of the node is made here, in one place that
+// every transport calls: Core.Authenticate turns a token (HTTP: Bearer or
+// ?token=; TCP: hello) into an auth.Principal, which lives on the
+// Session (Session.Principal), and Core.Authorize decides each act
+// (subscribe, publish, job create, read, cancel, work, admin) for it. The
+// core itself checks subscribe (framed, SSE, long-poll) and publish
+// (framed), and admits each connection against the Limits (Access)
+// before the Registry opens it; HTTP routes and the worker extension call
+// Authorize for the rest. A token's expiry ends a WebSocket, TCP or SSE
+// connection (ReasonTokenExpired) unless a refresh frame replaced it; a
+// long-poll's wait ends by it. Presence (who is subscribed where, join
+// and leave events) follows subscriptions (presence.go).
 //
 // # Shared reads
 //
@@ -76,7 +91,8 @@
 // implements registry.Peer, whose methods are safe to call from any
 // goroutine at any time; they never block on the network.
 //
-// Locks: Core.parking.mu guards the parked subscriptions (a leaf but for
+// Locks: Core.presence.mu guards who is subscribed where (a leaf: events
+// are queued after it is released); Core.parking.mu guards the parked subscriptions (a leaf but for
 // the Gauge it counts them in); Session.mu guards the subscriptions, Session.workMu the request
 // work group, Session.endMu the decided end, Session.tmu the timer's state
 // and the stall guard, Session.dueMu (a leaf) when the timer fires next;

@@ -35,7 +35,7 @@ func Example_extension() {
 	st, _ := pebblestore.Open(pebblestore.Config{Dir: dir})
 	defer st.Close()
 	reg, _ := registry.New(registry.Config{})
-	core, err := session.New(session.Config{}, st, reg, nil, clock{})
+	core, err := session.New(session.Config{}, st, reg, nil, session.Access{}, clock{})
 	if err != nil {
 		panic(err)
 	}

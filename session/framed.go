@@ -130,7 +130,7 @@ func (s *Session) dispatch(b []byte) bool {
 			return true
 		}
 		s.q.pushCtrl(s.ctx, item{frame: s.f.Encode(wire.Ping{Type: wire.TypePong, ID: f.ID})})
-	case wire.TypeSubscribe, wire.TypeUnsubscribe, wire.TypePublish:
+	case wire.TypeSubscribe, wire.TypeUnsubscribe, wire.TypePublish, wire.TypeRefresh:
 		s.request(f.Type, f.ID, s.clientWork(f))
 	case wire.TypeHello:
 		s.ReplyError(f.ID, wire.CodeBadRequest, "hello is only valid as the first frame on TCP")
@@ -187,6 +187,8 @@ func (s *Session) clientWork(f wire.ClientFrame) func(release func()) {
 		return func(release func()) { s.subscribe(f, release) }
 	case wire.TypeUnsubscribe:
 		return func(release func()) { defer release(); s.unsubscribe(f) }
+	case wire.TypeRefresh:
+		return func(release func()) { defer release(); s.refresh(f) }
 	}
 	return func(release func()) { defer release(); s.publish(f) }
 }
@@ -194,10 +196,10 @@ func (s *Session) clientWork(f wire.ClientFrame) func(release func()) {
 // subscribe starts a subscription, answers, frees the request's slot, and
 // then streams the channel on the request's goroutine.
 func (s *Session) subscribe(f wire.ClientFrame, release func()) {
-	sb, code, msg := s.addSub(f.Channel)
-	if sb == nil {
+	sb, err := s.addSub(f.Channel)
+	if err != nil {
 		release()
-		s.ReplyError(f.ID, code, msg)
+		s.replyErr(f.ID, err)
 		return
 	}
 	start, first, err := sb.open(f.After)
@@ -209,39 +211,73 @@ func (s *Session) subscribe(f wire.ClientFrame, release func()) {
 		s.ReplyError(f.ID, code, msg)
 		return
 	}
-	s.began(sb, start)
+	s.began(sb, start, f.Presence)
 	s.Reply(wire.Reply{ID: f.ID, Cursor: string(start)})
 	release()
 	sb.run(start, first, false)
 }
 
-// addSub registers a subscription of channel, or says why not.
-func (s *Session) addSub(channel string) (*sub, wire.Code, string) {
+// addSub registers a subscription of channel, or says why not: a denial
+// (*auth.Error, *limits.Error) or a *wire.ErrorFrame.
+func (s *Session) addSub(channel string) (*sub, error) {
 	if !store.ValidChannel(channel) {
-		return nil, wire.CodeBadChannel, "the channel name is not valid"
+		return nil, &wire.ErrorFrame{Code: wire.CodeBadChannel, Message: "the channel name is not valid"}
+	}
+	if err := s.Authorize(Act{Op: OpSubscribe, Channel: channel}); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, dup := s.subs[channel]; dup {
-		return nil, wire.CodeAlreadySubscribed, "already subscribed to " + channel
+		return nil, &wire.ErrorFrame{Code: wire.CodeAlreadySubscribed, Message: "already subscribed to " + channel}
+	}
+	// The limits count (and refuse, with a metric) first; the session's
+	// own bound is for a Core without limits.
+	if s.lease != nil {
+		if err := s.lease.Subscribe(); err != nil {
+			return nil, err
+		}
 	}
 	if len(s.subs) >= s.cfg.MaxSubscriptions {
-		return nil, wire.CodeTooManySubscriptions, "too many subscriptions"
+		if s.lease != nil {
+			s.lease.Unsubscribe()
+		}
+		return nil, &wire.ErrorFrame{Code: wire.CodeTooManySubscriptions, Message: "too many subscriptions"}
 	}
 	sb := newSub(s, channel)
 	s.subs[channel] = sb
-	return sb, "", ""
+	return sb, nil
 }
 
-// began records where a subscription starts, and tells the followers.
-func (s *Session) began(sb *sub, start store.Cursor) {
+// replyErr answers request id with the code of err: a denial, a
+// *wire.ErrorFrame, or a store error.
+func (s *Session) replyErr(id string, err error) {
+	if _, _, ok := AuthCode(err); ok {
+		s.ReplyDenied(id, err)
+		return
+	}
+	var ef *wire.ErrorFrame
+	if errors.As(err, &ef) {
+		s.ReplyError(id, ef.Code, ef.Message)
+		return
+	}
+	s.StoreError(id, err)
+}
+
+// began records where a subscription starts, tells the followers and
+// the channel's presence (watch: the subscription wants presence events).
+func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 	s.mu.Lock()
-	if s.subs[sb.channel] == sb { // not unsubscribed meanwhile
+	live := s.subs[sb.channel] == sb // not unsubscribed meanwhile
+	if live {
 		s.delivered[sb.channel] = start
 	}
 	s.mu.Unlock()
 	s.setChannels()
 	s.follow(sb)
+	if live {
+		s.c.presence.join(s, sb.channel, watch)
+	}
 }
 
 func (s *Session) unsubscribe(f wire.ClientFrame) {
@@ -259,6 +295,7 @@ func (s *Session) unsubscribe(f wire.ClientFrame) {
 	sb.cancel()
 	<-sb.done
 	sb.stopFollow(false)
+	s.unsubscribed(f.Channel)
 	// The reply is queued after the drop, so no message of the channel
 	// follows it.
 	s.q.dropMessages(f.Channel)
@@ -267,10 +304,19 @@ func (s *Session) unsubscribe(f wire.ClientFrame) {
 }
 
 func (s *Session) publish(f wire.ClientFrame) {
-	switch {
-	case !store.ValidChannel(f.Channel):
+	if !store.ValidChannel(f.Channel) {
 		s.ReplyError(f.ID, wire.CodeBadChannel, "the channel name is not valid")
 		return
+	}
+	if err := s.Authorize(Act{Op: OpPublish, Channel: f.Channel}); err != nil {
+		s.ReplyDenied(f.ID, err)
+		return
+	}
+	if err := s.c.AllowPublish(s.Principal()); err != nil {
+		s.ReplyDenied(f.ID, err)
+		return
+	}
+	switch {
 	case len(f.Data) == 0:
 		s.ReplyError(f.ID, wire.CodeInvalidJSON, "publish needs data: one JSON value")
 		return
@@ -294,12 +340,25 @@ func (s *Session) publish(f wire.ClientFrame) {
 // removeSub forgets sb if it is still the channel's subscription.
 func (s *Session) removeSub(sb *sub) {
 	s.mu.Lock()
-	if s.subs[sb.channel] == sb {
+	removed := s.subs[sb.channel] == sb
+	if removed {
 		delete(s.subs, sb.channel)
 		delete(s.delivered, sb.channel)
 	}
 	s.mu.Unlock()
+	if removed {
+		s.unsubscribed(sb.channel)
+	}
 	s.setChannels()
+}
+
+// unsubscribed gives a subscription's place in the limits back and tells
+// the channel's presence.
+func (s *Session) unsubscribed(channel string) {
+	if s.lease != nil {
+		s.lease.Unsubscribe()
+	}
+	s.c.presence.leave(s, channel, PresenceUnsubscribed)
 }
 
 func (s *Session) setChannels() {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
@@ -90,7 +91,7 @@ func TestParkedSubscribersShareOneWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{}, st, reg, nil)
+	c, err := New(Config{}, st, reg, nil, Access{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestParkedSubscribersShareOneWait(t *testing.T) {
 		p := newPipe()
 		pipes[i] = p
 		go func() {
-			c.Serve(context.Background(), p, registry.OpenInfo{Transport: registry.TransportTCP}, nil)
+			c.Serve(context.Background(), p, auth.Open(), registry.OpenInfo{Transport: registry.TransportTCP}, nil)
 			served <- struct{}{}
 		}()
 		p.in <- []byte(`{"id":"s","type":"subscribe","channel":"fan","after":"0"}`)

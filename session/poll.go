@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 )
@@ -46,21 +47,32 @@ type PollAnswer struct {
 // OpenPoll opens a long-poll request as a connection of the Core: the
 // Registry admits it (ctx bounds the wait) and may end it through the
 // Session. ctx is the request's context as conn.Watch hands it. The
-// caller then calls Poll, and Finish once the request is over.
-func (c *Core) OpenPoll(ctx context.Context, oi registry.OpenInfo) (*Session, error) {
+// caller then calls Poll, and Finish once the request is over. p is who
+// the long-poll acts for (Authenticate); a refusal by the limits is a
+// *limits.Error.
+func (c *Core) OpenPoll(ctx context.Context, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
 	s := newSession(c, nil, poll)
 	s.nc = oi.Conn
-	return s, s.open(ctx, oi)
+	return s, s.open(ctx, p, oi)
 }
 
 // Poll answers a long-poll once: at once when there is something to say,
 // else after waiting up to r.Wait for the next message. It starts no
 // goroutine. Reads are shared with every subscriber of the channel, and a
-// page's answer is encoded once per PageFormat. An error is a store's
-// (nothing was answered), or the session's end when the client left.
+// page's answer is encoded once per PageFormat. An error is a denial
+// (*auth.Error: the principal may not read the channel), a store's
+// (nothing was answered), or the session's end when the client left. The
+// wait ends by the token's expiry: the next poll needs a fresh token.
 func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
+	if err := s.Authorize(Act{Op: OpSubscribe, Channel: r.Channel}); err != nil {
+		return PollAnswer{}, err
+	}
+	if exp := s.Principal().Expires(); !exp.IsZero() {
+		r.Wait = max(min(r.Wait, exp.Sub(s.now())), 0)
+	}
 	s.h.SetChannels([]string{r.Channel})
 	st := s.c.store
+	start := time.Now() // the first read answers what is there from now on
 	var after store.Cursor
 	if r.After == nil {
 		b, err := st.Bounds(s.ctx, r.Channel)
@@ -71,7 +83,7 @@ func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
 	} else {
 		after = store.Cursor(*r.After)
 	}
-	p, err := s.c.reads.read(s.ctx, st, r.Channel, after, r.Limit)
+	p, err := s.c.reads.read(s.ctx, st, r.Channel, after, r.Limit, start)
 	if err != nil {
 		return PollAnswer{After: after}, err
 	}
@@ -95,7 +107,7 @@ func (s *Session) waitAndRead(r PollRequest, after store.Cursor) (*page, error) 
 	err := s.c.store.Wait(wctx, r.Channel, after)
 	switch {
 	case err == nil:
-		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit)
+		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit, time.Time{})
 	case s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 		return nil, nil
 	case s.ctx.Err() != nil:

@@ -103,6 +103,19 @@ func (q *queue) forceCtrl(it item) bool {
 	return true
 }
 
+// tryCtrl queues a control frame only if it fits now (presence events):
+// it never waits and never grows the lane past its bound.
+func (q *queue) tryCtrl(it item) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || !q.ctrl.fits(len(it.frame), q.limit) {
+		return false
+	}
+	q.ctrl.push(it)
+	signal(q.ready)
+	return true
+}
+
 // pushMsg queues a message frame for s, waiting for room. While it waits,
 // the frame's lag clock counts towards the slow-consumer check.
 func (q *queue) pushMsg(ctx context.Context, s *sub, it item) error {

@@ -7,7 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/limits"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
@@ -33,6 +35,13 @@ type Session struct {
 	// writes (stream), or answers once (poll).
 	kind kind
 	beat time.Duration // stream: heartbeat comment interval
+
+	// p is who the session acts for; replaced by a refresh (same sub).
+	p atomic.Pointer[auth.Principal]
+	// lease holds the session's place in the limits; nil without limits.
+	// Set before the session is opened; released once, when it ends.
+	lease        *limits.Lease
+	leaseRelease sync.Once
 
 	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
 	cancel context.CancelCauseFunc
@@ -161,7 +170,15 @@ func (s *Session) runFramed(h *registry.Handle, t FramedTransport, first []byte)
 	reader.Wait()
 	s.t.Close()
 	e := s.end()
+	s.releaseLease()
 	h.End(e.reason, e.noticed)
+}
+
+// releaseLease gives the session's place in the limits back, once.
+func (s *Session) releaseLease() {
+	if s.lease != nil {
+		s.leaseRelease.Do(s.lease.Release)
+	}
 }
 
 // windUp runs on its own goroutine once the end is decided: it stops the
@@ -179,6 +196,7 @@ func (s *Session) windUp() {
 	// Every request and subscription has returned: tell extensions and
 	// the jobs at once (before the flush) whether this peer departed.
 	s.unfollowAll(e.reason)
+	s.c.presence.leaveAll(s, string(e.reason))
 	if s.usedExt.Load() {
 		for _, x := range s.c.extList {
 			x.Ended(s, departed(e.reason))

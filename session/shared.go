@@ -35,6 +35,8 @@ type page struct {
 	limit   int
 	done    chan struct{} // closed once res and err are set
 
+	started time.Time // when the read began; set before the page is shared
+
 	res store.ReadResult
 	err error
 	at  time.Time // when the read finished
@@ -109,15 +111,18 @@ const (
 )
 
 // read returns a page of channel after the cursor, sharing a read in
-// flight or one just finished.
-func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int) (*page, error) {
+// flight or one just finished. A page whose read started before since is
+// not shared: a long-poll's first read passes its own start, so that it
+// answers what the channel holds now, not a page up to sharedPageTTL old
+// (the zero since shares any).
+func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int, since time.Time) (*page, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if r.chans == nil {
 		r.chans = map[string][]*page{}
 	}
 	for _, p := range r.chans[channel] {
-		if p.after != after || p.limit != limit {
+		if p.after != after || p.limit != limit || p.started.Before(since) {
 			continue
 		}
 		select {
@@ -141,7 +146,7 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 			return nil, context.Cause(ctx)
 		}
 	}
-	p := &page{channel: channel, after: after, limit: limit, done: make(chan struct{})}
+	p := &page{channel: channel, after: after, limit: limit, done: make(chan struct{}), started: now}
 	r.chans[channel] = append(r.prune(r.chans[channel], now), p)
 	if r.flight++; r.flight%sweepEvery == 0 {
 		r.sweep(now)

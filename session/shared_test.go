@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -51,7 +52,7 @@ func TestSharedReadsShareAPage(t *testing.T) {
 	for i := range readers {
 		wg.Go(func() {
 			<-start
-			p, err := reads.read(ctx, st, "fan", store.Start, 100)
+			p, err := reads.read(ctx, st, "fan", store.Start, 100, time.Time{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -91,7 +92,7 @@ func TestSharedReadsDoNotReuseEmptyPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reads sharedReads
-	p, err := reads.read(ctx, st, "fan", r.ID, 100)
+	p, err := reads.read(ctx, st, "fan", r.ID, 100, time.Time{})
 	if err != nil || len(p.res.Messages) != 0 {
 		t.Fatalf("read at the latest cursor = %+v, %v; want an empty page", p, err)
 	}
@@ -99,9 +100,33 @@ func TestSharedReadsDoNotReuseEmptyPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err = reads.read(ctx, st, "fan", r.ID, 100)
+	p, err = reads.read(ctx, st, "fan", r.ID, 100, time.Time{})
 	if err != nil || len(p.res.Messages) != 1 || p.res.Messages[0].ID != next.ID {
 		t.Fatalf("read after an append = %+v, %v; want the new message", p, err)
+	}
+}
+
+// A read that asks for pages begun since a moment (a long-poll's first
+// read) does not take a page read before it, which may lack newer
+// messages; a read without one does.
+func TestSharedReadsSince(t *testing.T) {
+	st := openCounting(t)
+	ctx := context.Background()
+	if _, err := st.Append(ctx, "fan", []byte(`1`), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var reads sharedReads
+	if _, err := reads.read(ctx, st, "fan", store.Start, 100, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, "fan", []byte(`2`), store.AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := reads.read(ctx, st, "fan", store.Start, 100, time.Time{}); len(p.res.Messages) != 1 {
+		t.Fatalf("shared read: %d messages, want the shared page's 1", len(p.res.Messages))
+	}
+	if p, _ := reads.read(ctx, st, "fan", store.Start, 100, time.Now()); len(p.res.Messages) != 2 {
+		t.Fatalf("read since now: %d messages, want 2", len(p.res.Messages))
 	}
 }
 
@@ -116,10 +141,10 @@ func TestSharedReadsSurviveLeaderCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	// The leader's context is already done: the read still serves others.
-	if _, err := reads.read(ctx, st, "fan", store.Start, 10); err != nil {
+	if _, err := reads.read(ctx, st, "fan", store.Start, 10, time.Time{}); err != nil {
 		t.Fatalf("read with a done context: %v (the shared read must not depend on one reader's context)", err)
 	}
-	p, err := reads.read(context.Background(), st, "fan", store.Start, 10)
+	p, err := reads.read(context.Background(), st, "fan", store.Start, 10, time.Time{})
 	if err != nil || len(p.res.Messages) != 1 {
 		t.Fatalf("second reader = %+v, %v", p, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/registry"
 )
@@ -23,6 +24,8 @@ type StreamOptions struct {
 	// Waiting counts the stream while its subscription waits for a
 	// message. Nil means not counted.
 	Waiting Gauge
+	// Presence asks for the channel's presence events (wire.Presence).
+	Presence bool
 }
 
 // DefaultStreamHeartbeat is a stream's heartbeat interval when
@@ -35,19 +38,29 @@ const DefaultStreamHeartbeat = 15 * time.Second
 // ends, the client is gone, and the session ends with its reason. The
 // caller then calls Stream, and Finish once the request is over,
 // whatever happened.
-func (c *Core) OpenStream(ctx context.Context, t Transport, oi registry.OpenInfo) (*Session, error) {
+//
+// p is who the stream acts for (Authenticate); a refusal by the limits is
+// a *limits.Error.
+func (c *Core) OpenStream(ctx context.Context, t Transport, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
 	s := newSession(c, t, stream)
 	if s.nc == nil {
 		s.nc = oi.Conn
 	}
-	return s, s.open(ctx, oi)
+	return s, s.open(ctx, p, oi)
 }
 
-// open admits the session in the Registry and ties it to the request's
-// context.
-func (s *Session) open(ctx context.Context, oi registry.OpenInfo) error {
+// open admits the session against the limits and in the Registry, and
+// ties it to the request's context.
+func (s *Session) open(ctx context.Context, p *auth.Principal, oi registry.OpenInfo) error {
+	lease, err := s.c.admit(p, &oi)
+	if err != nil {
+		return err
+	}
+	s.p.Store(p)
+	s.lease = lease
 	h, err := s.c.reg.Open(ctx, oi, s)
 	if err != nil {
+		s.releaseLease()
 		return err
 	}
 	s.start(h)
@@ -65,12 +78,14 @@ var ErrEnded = errors.New("tether: session ended")
 // writer on the caller's goroutine, and the subscription's goroutine; the
 // timer is a runtime timer. All have stopped when it returns. An error means the
 // subscription could not start and nothing was written (the transport
-// answers it its own way): a store error, or ErrEnded.
+// answers it its own way): a denial (*auth.Error, *limits.Error), a
+// *wire.ErrorFrame (bad_channel, too_many_subscriptions), a store error,
+// or ErrEnded.
 func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
 	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
-	sb, code, msg := s.addSub(channel)
-	if sb == nil {
-		return s.notStreamed(errors.New("tether: session: " + string(code) + ": " + msg))
+	sb, err := s.addSub(channel)
+	if err != nil {
+		return s.notStreamed(err)
 	}
 	sb.waiting = opt.Waiting
 	start, first, err := sb.open(after)
@@ -84,7 +99,7 @@ func (s *Session) Stream(channel string, after *string, opt StreamOptions) error
 		sb.finish()
 		return s.notStreamed(err)
 	}
-	s.began(sb, start)
+	s.began(sb, start, opt.Presence)
 	s.startTimer()
 	if !s.goWork(func() { sb.run(start, first, false) }) {
 		sb.finish()
@@ -110,6 +125,7 @@ func (s *Session) Finish(e conn.End) {
 	if s.h == nil {
 		return
 	}
+	s.releaseLease()
 	if s.gone != nil {
 		s.gone()
 	}

@@ -99,7 +99,7 @@ func (sb *sub) open(after *string) (store.Cursor, *page, error) {
 		b, err := st.Bounds(sb.s.ctx, sb.channel)
 		return b.Latest, nil, err
 	}
-	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch)
+	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch, time.Time{})
 	return store.Cursor(*after), p, err
 }
 
@@ -118,7 +118,7 @@ func (sb *sub) stream(cursor store.Cursor, first *page, caughtUp bool) (parked b
 			// Subscribers woken by the same append read after the same
 			// cursor: they share one read and its encoded frames.
 			var err error
-			if p, err = sb.s.c.reads.read(sb.ctx, st, sb.channel, cursor, batch); err != nil {
+			if p, err = sb.s.c.reads.read(sb.ctx, st, sb.channel, cursor, batch, time.Time{}); err != nil {
 				sb.fail(err)
 				return false
 			}

@@ -129,6 +129,14 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 		}
 	}
 	next = tl.nextPing
+	if exp := s.Principal().Expires(); !exp.IsZero() {
+		if !now.Before(exp) {
+			s.decide(ending{reason: ReasonTokenExpired, mode: conn.CloseGraceful, noticed: now.Sub(exp), server: true, drop: true,
+				final: errEvent("", wire.CodeTokenExpired, "the token expired; connect again with a fresh token, or send refresh before it expires")})
+			return next, false
+		}
+		next = earliest(next, exp)
+	}
 	if s.kind == framed {
 		// A peer that is alive but not reading (its window is closed and
 		// its kernel answers ours) cannot read our pings either: while a

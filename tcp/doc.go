@@ -4,7 +4,7 @@
 // are the core's (package session); this package accepts, splits lines
 // (LineReader) and writes them.
 //
-//	core, _ := session.New(session.Config{}, st, reg, logger)
+//	core, _ := session.New(session.Config{}, st, reg, logger, session.Access{})
 //	srv, _ := tcp.New(tcp.Config{Addr: "127.0.0.1:7070"}, core)
 //	if err := srv.Start(ctx); err != nil { ... }
 //	...

@@ -21,7 +21,7 @@ func Example() {
 	st, _ := pebblestore.Open(pebblestore.Config{Dir: dir})
 	defer st.Close()
 	reg, _ := registry.New(registry.Config{})
-	core, _ := session.New(session.Config{}, st, reg, nil)
+	core, _ := session.New(session.Config{}, st, reg, nil, session.Access{})
 	srv, _ := tcp.New(tcp.Config{Addr: "127.0.0.1:0"}, core)
 	if err := srv.Start(context.Background()); err != nil {
 		panic(err)

@@ -182,7 +182,9 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // handle reads the first frame, which may be a hello carrying a session
-// key, then hands the connection to the Engine.
+// key and a token, authenticates the connection, then hands it to the
+// session core. A connection refused (no token or a bad one) gets one
+// error frame (unauthorized, token_expired) and is closed.
 func (s *Server) handle(nc net.Conn) {
 	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize), bw: bufio.NewWriterSize(nc, 32<<10)}
 	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
@@ -201,17 +203,26 @@ func (s *Server) handle(nc net.Conn) {
 		return
 	}
 	oi := registry.OpenInfo{Transport: registry.TransportTCP, Remote: nc.RemoteAddr().String(), Conn: nc}
+	var token string
 	if f, err := wire.DecodeClient(first); err == nil && f.Type == wire.TypeHello {
 		if f.Session != "" && !wire.ValidKey(f.Session) {
 			c.WriteFrame(context.Background(), errorJSON("bad_request", "session must be 1 to 255 bytes of printable ASCII"), true)
 			conn.CloseConn(nc, conn.CloseGraceful)
 			return
 		}
-		oi.SessionKey, first = f.Session, nil
+		oi.SessionKey, token, first = f.Session, f.Token, nil
 	} else {
 		first = append([]byte(nil), first...) // the reader's buffer is reused
 	}
-	s.core.Serve(context.Background(), c, oi, first)
+	// The token travels in hello; without one (no hello, or a hello
+	// without token) only an open server admits the connection.
+	p, err := s.core.Authenticate(token)
+	if err != nil {
+		code, msg, _ := session.AuthCode(err)
+		session.Refuse(c, code, msg)
+		return
+	}
+	s.core.Serve(context.Background(), c, p, oi, first)
 }
 
 func errorJSON(code, msg string) []byte {

@@ -25,6 +25,12 @@ type ClientFrame struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Session is hello's session key.
 	Session string `json:"session,omitempty"`
+	// Token is the connection's token: in hello (TCP), or the fresh one in
+	// refresh. docs/protocol.md, "Tokens".
+	Token string `json:"token,omitempty"`
+	// Presence (subscribe, optional) asks for the channel's join and leave
+	// events (type "presence") along with its messages.
+	Presence bool `json:"presence,omitempty"`
 }
 
 // Cursor returns a pointer to c, for ClientFrame.After.
@@ -34,7 +40,7 @@ func Cursor(c string) *string { return &c }
 // needs an ID and gets exactly one answer.
 func IsRequest(t string) bool {
 	switch t {
-	case TypeSubscribe, TypeUnsubscribe, TypePublish, TypePing:
+	case TypeSubscribe, TypeUnsubscribe, TypePublish, TypePing, TypeRefresh:
 		return true
 	}
 	return IsWorkerRequest(t)

@@ -56,6 +56,27 @@ const (
 	// reserve): appends are refused until space returns, reads go on.
 	// Retry later.
 	CodeStorageFull Code = "storage_full"
+	// CodeUnauthorized: no token, or one that is not valid (signature,
+	// algorithm, issuer, audience, claims). Sent without an id before the
+	// server closes a connection that presented none or a bad one; with an
+	// id, a refresh whose token is not valid.
+	CodeUnauthorized Code = "unauthorized"
+	// CodeTokenExpired: the token has expired. Without an id it ends the
+	// connection (end reason token-expired): connect again with a fresh
+	// token, or send refresh before the token expires.
+	CodeTokenExpired Code = "token_expired"
+	// CodeForbidden: the token does not allow the request (subscribe,
+	// publish, a worker's job types), or a refresh for another sub. With
+	// Channel set and no id: a subscription a refreshed token no longer
+	// allows was ended.
+	CodeForbidden Code = "forbidden"
+	// CodeTooManyConnections: the server, the user or the address has as
+	// many connections as its limit allows; sent without an id before the
+	// connection is closed.
+	CodeTooManyConnections Code = "too_many_connections"
+	// CodeRateLimited: the user's publish rate is exceeded; the frame's
+	// retry_after_ms says when to try again.
+	CodeRateLimited Code = "rate_limited"
 )
 
 // Sent without an id just before the server ends the connection.
@@ -81,10 +102,11 @@ const (
 
 // Retryable reports whether a request refused with c may succeed if sent
 // again unchanged, later or on the next connection: unavailable, internal,
-// too_many_requests and storage_full. Every other code answers the request itself.
+// too_many_requests, storage_full and rate_limited. Every other code
+// answers the request itself.
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeUnavailable, CodeInternal, CodeTooManyRequests, CodeStorageFull:
+	case CodeUnavailable, CodeInternal, CodeTooManyRequests, CodeStorageFull, CodeRateLimited:
 		return true
 	}
 	return false

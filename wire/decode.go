@@ -125,6 +125,12 @@ type serverUnion struct {
 	Channel string            `json:"channel"`
 	Cursors map[string]string `json:"cursors"`
 
+	RetryAfterMS int64  `json:"retry_after_ms"`
+	Event        string `json:"event"`
+	Sub          string `json:"sub"`
+	Conn         string `json:"conn"`
+	Transport    string `json:"transport"`
+
 	Data     json.RawMessage `json:"data"`
 	Time     time.Time       `json:"time"`
 	After    string          `json:"after"`
@@ -155,7 +161,10 @@ func DecodeServer(b []byte) (any, error) {
 	case TypeReply:
 		return Reply{Type: u.Type, ID: u.ID, OK: u.OK, Cursor: u.Cursor, Duplicate: u.Duplicate}, nil
 	case TypeError:
-		return ErrorFrame{Type: u.Type, ID: u.ID, Code: u.Code, Message: u.Message, Channel: u.Channel, Cursors: u.Cursors}, nil
+		return ErrorFrame{Type: u.Type, ID: u.ID, Code: u.Code, Message: u.Message, Channel: u.Channel, Cursors: u.Cursors, RetryAfterMS: u.RetryAfterMS}, nil
+	case TypePresence:
+		return Presence{Type: u.Type, Channel: u.Channel, Event: u.Event, Sub: u.Sub, Conn: u.Conn,
+			Transport: u.Transport, Reason: u.Reason, Time: u.Time}, nil
 	case TypeMessage:
 		return Message{Type: u.Type, Channel: u.Channel, Cursor: u.Cursor, Data: u.Data, Time: u.Time}, nil
 	case TypeGap:

@@ -30,6 +30,8 @@ type ErrorFrame struct {
 	Message string            `json:"message"`
 	Channel string            `json:"channel,omitempty"`
 	Cursors map[string]string `json:"cursors,omitempty"`
+	// RetryAfterMS (rate_limited) is when the request may succeed again.
+	RetryAfterMS int64 `json:"retry_after_ms,omitempty"`
 }
 
 func (e *ErrorFrame) Error() string {
@@ -78,3 +80,27 @@ type Shutdown struct {
 func (s Shutdown) ReconnectAfter() time.Duration {
 	return time.Duration(s.ReconnectAfterMS) * time.Millisecond
 }
+
+// Presence (type "presence") tells a subscription that asked for it
+// (ClientFrame.Presence) that a connection joined or left the channel.
+type Presence struct {
+	Type    string `json:"type,omitempty"`
+	Channel string `json:"channel"`
+	// Event is "join" or "leave".
+	Event string `json:"event"`
+	// Sub is the user id of the connection ("" in open mode).
+	Sub string `json:"sub"`
+	// Conn is the connection's id (as in GET /v1/connections).
+	Conn      string `json:"conn"`
+	Transport string `json:"transport"`
+	// Reason (leave) is why: "unsubscribed", or the connection's end
+	// reason (closed, reset, timeout, token-expired, ...).
+	Reason string    `json:"reason,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// Presence events.
+const (
+	PresenceJoin  = "join"
+	PresenceLeave = "leave"
+)

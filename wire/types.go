@@ -7,8 +7,9 @@ const (
 	TypePublish     = "publish"     // request: append data to a channel
 	TypePing        = "ping"        // request from a client; heartbeat from the server
 	TypePong        = "pong"        // answer to a ping, either way
-	TypeHello       = "hello"       // TCP only, first frame only: presents a session key
+	TypeHello       = "hello"       // TCP only, first frame only: presents a session key and a token
 	TypeBye         = "bye"         // the client is leaving
+	TypeRefresh     = "refresh"     // request: replace the connection's token before it expires
 )
 
 // Server frame types (server to client). docs/protocol.md, "Server frames".
@@ -19,6 +20,7 @@ const (
 	TypeMessage  = "message"  // a message of a subscribed channel
 	TypeGap      = "gap"      // retention removed messages the subscription had not received
 	TypeShutdown = "shutdown" // the server is stopping: reconnect after reconnect_after_ms
+	TypePresence = "presence" // someone joined or left a channel (subscribe with presence: true)
 )
 
 // Worker request types (worker to server). docs/protocol.md, "Worker requests".

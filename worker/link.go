@@ -38,12 +38,14 @@ type link struct {
 // /v1/ws), tcp://host:port or a bare host:port for TCP. Frames that are
 // not answers (job, job.cancel, job.fenced, unanswered errors) go to
 // handle, on the connection's reader goroutine.
-func dialLink(ctx context.Context, rawURL string, silence time.Duration, handle func(*link, any)) (*link, error) {
+func dialLink(ctx context.Context, rawURL, token string, src client.TokenSource, silence time.Duration, handle func(*link, any)) (*link, error) {
 	if !strings.Contains(rawURL, "://") {
 		rawURL = "tcp://" + rawURL
 	}
 	var cur atomic.Pointer[link]
 	c, err := client.DialConn(ctx, rawURL, client.ConnConfig{
+		Token:            token,
+		TokenSource:      src,
 		HeartbeatTimeout: silence,
 		OnFrame: func(f any) {
 			if l := cur.Load(); l != nil {

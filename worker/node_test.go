@@ -60,7 +60,7 @@ func startNode(t testing.TB, nc nodeConfig) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := session.New(session.Config{}, st, reg, nil, workerproto.New(svc))
+	core, err := session.New(session.Config{}, st, reg, nil, session.Access{}, workerproto.New(svc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,13 @@ type Config struct {
 	// defaults to /v1/ws; wss:// for TLS) for WebSocket, or tcp://host:port
 	// (or a bare host:port) for the TCP transport. Required.
 	URL string
+	// Token is the worker's token (a JWT whose tether.worker lists the
+	// types it runs), for a server with access control. Empty: none.
+	Token string
+	// TokenSource, when set, replaces Token: asked at each connection,
+	// and before the token expires for a fresh one, sent as a refresh, so
+	// that a long-running worker keeps its connection.
+	TokenSource client.TokenSource
 	// ID names this worker in the server's logs and in each job's
 	// "worker" field. Empty means hostname-pid.
 	ID string
@@ -282,7 +289,7 @@ func (w *Worker) connect(types []string) (*link, error) {
 		case <-ctx.Done():
 		}
 	}()
-	l, err := dialLink(ctx, w.cfg.URL, w.silence(), w.handleFrame)
+	l, err := dialLink(ctx, w.cfg.URL, w.cfg.Token, w.cfg.TokenSource, w.silence(), w.handleFrame)
 	if err != nil {
 		return nil, err
 	}

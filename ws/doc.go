@@ -4,7 +4,7 @@
 // subscriptions, queues, heartbeats and ends are the core's
 // (package session); this package upgrades, reads and writes messages.
 //
-//	core, _ := session.New(session.Config{}, st, reg, logger)
+//	core, _ := session.New(session.Config{}, st, reg, logger, session.Access{})
 //	h, _ := ws.New(ws.Config{}, core)
 //	mux.Handle("GET /v1/ws", h)
 //	...

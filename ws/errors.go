@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+
+	"github.com/tether-run/tether/origin"
 )
 
 // jsonErrors turns the plain-text error answers websocket.Accept writes
@@ -45,7 +47,7 @@ func (j *jsonErrors) finish() {
 	case http.StatusUpgradeRequired:
 		code = "upgrade_required"
 	case http.StatusForbidden:
-		code = "origin_not_allowed"
+		code = origin.CodeForbiddenOrigin
 	case http.StatusMethodNotAllowed:
 		code = "method_not_allowed"
 	}

@@ -30,6 +30,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	url := fs.String("url", "ws://127.0.0.1:8080/v1/ws", "tether server: ws://host:port[/v1/ws] or tcp://host:port")
 	id := fs.String("id", "", "worker id (default hostname-pid)")
+	token := fs.String("token", os.Getenv("TETHER_TOKEN"), "token for a server with access control (default $TETHER_TOKEN); its tether.worker must list the types")
 	concurrency := fs.Int("concurrency", 1, "jobs run at once")
 	types := fs.String("types", "noop,sleep,ignore-cancel", "comma-separated job types to take: noop, sleep, ignore-cancel")
 	heartbeat := fs.Duration("heartbeat-interval", time.Second, "lease renewal interval (the server's job heartbeat interval or less)")
@@ -45,7 +46,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log := cli.NewLogger(stderr, *logFormat, *logLevel)
 	w, err := worker.New(worker.Config{
-		URL: *url, ID: *id, Concurrency: *concurrency,
+		URL: *url, Token: *token, ID: *id, Concurrency: *concurrency,
 		HeartbeatInterval: *heartbeat, ShutdownGrace: *grace, Logger: log,
 	})
 	if err != nil {

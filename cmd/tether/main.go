@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/tether-run/tether"
+	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/internal/cli"
 	"github.com/tether-run/tether/jobs"
+	"github.com/tether-run/tether/limits"
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/pebblestore"
@@ -30,9 +32,11 @@ func main() {
 }
 
 const usage = `usage: tether serve [flags]
+       tether token --secret-file F --sub USER [flags]
 
 Commands:
   serve   run the server (tether serve -h lists its flags)
+  token   sign a development token (tether token -h lists its flags)
 `
 
 func run(args []string, stderr io.Writer) error {
@@ -43,6 +47,8 @@ func run(args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "token":
+		return tokenCmd(args[1:], os.Stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])
@@ -58,6 +64,9 @@ func serve(args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := cli.NewLogger(stderr, opts.logFormat, opts.logLevel)
+	if err := loadTokenFiles(&cfg, opts); err != nil {
+		return err
+	}
 	node, err := tether.New(cfg, tether.WithLogger(logger))
 	if err != nil {
 		return err
@@ -65,11 +74,25 @@ func serve(args []string, stderr io.Writer) error {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	if err := node.Start(context.Background()); err != nil {
 		node.Shutdown(context.Background())
 		return err
 	}
-	sig := <-sigs
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case <-hups:
+			if err := node.ReloadTLS(); err != nil {
+				logger.Warn("SIGHUP: keeping the old TLS certificate", "err", err)
+			} else if opts.tlsCert != "" {
+				logger.Info("SIGHUP: TLS certificate reloaded", "cert", opts.tlsCert)
+			}
+		}
+	}
 	logger.Info("signal received; stopping (a second signal forces exit)", "signal", sig.String(), "grace", opts.grace)
 	ctx, cancel := context.WithTimeout(context.Background(), opts.grace)
 	defer cancel()
@@ -84,10 +107,34 @@ func serve(args []string, stderr io.Writer) error {
 	return nil
 }
 
-// serveOptions are the flags that are not server configuration.
+// serveOptions are the flags that are not server configuration, or name
+// files the configuration is read from.
 type serveOptions struct {
 	logFormat, logLevel string
 	grace               time.Duration
+	secretFile          string
+	keysFile            string
+	tlsCert             string
+}
+
+// loadTokenFiles reads --token-secret-file and --token-keys-file into
+// cfg.Tokens.
+func loadTokenFiles(cfg *tether.Config, opts serveOptions) error {
+	if opts.secretFile != "" {
+		secret, err := auth.LoadSecretFile(opts.secretFile)
+		if err != nil {
+			return fmt.Errorf("--token-secret-file: %w", err)
+		}
+		cfg.Tokens.Secret = secret
+	}
+	if opts.keysFile != "" {
+		keys, err := auth.LoadKeysFile(opts.keysFile)
+		if err != nil {
+			return fmt.Errorf("--token-keys-file: %w", err)
+		}
+		cfg.Tokens.Keys = keys
+	}
+	return nil
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptions, error) {
@@ -104,6 +151,7 @@ func parseServeFlags(args []string, stderr io.Writer) (tether.Config, serveOptio
 	if fs.NArg() > 0 {
 		return cfg, opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	cfg.TLSCertFile = opts.tlsCert
 	return cfg, opts, nil
 }
 
@@ -148,10 +196,32 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.DurationVar(&cfg.Session.MaxLag, "max-lag", session.DefaultMaxLag, "end a connection (WebSocket, TCP, SSE) whose oldest undelivered message is this old (slow-consumer)")
 	fs.IntVar(&cfg.Session.MaxFrameSize, "max-frame", session.DefaultMaxFrameSize, "WebSocket/TCP: largest frame a client may send, in `bytes`")
 	fs.IntVar(&cfg.Session.MaxInFlight, "max-in-flight", session.DefaultMaxInFlight, "WebSocket/TCP: requests in flight per connection")
-	fs.Func("ws-origin", "host `pattern` whose pages may open WebSockets cross-origin (repeatable; default same-origin only)", func(v string) error {
+	fs.StringVar(&opts.secretFile, "token-secret-file", "", "`file` holding the HS256 secret tokens are signed with (turns access control on; README, Security)")
+	fs.StringVar(&opts.keysFile, "token-keys-file", "", "`file` of public keys (PEM or JWKS) verifying RS256/ES256/EdDSA tokens (turns access control on)")
+	fs.StringVar(&cfg.Tokens.Issuer, "token-issuer", "", "required iss of tokens (empty: not checked)")
+	fs.StringVar(&cfg.Tokens.Audience, "token-audience", "", "required aud of tokens (empty: not checked)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "allow listening on a non-loopback address with no token configuration (open mode)")
+	fs.Func("allowed-origins", "browser `origins` that may use the API and WebSocket cross-origin, comma-separated or repeated (https://app.example.com, https://*.example.com, *)", func(v string) error {
+		cfg.AllowedOrigins = append(cfg.AllowedOrigins, splitList(v)...)
+		return nil
+	})
+	fs.Func("ws-origin", "old name of --allowed-origins", func(v string) error {
 		cfg.WSOriginPatterns = append(cfg.WSOriginPatterns, v)
 		return nil
 	})
+	fs.Func("allowed-hosts", "Host `names` the server answers, comma-separated or repeated (default: localhost, 127.0.0.1, ::1 when --addr is loopback, else any)", func(v string) error {
+		cfg.AllowedHosts = append(cfg.AllowedHosts, splitList(v)...)
+		return nil
+	})
+	fs.StringVar(&opts.tlsCert, "tls-cert", "", "certificate `file` (PEM) for TLS on --addr and --tcp-addr; reloaded on SIGHUP")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key `file` (PEM) of --tls-cert")
+	fs.IntVar(&cfg.Limits.MaxConnections, "max-connections", limits.DefaultMaxConnections, "connections in total, all transports (negative: no limit)")
+	fs.IntVar(&cfg.Limits.MaxConnectionsPerUser, "max-connections-per-user", limits.DefaultMaxConnectionsPerUser, "connections of one token sub (negative: no limit)")
+	fs.IntVar(&cfg.Limits.MaxConnectionsPerIP, "max-connections-per-ip", 0, "connections of one IP address or IPv6 /64 (0: 10000 with tokens, no limit in open mode; negative: no limit)")
+	fs.IntVar(&cfg.Limits.MaxSubscriptions, "max-subscriptions", limits.DefaultMaxSubscriptions, "subscriptions in total (negative: no limit)")
+	fs.IntVar(&cfg.Session.MaxSubscriptions, "max-subscriptions-per-connection", session.DefaultMaxSubscriptions, "subscriptions of one connection")
+	fs.Float64Var(&cfg.Limits.PublishRate, "publish-rate", limits.DefaultPublishRate, "publishes per second one token sub may sustain (negative: no limit; open mode: none)")
+	fs.IntVar(&cfg.Limits.PublishBurst, "publish-burst", limits.DefaultPublishBurst, "publishes one token sub may send at once")
 	fs.DurationVar(&cfg.Jobs.HeartbeatInterval, "job-heartbeat", jobs.DefaultHeartbeatInterval, "jobs: how often workers renew their leases (expired leases are swept every half interval)")
 	fs.IntVar(&cfg.Jobs.LeaseIntervals, "job-lease-intervals", jobs.DefaultLeaseIntervals, "jobs: a lease lasts this many heartbeat intervals")
 	fs.DurationVar(&cfg.Jobs.CancelGrace, "job-cancel-grace", jobs.DefaultCancelGrace, "jobs: how long a cancelled handler may run before its attempt is fenced and the job recorded canceled")
@@ -162,6 +232,17 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.StringVar(&opts.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&opts.grace, "shutdown-grace", tether.DefaultShutdownGrace, "how long a stop waits for requests in flight")
 	return fs
+}
+
+// splitList splits a comma-separated flag value, dropping empty entries.
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // envName is the environment variable of a flag: --max-lag is

@@ -73,7 +73,7 @@ func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	if n.Registry, err = registry.New(rc); err != nil {
 		t.Fatal(err)
 	}
-	if n.Core, err = session.New(cfg.Protocol, st, n.Registry, nil); err != nil {
+	if n.Core, err = session.New(cfg.Protocol, st, n.Registry, nil, session.Access{}); err != nil {
 		t.Fatal(err)
 	}
 	return n

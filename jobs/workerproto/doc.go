@@ -7,7 +7,7 @@
 // job's channel, on any transport, a follower of the job.
 //
 //	svc, _ := jobs.New(jobs.Config{}, st, logger, registerer)
-//	core, _ := session.New(session.Config{}, st, reg, log, workerproto.New(svc))
+//	core, _ := session.New(session.Config{}, st, reg, log, session.Access{}, workerproto.New(svc))
 //
 // Concurrency: an Extension is safe for concurrent use. It starts no
 // goroutine: the core calls Serve on each request's goroutine and Ended

@@ -1,6 +1,7 @@
 package workerproto
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -99,6 +100,15 @@ func (x *Extension) attach(s *session.Session, f wire.WorkerRequest) {
 		s.ReplyError(f.ID, wire.CodeBadRequest, "concurrency must not be negative")
 		return
 	}
+	// Only a worker token runs jobs, and only of its types: a worker
+	// asking for one type more is refused whole, so that it never waits
+	// for jobs it cannot get.
+	for _, t := range f.Types {
+		if err := s.Authorize(session.Act{Op: session.OpWork, JobType: t}); err != nil {
+			s.ReplyDenied(f.ID, err)
+			return
+		}
+	}
 	x.mu.Lock()
 	ws := x.workers[s]
 	if ws == nil {
@@ -114,7 +124,7 @@ func (x *Extension) attach(s *session.Session, f wire.WorkerRequest) {
 	}
 	ws.attaching = true
 	ws.mu.Unlock()
-	w, err := x.svc.AttachWorker(f.Worker, f.Types, max(f.Concurrency, 1), workerConn{s})
+	w, err := x.svc.AttachWorker(WorkerID(s.Principal().Sub(), f.Worker), f.Types, max(f.Concurrency, 1), workerConn{s})
 	ws.mu.Lock()
 	ws.attaching = false
 	if err == nil {
@@ -122,6 +132,31 @@ func (x *Extension) attach(s *session.Session, f wire.WorkerRequest) {
 	}
 	ws.mu.Unlock()
 	x.answer(s, f, err)
+}
+
+// WorkerID is the id a worker is known by (a job's "worker", the fencing
+// of its attempts): the id it asked for, within its user's own space
+// ("sub/id") when it has a token, so that a worker of another user can
+// never take its name and complete its attempts.
+func WorkerID(sub, asked string) string {
+	if sub == "" {
+		return asked
+	}
+	return sub + "/" + asked
+}
+
+// ChannelOwner implements session.ChannelOwner: a job's channel belongs
+// to the job's creator, who may follow it.
+func (x *Extension) ChannelOwner(ctx context.Context, channel string) (string, bool) {
+	id, ok := strings.CutPrefix(channel, wire.JobChannelPrefix)
+	if !ok {
+		return "", false
+	}
+	j, err := x.svc.Get(ctx, id)
+	if err != nil || j.Sub == "" {
+		return "", false
+	}
+	return j.Sub, true
 }
 
 // worker returns the session's attached worker, or nil.

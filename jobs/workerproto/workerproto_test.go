@@ -57,7 +57,7 @@ func newJobNode(t *testing.T, withJobs bool, jc jobs.Config) *jobNode {
 	if n.reg, err = registry.New(registry.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	core, err := session.New(session.Config{}, st, n.reg, nil, exts...)
+	core, err := session.New(session.Config{}, st, n.reg, nil, session.Access{}, exts...)
 	if err != nil {
 		t.Fatal(err)
 	}
