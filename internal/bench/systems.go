@@ -26,6 +26,12 @@ func startTether(ctx context.Context, cfg *Config, sys System, pl place, dir str
 	}
 	args := []string{"serve", "--addr", net.JoinHostPort(pl.host, "0"), "--tcp-addr", net.JoinHostPort(pl.host, "0"),
 		"--data", filepath.Join(dir, "data"), "--log-format", "json"}
+	if sys != TetherBefore && !net.ParseIP(pl.host).IsLoopback() {
+		// A namespace's address is not loopback: a tether with no token
+		// configuration refuses it unless told it is meant (builds from
+		// before access control have no such flag).
+		args = append(args, "--insecure")
+	}
 	args = append(args, cfg.TetherArgs...)
 	stopNATS := func() error { return nil }
 	if cfg.NATSBin != "" {
