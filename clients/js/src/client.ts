@@ -6,7 +6,7 @@ import { Jobs } from './jobs.js';
 import { defaultPendingLimits, PendingBuffer, type DroppedReport, type PendingLimits } from './pending.js';
 import { Subscription, type GapInfo } from './subscription.js';
 import type { EndInfo, EndReason, PublishAck, Transport, TransportName, TransportSink } from './transport.js';
-import { addQuery, backoffDelay, httpBase, randomId, waitFor, wsURL, type TokenSource } from './util.js';
+import { addQuery, backoffDelay, httpBase, randomId, refreshDelay, tokenExpiry, waitFor, wsURL, type TokenSource } from './util.js';
 import { WSTransport } from './ws.js';
 
 /** ClientOptions: every field is optional except `url` outside browsers. Defaults are in {@link defaults}. */
@@ -130,6 +130,8 @@ export class Client extends Emitter<ClientEvents> {
   private openedAt = 0;
   private attempts = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The WebSocket token refresh of the current connection (see refreshLater). */
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private offline = false;
   private everOpened = new Set<TransportName>();
   private everSubscribed = new Set<TransportName>();
@@ -299,9 +301,17 @@ export class Client extends Emitter<ClientEvents> {
     };
     if (name === 'websocket') {
       this.wsURL().then(
-        (url) => {
+        ({ url, token }) => {
           if (this.st !== 'connecting' || this.t !== null) return;
-          t = new WSTransport(url, this.o.WebSocket!, this.o.heartbeatTimeout, this.o.connectTimeout, sink);
+          const ws = new WSTransport(url, this.o.WebSocket!, this.o.heartbeatTimeout, this.o.connectTimeout, {
+            ...sink,
+            opened: () => {
+              if (this.t !== ws) return;
+              if (token) this.refreshLater(ws, token);
+              this.onOpened(ws);
+            },
+          });
+          t = ws;
           this.t = t;
           t.start();
         },
@@ -321,14 +331,60 @@ export class Client extends Emitter<ClientEvents> {
     t.start();
   }
 
-  private async wsURL(): Promise<string> {
+  private async wsURL(): Promise<{ url: string; token?: string }> {
     let url = wsURL(this.http.base);
     if (this.o.session) url = addQuery(url, 'session', this.o.session);
     if (this.o.getToken) {
       const tok = await this.o.getToken();
-      if (tok) url = addQuery(url, 'token', tok);
+      if (tok) return { url: addQuery(url, 'token', tok), token: tok };
     }
-    return url;
+    return { url };
+  }
+
+  /**
+   * refreshLater keeps a WebSocket connection's token fresh: at about 80% of
+   * the token's remaining life (at least a second before its `exp`) it asks
+   * getToken again and sends the new token as a `refresh` (docs/protocol.md,
+   * "Expiry and refresh"). A refused refresh or a failing getToken ends the
+   * connection instead, and the client reconnects with a fresh token,
+   * resuming every subscription by cursor. A token without `exp` (or not a
+   * JWT) is never refreshed.
+   */
+  private refreshLater(t: WSTransport, token: string): void {
+    this.clearRefresh();
+    const exp = tokenExpiry(token);
+    if (exp === undefined) return;
+    this.refreshTimer = setTimeout(async () => {
+      this.refreshTimer = null;
+      let fresh: string | undefined | null;
+      try {
+        fresh = await this.o.getToken!();
+      } catch (err) {
+        if (this.t !== t) return;
+        this.emit('error', err instanceof TetherError ? err : new TetherError('bad_request', `getToken: ${String(err)}`, { cause: err }));
+        this.onEnd(t, { reason: 'token-refresh', message: 'getToken failed for a token refresh', opened: true });
+        return;
+      }
+      if (this.t !== t) return;
+      if (!fresh) {
+        this.onEnd(t, { reason: 'token-refresh', message: 'getToken returned no token for a token refresh', opened: true });
+        return;
+      }
+      try {
+        await t.refresh(fresh);
+      } catch (err) {
+        if (this.t !== t) return;
+        const code = err instanceof TetherError ? err.code : undefined;
+        this.onEnd(t, { reason: 'token-refresh', ...(code ? { code } : {}), message: `token refresh refused: ${err instanceof Error ? err.message : String(err)}`, opened: true });
+        return;
+      }
+      if (this.t === t) this.refreshLater(t, fresh);
+    }, refreshDelay(exp));
+  }
+
+  private clearRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   private onOpened(t: Transport): void {
@@ -359,6 +415,7 @@ export class Client extends Emitter<ClientEvents> {
 
   private async onEnd(t: Transport, info: EndInfo): Promise<void> {
     this.t = null;
+    this.clearRefresh();
     t.close();
     const lived = info.opened ? Date.now() - this.openedAt : 0;
     if (lived >= this.o.stableAfter) this.attempts = 0;
@@ -404,6 +461,7 @@ export class Client extends Emitter<ClientEvents> {
   private stopTransport(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.clearRefresh();
     const t = this.t;
     this.t = null;
     t?.close();

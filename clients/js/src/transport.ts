@@ -14,6 +14,7 @@ export type EndReason =
   | 'transport-closed' // the socket or stream ended without a word from the server
   | 'transport-error' // the connection could not be made, or a request failed on the network
   | 'transport-blocked' // the server is reachable but this transport was refused (e.g. a proxy refusing WebSocket upgrades)
+  | 'token-refresh' // a WebSocket token refresh was refused, or getToken failed for it: reconnecting with a fresh token
   | 'server-error'; // the server ended the connection with an error frame (code: slow_consumer, kicked, unavailable, bad_frame, ...)
 
 /** EndInfo describes the end of one transport connection. */

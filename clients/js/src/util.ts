@@ -119,3 +119,35 @@ export function waitFor<T>(register: (resolve: (v: T) => void, reject: (e: unkno
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * tokenExpiry returns the `exp` of a JWT (in ms since the epoch), read from
+ * its payload without verifying anything (the server does that), or
+ * undefined when the token is not a JWT or has no numeric `exp`.
+ */
+export function tokenExpiry(token: string): number | undefined {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    let b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+    while (b64.length % 4) b64 += '=';
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const exp = JSON.parse(new TextDecoder().decode(bytes))?.exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * refreshDelay is when to refresh a token that expires at exp (ms since the
+ * epoch): at 80% of its remaining life, and at least a second before exp;
+ * never sooner than 250 ms (a getToken that keeps returning the same token
+ * must not make the client spin), never later than setTimeout allows.
+ */
+export function refreshDelay(exp: number, now = Date.now()): number {
+  const left = exp - now;
+  return Math.min(Math.max(Math.min(left * 0.8, left - 1000), 250), 2 ** 31 - 1);
+}

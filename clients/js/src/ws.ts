@@ -49,6 +49,11 @@ export class WSTransport implements Transport {
     return { cursor: String(r.cursor), duplicate: r.duplicate === true };
   }
 
+  /** refresh sends a fresh token for this connection (docs/protocol.md, "Expiry and refresh"). */
+  async refresh(token: string): Promise<void> {
+    await this.fs.request({ type: 'refresh', token });
+  }
+
   close(): void {
     this.fs.close();
   }
