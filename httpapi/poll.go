@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -56,22 +57,10 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	nc := conn.NetConn(ctx)
 	s, err := a.core.OpenPoll(ctx, pr, registry.OpenInfo{Transport: registry.TransportLongPoll, Remote: r.RemoteAddr, Conn: nc})
-	if denied(err) {
-		writeDenied(w, err)
+	if !admitted(w, ctx, s, err) {
 		return
 	}
-	if err != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
-		return
-	}
-	if slot := slotFrom(ctx); slot != nil {
-		slot.sess = s // Watch's OnEnd finishes it
-	}
-	var after *string
-	if !p.fromLatest {
-		c := string(p.after)
-		after = &c
-	}
+	after := p.cursorArg()
 	ans, err := s.Poll(session.PollRequest{
 		Channel: p.channel, After: after, Limit: p.limit, Wait: p.wait,
 		Format: pollPages{}, Waiting: a.metrics.waitingPoll,
@@ -166,4 +155,32 @@ func (a *API) writeStoreError(w http.ResponseWriter, r *http.Request, err error)
 		w.Header().Set("Retry-After", "5")
 	}
 	writeError(w, e)
+}
+
+// admitted answers an HTTP session the core refused (a denial with its
+// code; anything else as the server stopping) and reports false; an
+// admitted one goes to Watch's OnEnd, which finishes it.
+func admitted(w http.ResponseWriter, ctx context.Context, s *session.Session, err error) bool {
+	if denied(err) {
+		writeDenied(w, err)
+		return false
+	}
+	if err != nil {
+		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
+		return false
+	}
+	if slot := slotFrom(ctx); slot != nil {
+		slot.sess = s // Watch's OnEnd finishes it
+	}
+	return true
+}
+
+// cursorArg is the cursor the request reads after, for the session core:
+// nil means after the channel's latest message.
+func (p readParams) cursorArg() *string {
+	if p.fromLatest {
+		return nil
+	}
+	c := string(p.after)
+	return &c
 }

@@ -46,22 +46,10 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	t := &sseTransport{w: w, rc: http.NewResponseController(w), nc: conn.NetConn(ctx)}
 	oi := registry.OpenInfo{Transport: registry.TransportSSE, Remote: r.RemoteAddr, Conn: t.nc}
 	s, err := a.core.OpenStream(ctx, t, pr, oi)
-	if denied(err) {
-		writeDenied(w, err)
+	if !admitted(w, ctx, s, err) {
 		return
 	}
-	if err != nil {
-		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
-		return
-	}
-	if slot := slotFrom(ctx); slot != nil {
-		slot.sess = s // Watch's OnEnd finishes it
-	}
-	var after *string
-	if !p.fromLatest {
-		c := string(p.after)
-		after = &c
-	}
+	after := p.cursorArg()
 	err = s.Stream(p.channel, after, session.StreamOptions{
 		Heartbeat: a.sseHeartbeat,
 		Waiting:   a.metrics.waitingEvents,
