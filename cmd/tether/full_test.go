@@ -9,31 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of size on a new directory for the test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+	"github.com/tether-run/tether/internal/tmpfstest"
+)
 
 // post sends body and returns the status and the error code, if any.
 func post(t *testing.T, url, body, key string) (int, string, string, time.Duration) {
@@ -72,7 +55,7 @@ func healthz(t *testing.T, p *proc) (int, string) {
 // on, appends resume once the volume grows, and after a restart every
 // acknowledged message is there once.
 func TestFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	p := startBinary(t, dir, "--data-reserve", fmt.Sprint(8<<20), "--tcp-addr", "127.0.0.1:0")
 	payload := make([]byte, 4<<10)
 	rand.Read(payload)
@@ -136,9 +119,7 @@ func TestFullDisk(t *testing.T) {
 	}
 
 	// Space returns: appends resume by themselves.
-	if out, err := exec.Command("mount", "-o", "remount,size=256m", dir).CombinedOutput(); err != nil {
-		t.Fatalf("grow tmpfs: %v: %s", err, out)
-	}
+	tmpfstest.Resize(t, dir, "256m")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		status, code, id, _ := post(t, p.base+"/v1/channels/full/messages", body, "after")

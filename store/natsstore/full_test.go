@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/tether-run/tether/internal/tmpfstest"
 	"github.com/tether-run/tether/store"
 )
 
@@ -62,18 +61,7 @@ func TestFullStreamRefusesAppends(t *testing.T) {
 // default 75% of the disk's free space at start, refuses first, and the
 // store answers store.ErrNoSpace at once.
 func TestFullDiskRefusesAppends(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
+	dir := tmpfstest.Mount(t, "32m")
 	srv := startServer(t, dir)
 	s := openStore(t, srv.ClientURL(), Config{})
 	data := make([]byte, 64<<10)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether/internal/tmpfstest"
 	"github.com/tether-run/tether/store"
 )
 
@@ -23,33 +23,6 @@ import (
 
 // testReserve is the reserve the tests keep on their 32 MiB tmpfs.
 const testReserve = 8 << 20
-
-// mountTmpfs mounts a tmpfs of size (as mount's size option: "32m") on a
-// new directory and unmounts it when the test ends.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// resizeTmpfs changes the size of the tmpfs at dir.
-func resizeTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-o", "remount,size="+size, dir).CombinedOutput(); err != nil {
-		t.Fatalf("resize tmpfs: %v: %s", err, out)
-	}
-}
 
 // errorCounter is a slog handler that counts records at Error level.
 type errorCounter struct {
@@ -172,7 +145,7 @@ func stringsCut(s, sep string) (before, after string, found bool) {
 // the volume grows, appends resume by themselves; and after a reopen every
 // acknowledged message is there exactly once.
 func TestFullDiskRefusesAppendsAndResumes(t *testing.T) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	logs := &errorCounter{}
 	cfg := Config{Dir: dir, Reserve: testReserve, Logger: slog.New(logs)}
 	s, err := Open(cfg)
@@ -206,7 +179,7 @@ func TestFullDiskRefusesAppendsAndResumes(t *testing.T) {
 	}
 
 	start := time.Now()
-	resizeTmpfs(t, dir, "64m")
+	tmpfstest.Resize(t, dir, "64m")
 	var res store.AppendResult
 	eventually(t, "an append after the volume grew", func() bool {
 		res, err = s.Append(t.Context(), "ch", []byte("b/0 after"), store.AppendOptions{IdempotencyKey: "b/0"})
@@ -230,7 +203,7 @@ func TestFullDiskRefusesAppendsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resizeTmpfs(t, dir, "96m")
+	tmpfstest.Resize(t, dir, "96m")
 	s2 := openTest(t, cfg)
 	l.verify(t, s2)
 	t.Logf("%d acknowledged messages there after the reopen", len(l.acked))
@@ -279,7 +252,7 @@ func fillDisk(t *testing.T, dir string) string {
 // must open read-only, serve reads and waits, refuse appends at once, and
 // take appends again by itself once space returns.
 func TestStartOnFullDiskOpensReadOnly(t *testing.T) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	cfg := Config{Dir: dir, Reserve: testReserve}
 	s := openTest(t, cfg)
 	for i := range 100 {
@@ -340,7 +313,7 @@ func TestStartOnFullDiskOpensReadOnly(t *testing.T) {
 // (ErrNoSpace's documented exception), so only acknowledged ones are
 // checked.
 func TestDiskFilledByAnotherProcess(t *testing.T) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	cfg := Config{Dir: dir, Reserve: testReserve}
 	s, err := Open(cfg)
 	if err != nil {
@@ -388,7 +361,7 @@ func TestENOSPCInsidePebble(t *testing.T) {
 }
 
 func testENOSPCInsidePebble(t *testing.T, reserve int64) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	logs := &errorCounter{}
 	cfg := Config{Dir: dir, Reserve: reserve, Logger: slog.New(logs)}
 	s, err := Open(cfg)
@@ -428,7 +401,7 @@ func testENOSPCInsidePebble(t *testing.T, reserve int64) {
 // TestStartOnFullDiskWithoutDatabase: with no database to open read-only,
 // Open fails, and says the disk is full.
 func TestStartOnFullDiskWithoutDatabase(t *testing.T) {
-	dir := mountTmpfs(t, "32m")
+	dir := tmpfstest.Mount(t, "32m")
 	fillDisk(t, dir)
 	s, err := Open(Config{Dir: filepath.Join(dir, "db"), Reserve: testReserve})
 	if err == nil {
