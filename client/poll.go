@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"time"
 
@@ -39,31 +38,11 @@ func (l *sseLink) startPoll(ctx context.Context, channel, after string) (string,
 	}
 	pctx, cancel := context.WithCancel(l.ctx)
 	s.cancel = cancel
-	l.mu.Lock()
-	if l.killed {
-		l.mu.Unlock()
+	err = l.runStream(channel, s, "long-poll", func() error { return l.pollLoop(pctx, channel, next, s) })
+	if err != nil {
 		cancel()
-		return "", ErrConnLost
+		return "", err
 	}
-	if old := l.streams[channel]; old != nil {
-		old.cancel()
-	}
-	l.streams[channel] = s
-	l.wg.Add(1)
-	l.mu.Unlock()
-	go func() {
-		defer l.wg.Done()
-		err := l.pollLoop(pctx, channel, next, s)
-		l.mu.Lock()
-		mine := l.streams[channel] == s
-		if mine {
-			delete(l.streams, channel)
-		}
-		l.mu.Unlock()
-		if mine {
-			l.kill(fmt.Errorf("tether: client: long-poll of %s: %w", channel, err))
-		}
-	}()
 	return after, nil
 }
 

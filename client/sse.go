@@ -205,33 +205,15 @@ func (l *sseLink) subscribe(ctx context.Context, channel string, after *string) 
 	}
 	s := &sseStream{cancel: cancel}
 	s.lastRecv.Store(time.Now().UnixNano())
-	l.mu.Lock()
-	if l.killed {
-		l.mu.Unlock()
+	err = l.runStream(channel, s, "SSE stream", func() error {
+		defer resp.Body.Close()
+		return l.read(channel, s, resp.Body)
+	})
+	if err != nil {
 		resp.Body.Close()
 		cancel()
-		return "", ErrConnLost
+		return "", err
 	}
-	if old := l.streams[channel]; old != nil {
-		old.cancel()
-	}
-	l.streams[channel] = s
-	l.wg.Add(1)
-	l.mu.Unlock()
-	go func() {
-		defer l.wg.Done()
-		defer resp.Body.Close()
-		err := l.read(channel, s, resp.Body)
-		l.mu.Lock()
-		mine := l.streams[channel] == s
-		if mine {
-			delete(l.streams, channel)
-		}
-		l.mu.Unlock()
-		if mine { // not unsubscribed: the link is broken
-			l.kill(fmt.Errorf("tether: client: SSE stream of %s: %w", channel, err))
-		}
-	}()
 	return *after, nil
 }
 
@@ -357,5 +339,38 @@ func (l *sseLink) dispatch(channel, event, id string, data []byte) error {
 		l.kill(ErrServerShutdown)
 		return ErrServerShutdown
 	}
+	return nil
+}
+
+// runStream makes s channel's stream (ending the one it replaces) and runs
+// body on a goroutine of the link. When body returns while s is still the
+// channel's stream, the channel was not unsubscribed: the link is broken
+// and ends. It returns ErrConnLost, starting nothing, once the link is
+// dead.
+func (l *sseLink) runStream(channel string, s *sseStream, what string, body func() error) error {
+	l.mu.Lock()
+	if l.killed {
+		l.mu.Unlock()
+		return ErrConnLost
+	}
+	if old := l.streams[channel]; old != nil {
+		old.cancel()
+	}
+	l.streams[channel] = s
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.wg.Done()
+		err := body()
+		l.mu.Lock()
+		mine := l.streams[channel] == s
+		if mine {
+			delete(l.streams, channel)
+		}
+		l.mu.Unlock()
+		if mine {
+			l.kill(fmt.Errorf("tether: client: %s of %s: %w", what, channel, err))
+		}
+	}()
 	return nil
 }
