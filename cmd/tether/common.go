@@ -29,7 +29,6 @@ func newClientFlags(name, synopsis, about string, c *cli.Common, stderr io.Write
 	return fs
 }
 
-
 // requestTimeout bounds one request of the jobs and connections commands.
 const requestTimeout = 30 * time.Second
 

@@ -109,6 +109,8 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	select {
 	case err := <-ended:
 		return err
+	case err := <-conn.Ended():
+		return err
 	case <-ctx.Done():
 	}
 	mu.Lock()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
+	"time"
 
 	"github.com/tether-run/tether/client"
 	"github.com/tether-run/tether/wire"
@@ -30,12 +32,40 @@ func fatal(err error) bool {
 	return errors.As(err, &ef) && !ef.Code.Retryable()
 }
 
+// refusals are the codes with which the server refuses a client as such
+// (its token, its Host, its Origin): no reconnect changes them.
+var refusals = map[string]bool{
+	"unauthorized": true, "token_expired": true, "forbidden": true, "bad_host": true, "forbidden_origin": true,
+}
+
+// preflight asks the server, over plain HTTP, whether it takes this
+// client at all: GET /v1/jobs?limit=1 needs a valid token and no
+// permission (it lists only the caller's own jobs). A refusal (a bad or
+// expired token, a Host it does not serve) is returned with its code,
+// where the Go client would fall back from the refused WebSocket to SSE
+// and retry. A server that cannot be reached is not an error here: Dial
+// waits for it.
+func preflight(ctx context.Context, c Common) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a := &API{Base: c.Server, Token: c.Token, HTTP: &http.Client{}}
+	var e *Error
+	if err := a.Do(ctx, "GET", "/v1/jobs?limit=1", nil, nil); errors.As(err, &e) && refusals[e.Code] {
+		return e
+	}
+	return nil
+}
+
 // Conn is the Go client connected for a command, with the progress of its
 // reconnects on stderr.
 type Conn struct {
 	*client.Client
 	server string
 	stderr io.Writer
+
+	// ended receives the refusal that ends the connection for good (a
+	// token that expired): the client would reconnect and be refused.
+	ended chan error
 
 	mu      sync.Mutex
 	dialing bool      // guarded by mu; Dial has not returned yet
@@ -50,7 +80,10 @@ type Conn struct {
 // once the wait took more than a second. A refusal that cannot change
 // (unauthorized, forbidden, ...) ends the wait at once with that error.
 func Dial(ctx context.Context, c Common, stderr io.Writer) (*Conn, error) {
-	conn := &Conn{server: c.Server, stderr: stderr, dialing: true}
+	if err := preflight(ctx, c); err != nil {
+		return nil, err
+	}
+	conn := &Conn{server: c.Server, stderr: stderr, dialing: true, ended: make(chan error, 1)}
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	conn.prog = StartProgress(stderr, "waiting for the server at "+c.Server)
@@ -103,6 +136,12 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 	}
 	switch sc.State {
 	case client.StateDisconnected:
+		if refusals[sc.Reason] {
+			select {
+			case c.ended <- Explain(sc.Err):
+			default:
+			}
+		}
 		msg := fmt.Sprintf("connection to %s lost (%s); reconnecting", c.server, sc.Reason)
 		if sc.Reason == "dial-failed" && sc.Err != nil {
 			msg = fmt.Sprintf("reconnecting to %s: %v", c.server, Explain(sc.Err))
@@ -119,6 +158,10 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 		c.prog = nil
 	}
 }
+
+// Ended receives the server's refusal that ends the connection for good:
+// a token that expired, or no longer valid.
+func (c *Conn) Ended() <-chan error { return c.ended }
 
 // Close closes the client; no progress line follows.
 func (c *Conn) Close() error {

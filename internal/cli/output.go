@@ -45,8 +45,8 @@ func JSONLine(w io.Writer, v any) error {
 type Progress struct {
 	w       io.Writer
 	start   time.Time
-	timer   *time.Timer
 	mu      sync.Mutex
+	timer   *time.Timer // guarded by mu
 	msg     string    // guarded by mu
 	printed string    // guarded by mu; the last line printed
 	last    time.Time // guarded by mu; when it was printed
@@ -64,7 +64,9 @@ const (
 // Done is not called within Delay.
 func StartProgress(w io.Writer, msg string) *Progress {
 	p := &Progress{w: w, msg: msg, start: time.Now()}
+	p.mu.Lock() // tick reads timer
 	p.timer = time.AfterFunc(Delay, p.tick)
+	p.mu.Unlock()
 	return p
 }
 
@@ -101,9 +103,9 @@ func (p *Progress) Update(msg string) {
 // Done ends the progress. It reports whether a line was printed (the
 // caller may then say how it ended).
 func (p *Progress) Done() bool {
-	p.timer.Stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.timer.Stop()
 	p.done = true
 	return p.printed != ""
 }
