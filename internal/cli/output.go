@@ -47,10 +47,10 @@ type Progress struct {
 	start   time.Time
 	mu      sync.Mutex
 	timer   *time.Timer // guarded by mu
-	msg     string    // guarded by mu
-	printed string    // guarded by mu; the last line printed
-	last    time.Time // guarded by mu; when it was printed
-	done    bool      // guarded by mu
+	msg     string      // guarded by mu
+	printed string      // guarded by mu; the last line printed
+	last    time.Time   // guarded by mu; when it was printed
+	done    bool        // guarded by mu
 }
 
 // Progress timings: the first line after Delay, repeats at most every
