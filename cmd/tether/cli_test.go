@@ -20,7 +20,20 @@ import (
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/client"
+	"go.uber.org/goleak"
 )
+
+// checkLeaks fails the test if goroutines it started outlive it (the
+// node's, the clients', the commands'): registered first, it runs after
+// every other cleanup.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() {
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		goleak.VerifyNone(t, ignore)
+	})
+}
 
 // startNode runs a tether node in this process on a free loopback port
 // with its data in a temporary directory, and returns its base URL.
@@ -113,6 +126,7 @@ func httpPost(t *testing.T, base, path, body string, out any) {
 }
 
 func TestCLIPublishAndTail(t *testing.T) {
+	checkLeaks(t)
 	base := startNode(t, tether.Config{})
 	if out := cliOK(t, "publish", "--server", base, "news", `{"n":1}`); out != "news: cursor 1\n" {
 		t.Fatalf("publish: %q", out)
@@ -163,6 +177,7 @@ func TestCLIPublishAndTail(t *testing.T) {
 }
 
 func TestCLIJobs(t *testing.T) {
+	checkLeaks(t)
 	base := startNode(t, tether.Config{})
 	var a, b struct{ ID string }
 	httpPost(t, base, "/v1/jobs", `{"type":"resize","payload":{"src":"a.png"}}`, &a)
@@ -210,6 +225,7 @@ func TestCLIJobs(t *testing.T) {
 }
 
 func TestCLIConnections(t *testing.T) {
+	checkLeaks(t)
 	base := startNode(t, tether.Config{})
 	states := make(chan client.StateChange, 16)
 	c, err := client.Dial(context.Background(), base, client.Config{OnState: func(sc client.StateChange) {
@@ -260,6 +276,7 @@ func TestCLIConnections(t *testing.T) {
 // With access control: the token flag and TETHER_TOKEN, tokens made by
 // tether token, and the server's codes for a missing or weak token.
 func TestCLITokenAndAccessControl(t *testing.T) {
+	checkLeaks(t)
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secretFile, []byte("a-secret-of-more-than-32-bytes-0123456789"), 0o600); err != nil {
 		t.Fatal(err)
@@ -293,6 +310,7 @@ func TestCLITokenAndAccessControl(t *testing.T) {
 // A server that does not answer: a progress line after a second, then a
 // clear error at --timeout.
 func TestCLIProgressWhileWaiting(t *testing.T) {
+	checkLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -77,7 +77,7 @@ func connectionsCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	var ans struct {
 		ID        string `json:"id"`
 		Mode      string `json:"mode"`
-		Requested string `json:"requested"`
+		Requested string `json:"requested,omitempty"`
 	}
 	path := "/v1/connections/" + url.PathEscape(pos[0]) + "/close?mode=" + url.QueryEscape(m)
 	if err := api(c, stderr).Do(ctx, "POST", path, nil, &ans); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -12,6 +13,16 @@ import (
 	"github.com/tether-run/tether/client"
 	"github.com/tether-run/tether/wire"
 )
+
+// brief shortens a network error to its last step ("dial tcp
+// 127.0.0.1:8080: connect: connection refused") for a progress line.
+func brief(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op
+	}
+	return Explain(err)
+}
 
 // Explain turns an error of the Go client that carries the server's code
 // (a *wire.ErrorFrame) into an *Error, whose message leads with the code;
@@ -129,7 +140,7 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 				cancelDial(sc.Err)
 			}
 			if c.prog != nil {
-				c.prog.Update(fmt.Sprintf("waiting for the server at %s: %v", c.server, Explain(sc.Err)))
+				c.prog.Update(fmt.Sprintf("waiting for the server at %s: %v", c.server, brief(sc.Err)))
 			}
 		}
 		return
@@ -144,7 +155,7 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 		}
 		msg := fmt.Sprintf("connection to %s lost (%s); reconnecting", c.server, sc.Reason)
 		if sc.Reason == "dial-failed" && sc.Err != nil {
-			msg = fmt.Sprintf("reconnecting to %s: %v", c.server, Explain(sc.Err))
+			msg = fmt.Sprintf("reconnecting to %s: %v", c.server, brief(sc.Err))
 		}
 		if c.prog == nil {
 			c.prog = StartProgress(c.stderr, msg)
