@@ -427,3 +427,22 @@ func runBinary(bin string, args ...string) (string, error) {
 }
 
 func authConfig(secret []byte) auth.Config { return auth.Config{Secret: secret} }
+
+// A token that expires while tail follows ends tail with the server's
+// code, instead of reconnecting to be refused again and again.
+func TestCLITailTokenExpires(t *testing.T) {
+	checkLeaks(t)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte("a-secret-of-more-than-32-bytes-0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := os.ReadFile(secretFile)
+	base := startNode(t, tether.Config{Tokens: authConfig(secret)})
+	tok := strings.TrimSpace(cliOK(t, "token", "--secret-file", secretFile, "--sub", "bob", "--subscribe", "news", "--ttl", "3s"))
+	start := time.Now()
+	_, _, err := cliRun(t, "tail", "--server", base, "--token", tok, "news")
+	if err == nil || !strings.Contains(err.Error(), "token_expired") {
+		t.Fatalf("tail with an expiring token: %v", err)
+	}
+	t.Logf("tail ended %v after it started: %v", time.Since(start).Round(time.Millisecond), err)
+}

@@ -60,8 +60,22 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *key != "" {
 		opts = append(opts, client.WithIdempotencyKey(*key))
 	}
-	res, err := conn.Publish(ctx, pos[0], json.RawMessage(data), opts...)
+	// A refusal that ends the connection for good (a token that expired)
+	// ends the publish too: the client would reconnect and be refused.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-conn.Ended():
+			cancel(err)
+		case <-pctx.Done():
+		}
+	}()
+	res, err := conn.Publish(pctx, pos[0], json.RawMessage(data), opts...)
 	if err != nil {
+		if cause := context.Cause(pctx); cause != nil && ctx.Err() == nil {
+			return cause
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("no answer within --timeout %v (the message may have been appended: publish again with the same --idempotency-key to know)", *timeout)
 		}
