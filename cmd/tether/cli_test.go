@@ -20,6 +20,7 @@ import (
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/client"
+	"github.com/tether-run/tether/worker"
 	"go.uber.org/goleak"
 )
 
@@ -445,4 +446,51 @@ func TestCLITailTokenExpires(t *testing.T) {
 		t.Fatalf("tail with an expiring token: %v", err)
 	}
 	t.Logf("tail ended %v after it started: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// A running job: jobs ls shows its worker, jobs cancel asks its worker to
+// stop, and the job ends canceled once the handler returned.
+func TestCLIJobsCancelRunning(t *testing.T) {
+	checkLeaks(t)
+	base := startNode(t, tether.Config{})
+	w, err := worker.New(worker.Config{URL: base, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	w.Handle("block", func(ctx context.Context, job *worker.Job) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done() // until the cancel reaches it
+		return nil, ctx.Err()
+	})
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	defer func() { stop(); <-ran }()
+
+	var j struct{ ID string }
+	httpPost(t, base, "/v1/jobs", `{"type":"block"}`, &j)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job did not start")
+	}
+	var workerName string
+	waitFor(t, 30*time.Second, "the job to show running", func() bool {
+		rows := jsonLines(t, cliOK(t, "jobs", "show", "--json", j.ID, "--server", base))
+		workerName, _ = rows[0]["worker"].(string)
+		return rows[0]["state"] == "running" && workerName != ""
+	})
+	out := cliOK(t, "jobs", "ls", "--server", base, "--state", "running")
+	if !strings.Contains(out, j.ID) || !strings.Contains(out, "running") || !strings.Contains(out, "1/3") || !strings.Contains(out, workerName) {
+		t.Fatalf("jobs ls of a running job (worker %s):\n%s", workerName, out)
+	}
+	// The answer is the job as the cancel left it: running, its worker told.
+	out = cliOK(t, "jobs", "cancel", j.ID, "--server", base)
+	if want := "job " + j.ID + ": cancel requested; its worker " + workerName + " is told"; !strings.HasPrefix(out, want) {
+		t.Fatalf("jobs cancel of a running job: %q, want %q...", out, want)
+	}
+	waitFor(t, 30*time.Second, "the job to end canceled", func() bool {
+		return strings.Contains(cliOK(t, "jobs", "show", j.ID, "--server", base), "canceled")
+	})
 }
