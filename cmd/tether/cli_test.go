@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -493,4 +494,25 @@ func TestCLIJobsCancelRunning(t *testing.T) {
 	waitFor(t, 30*time.Second, "the job to end canceled", func() bool {
 		return strings.Contains(cliOK(t, "jobs", "show", j.ID, "--server", base), "canceled")
 	})
+}
+
+// Messages retention removed are a gap, said, never skipped silently: a
+// JSON line of its own with --json, a line on stderr otherwise.
+func TestCLITailGap(t *testing.T) {
+	checkLeaks(t)
+	cfg := tether.Config{}
+	cfg.Retention.MaxMessages = 2
+	base := startNode(t, cfg)
+	for i := range 5 {
+		httpPost(t, base, "/v1/channels/short/messages", fmt.Sprintf(`{"i":%d}`, i), nil)
+	}
+	// After cursor 1: 2 and 3 are gone.
+	rows := jsonLines(t, cliOK(t, "tail", "--json", "--server", base, "--after", "1", "--count", "2", "short"))
+	if len(rows) != 3 || rows[0]["gap"] != true || rows[0]["after"] != "1" || rows[1]["cursor"] != "4" || rows[2]["cursor"] != "5" {
+		t.Fatalf("tail --json across a gap: %v", rows)
+	}
+	out, stderr, err := cliRun(t, "tail", "--server", base, "--after", "1", "--count", "2", "short")
+	if err != nil || out != "4\t{\"i\":3}\n5\t{\"i\":4}\n" || !strings.Contains(stderr, "tether: gap: retention removed messages after cursor 1") {
+		t.Fatalf("tail across a gap: %v %q %q", err, out, stderr)
+	}
 }
