@@ -171,6 +171,9 @@ func TestCLIPublishAndTail(t *testing.T) {
 		t.Fatalf("tail of new messages: %q", out)
 	}
 
+	if out := cliOK(t, "publish", "--server", base, "counter", "--", "-1"); out != "counter: cursor 1\n" {
+		t.Fatalf("publish of -1 after --: %q", out)
+	}
 	cliFails(t, []string{"bad_channel", "bad ch"}, "publish", "--server", base, "bad ch", "1")
 	cliFails(t, []string{"not one JSON value"}, "publish", "--server", base, "news", "nojson")
 	cliFails(t, []string{"missing CHANNEL"}, "publish", "--server", base)

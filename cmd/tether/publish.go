@@ -25,8 +25,9 @@ var stdin io.Reader = os.Stdin
 func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cli.Common
 	fs := newClientFlags("publish", "publish [flags] CHANNEL JSON|-",
-		"Publishes one message (JSON; - reads it from standard input) and prints its cursor once the\n"+
-			"server has it durably. Retried across reconnects, never appended twice.", &c, stderr)
+		"Publishes one message (JSON; - or none reads it from standard input) and prints its cursor\n"+
+			"once the server has it durably. Retried across reconnects, never appended twice.\n"+
+			"A message that starts with - goes after --: tether publish counter -- -1", &c, stderr)
 	key := fs.String("idempotency-key", "", "idempotency `key`: a publish repeated with it within the server's dedup window appends nothing (default: a fresh one)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long, waiting for the server included")
 	pos, err := cli.Parse(fs, args)
