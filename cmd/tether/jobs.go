@@ -64,38 +64,44 @@ func jobsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return jobsList(ctx, api(c, stderr), "/v1/jobs?"+q.Encode(), c.JSON, stdout)
 	case "show", "cancel":
-		about := "Shows a job."
-		if sub == "cancel" {
-			about = "Cancels a job: a queued one at once, a running one through its worker's handler."
-		}
-		fs := newClientFlags("jobs "+sub, "jobs "+sub+" [flags] ID", about, &c, stderr)
-		pos, err := cli.Parse(fs, rest)
-		if err != nil {
-			return err
-		}
-		if err := cli.Args(pos, "ID"); err != nil {
-			return err
-		}
-		if err := c.Resolve(fs); err != nil {
-			return err
-		}
-		method, path := "GET", "/v1/jobs/"+url.PathEscape(pos[0])
-		if sub == "cancel" {
-			method, path = "POST", path+"/cancel"
-		}
-		var raw json.RawMessage
-		if err := api(c, stderr).Do(ctx, method, path, nil, &raw); err != nil {
-			return err
-		}
-		if c.JSON {
-			return writeCompact(stdout, raw)
-		}
-		if sub == "cancel" {
-			return cancelOutcome(stdout, raw)
-		}
-		return showJob(stdout, raw)
+		return jobsOne(ctx, sub, rest, stdout, stderr)
 	}
 	return nil
+}
+
+// jobsOne is tether jobs show ID and jobs cancel ID.
+func jobsOne(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
+	var c cli.Common
+	about := "Shows a job."
+	if sub == "cancel" {
+		about = "Cancels a job: a queued one at once, a running one through its worker's handler."
+	}
+	fs := newClientFlags("jobs "+sub, "jobs "+sub+" [flags] ID", about, &c, stderr)
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.Args(pos, "ID"); err != nil {
+		return err
+	}
+	if err := c.Resolve(fs); err != nil {
+		return err
+	}
+	method, path := "GET", "/v1/jobs/"+url.PathEscape(pos[0])
+	if sub == "cancel" {
+		method, path = "POST", path+"/cancel"
+	}
+	var raw json.RawMessage
+	if err := api(c, stderr).Do(ctx, method, path, nil, &raw); err != nil {
+		return err
+	}
+	switch {
+	case c.JSON:
+		return writeCompact(stdout, raw)
+	case sub == "cancel":
+		return cancelOutcome(stdout, raw)
+	}
+	return showJob(stdout, raw)
 }
 
 func jobsList(ctx context.Context, a *cli.API, path string, asJSON bool, stdout io.Writer) error {

@@ -57,70 +57,84 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer conn.Close()
 
-	// The handler runs on the client's delivery goroutine; mu lets the
-	// interrupted command stop it between two lines and know the last.
-	var (
-		mu      sync.Mutex
-		printed int
-		last    = *after
-		done    bool
-		ended   = make(chan error, 1)
-	)
-	endLocked := func(err error) {
-		done = true
-		ended <- err // the only send: done is set
-	}
-	handler := func(ev client.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		if done {
-			return
-		}
-		var err error
-		switch ev.Kind {
-		case client.EventMessage:
-			if err = printMessage(stdout, c.JSON, ev); err != nil {
-				break
-			}
-			printed++
-			last = ev.Cursor
-			if *count > 0 && printed == *count {
-				endLocked(nil)
-			}
-		case client.EventGap:
-			if c.JSON {
-				err = cli.JSONLine(stdout, tailLine{Channel: ev.Channel, Gap: true, After: ev.GapAfter, Earliest: ev.GapEarliest})
-			} else {
-				fmt.Fprintf(stderr, "tether: gap: retention removed messages after cursor %s; resuming at %s\n", ev.GapAfter, ev.GapEarliest)
-			}
-		case client.EventError:
-			endLocked(cli.Explain(ev.Err))
-		}
-		if err != nil && !done {
-			endLocked(fmt.Errorf("writing: %w", err))
-		}
-	}
-	if _, err := conn.Subscribe(ctx, channel, client.SubscribeOptions{After: *after, Handler: handler}); err != nil {
+	tl := &tailer{stdout: stdout, stderr: stderr, asJSON: c.JSON, count: *count, last: *after, ended: make(chan error, 1)}
+	if _, err := conn.Subscribe(ctx, channel, client.SubscribeOptions{After: *after, Handler: tl.handle}); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return cli.Explain(err)
 	}
 	select {
-	case err := <-ended:
+	case err := <-tl.ended:
 		return err
 	case err := <-conn.Ended():
 		return err
 	case <-ctx.Done():
 	}
-	mu.Lock()
-	done = true
-	resume := last
-	mu.Unlock()
-	if resume != "" {
+	if resume := tl.stop(); resume != "" {
 		fmt.Fprintf(stderr, "tether: stopped; resume with: tether tail %s --after %s\n", channel, resume)
 	}
 	return nil
+}
+
+// tailer prints a subscription's events. handle runs on the client's
+// delivery goroutine; mu lets the interrupted command stop it between two
+// lines and know the last cursor printed.
+type tailer struct {
+	stdout, stderr io.Writer
+	asJSON         bool
+	count          int        // stop after this many messages; 0: never
+	ended          chan error // receives the one reason tail ends by itself
+
+	mu      sync.Mutex
+	printed int    // guarded by mu
+	last    string // guarded by mu; the cursor of the last message printed
+	done    bool   // guarded by mu; nothing more is printed
+}
+
+func (t *tailer) handle(ev client.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return
+	}
+	var err error
+	switch ev.Kind {
+	case client.EventMessage:
+		if err = printMessage(t.stdout, t.asJSON, ev); err != nil {
+			break
+		}
+		t.printed++
+		t.last = ev.Cursor
+		if t.count > 0 && t.printed == t.count {
+			t.endLocked(nil)
+		}
+	case client.EventGap:
+		if t.asJSON {
+			err = cli.JSONLine(t.stdout, tailLine{Channel: ev.Channel, Gap: true, After: ev.GapAfter, Earliest: ev.GapEarliest})
+		} else {
+			fmt.Fprintf(t.stderr, "tether: gap: retention removed messages after cursor %s; resuming at %s\n", ev.GapAfter, ev.GapEarliest)
+		}
+	case client.EventError:
+		t.endLocked(cli.Explain(ev.Err))
+	}
+	if err != nil && !t.done {
+		t.endLocked(fmt.Errorf("writing: %w", err))
+	}
+}
+
+// endLocked ends tail with err; it is called once, since done is set.
+func (t *tailer) endLocked(err error) {
+	t.done = true
+	t.ended <- err
+}
+
+// stop prints nothing more and returns the cursor to resume after.
+func (t *tailer) stop() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done = true
+	return t.last
 }
 
 // printMessage writes one message: "CURSOR DATA", or a JSON line.
