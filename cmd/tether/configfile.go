@@ -342,7 +342,8 @@ func writeDefaults(w io.Writer) error {
 # Written by tether config defaults: every setting at its default.
 # Keys are the flags of tether serve. Precedence, per setting:
 # command-line flags > environment (TETHER_*) > this file > defaults.
-# Durations are strings ("30s", "10m"); lists are arrays of strings.
+# Durations are strings ("30s", "10m"); lists are arrays of strings; paths
+# are relative to the directory tether runs in.
 `)
 	for _, f := range fileFlags(fs) {
 		_, usage := flag.UnquoteUsage(f)
