@@ -20,6 +20,7 @@ import (
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/client"
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/wire"
 	"github.com/tether-run/tether/worker"
 )
@@ -647,6 +648,47 @@ func TestOpenModeRefusesPublicAddr(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
+}
+
+// Serve and ServeTCP apply the same rule to listeners the caller opened:
+// in open mode one on a non-loopback address is refused, one on loopback
+// is served.
+func TestOpenModeServeRefusesPublicListener(t *testing.T) {
+	srv, err := tether.New(tether.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	for name, serve := range map[string]func(net.Listener) error{"Serve": srv.Serve, "ServeTCP": srv.ServeTCP} {
+		ln, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = serve(ln)
+		ln.Close()
+		if err == nil || !strings.Contains(err.Error(), "open mode") {
+			t.Errorf("%s on %s in open mode: %v; want a refusal", name, ln.Addr(), err)
+		}
+	}
+	ln, err := tether.Listen(context.Background(), "127.0.0.1:0", conn.KeepAlive{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if status, _, body, _ := httpDo(t, "GET", "http://"+ln.Addr().String()+"/healthz", "", ""); status != 200 {
+		t.Fatalf("healthz on the loopback listener: %d %s", status, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	if err := <-served; err != nil {
+		t.Fatalf("Serve on loopback: %v", err)
+	}
 }
 
 // The Go worker and client carry a token: the worker runs its type over

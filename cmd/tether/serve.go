@@ -192,6 +192,7 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.StringVar(&cfg.TCPAddr, "tcp-addr", "", "`address` for the framed protocol over plain TCP (empty: off)")
 	fs.DurationVar(&cfg.Session.PingInterval, "heartbeat-interval", session.DefaultPingInterval, "WebSocket/TCP: how often the server pings")
 	fs.DurationVar(&cfg.Session.PingTimeout, "heartbeat-timeout", session.DefaultPingTimeout, "WebSocket/TCP: end a connection silent for this long (heartbeat-timeout)")
+	fs.DurationVar(&cfg.Session.BusyPeerTimeout, "heartbeat-busy-timeout", session.DefaultBusyPeerTimeout, "WebSocket/TCP: longest a peer whose kernel still acknowledges may leave pings unanswered (negative: ignore the kernel)")
 	fs.DurationVar(&cfg.Session.IdleTimeout, "idle-timeout", 0, "WebSocket/TCP: end a connection with no application data for this long (0: off)")
 	fs.Func("idle-close-mode", "how an idle connection is closed: close, reset or discard (default reset)", func(v string) error {
 		switch m := conn.CloseMode(v); m {
