@@ -796,3 +796,55 @@ func TestGoConnRefreshesToken(t *testing.T) {
 		cancel()
 	}
 }
+
+// A client with a fixed token that the server refuses for good (a bad
+// signature: unauthorized; one that expires while connected:
+// token_expired) closes with the refusal instead of reconnecting to be
+// refused again forever, and a publish returns the refusal.
+func TestClientFixedTokenRefusedForGood(t *testing.T) {
+	n := startSecure(t, nil)
+	perm := auth.Permissions{Publish: []string{"a.*"}, Subscribe: []string{"a.*"}}
+	for _, tc := range []struct {
+		name, token string
+		want        wire.Code
+	}{
+		{"bad signature", sign(t, []byte("another secret of at least 32 bytes!!"), "eve", time.Hour, perm), wire.CodeUnauthorized},
+		{"expires while connected", sign(t, nil, "ann", 2*time.Second, perm), wire.CodeTokenExpired},
+	} {
+		for _, url := range []string{"ws://" + n.addr(), "tcp://" + n.srv.TCPAddr().String()} {
+			states := make(chan client.StateChange, 64)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			c, err := client.Dial(ctx, url, client.Config{Token: tc.token, HTTPURL: n.base, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+				OnState: func(sc client.StateChange) { states <- sc }})
+			cancel()
+			if err != nil {
+				// Refused before the first connection was up: Dial says so.
+				t.Logf("%s, %s: Dial: %v", tc.name, url, err)
+				if ef, ok := err.(*wire.ErrorFrame); !ok || ef.Code != tc.want {
+					t.Errorf("%s, %s: Dial: %v, want %s", tc.name, url, err, tc.want)
+				}
+				continue
+			}
+			var closed client.StateChange
+			timeout := time.After(15 * time.Second)
+			for closed.State != client.StateClosed {
+				select {
+				case closed = <-states:
+				case <-timeout:
+					t.Fatalf("%s, %s: the client never closed", tc.name, url)
+				}
+			}
+			t.Logf("%s, %s: connected, then closed for %s", tc.name, url, closed.Reason)
+			if closed.Reason != string(tc.want) {
+				t.Errorf("%s, %s: closed for %q (%v), want %q", tc.name, url, closed.Reason, closed.Err, tc.want)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = c.Publish(ctx, "a.x", 1)
+			cancel()
+			if ef, ok := err.(*wire.ErrorFrame); !ok || ef.Code != tc.want {
+				t.Errorf("%s, %s: publish after the refusal: %v, want %s", tc.name, url, err, tc.want)
+			}
+			c.Close()
+		}
+	}
+}
