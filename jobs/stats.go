@@ -1,0 +1,111 @@
+package jobs
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+)
+
+// This file holds the Service's read-only summary for an operator's view
+// (the admin dashboard): jobs by state, the jobs not yet final and the
+// latest final ones, and the workers attached to this node with what they
+// run. It reads only what this node holds in memory: no store I/O.
+
+// WorkerInfo describes one worker attached to this node.
+type WorkerInfo struct {
+	ID          string   `json:"id"`
+	Types       []string `json:"types"` // empty: any type
+	Concurrency int      `json:"concurrency"`
+	// Running are the attempts it runs now, oldest deadline first.
+	Running  []RunningAttempt `json:"running"`
+	Claiming int              `json:"claiming"` // claims in flight
+	Draining bool             `json:"draining,omitempty"`
+	// Suspect: an attempt of it lost its lease; it gets no new job until
+	// its next heartbeat.
+	Suspect bool `json:"suspect,omitempty"`
+}
+
+// RunningAttempt is one attempt a worker of this node runs.
+type RunningAttempt struct {
+	Job        string    `json:"job"`
+	Type       string    `json:"type"`
+	Attempt    int       `json:"attempt"`
+	Deadline   time.Time `json:"deadline"`
+	CancelSent bool      `json:"cancel_sent,omitempty"`
+}
+
+// Overview is what the Service knows now, bounded in size.
+type Overview struct {
+	// States counts the jobs this node knows, by state.
+	States map[State]int `json:"states"`
+	// Jobs are the jobs not final, newest first, then the latest final
+	// ones, newest first. Payload, progress and result are left out.
+	Jobs []Job `json:"jobs"`
+	// Workers are the workers attached to this node, by id.
+	Workers []WorkerInfo `json:"workers"`
+}
+
+// Overview summarises the jobs and workers of this node: every state
+// count, at most live jobs not final and final of the final ones. A final
+// job is known by its summary only (id, type, state, created).
+func (s *Service) Overview(live, final int) Overview {
+	o := Overview{States: map[State]int{}, Jobs: []Job{}, Workers: []WorkerInfo{}}
+	s.mu.Lock()
+	var running, done []*entry
+	for _, e := range s.entries {
+		if !e.known {
+			continue
+		}
+		o.States[e.state]++
+		if e.state.Final() {
+			done = append(done, e)
+		} else {
+			running = append(running, e)
+		}
+	}
+	for _, w := range s.workers {
+		o.Workers = append(o.Workers, s.workerInfoLocked(w))
+	}
+	s.mu.Unlock()
+	slices.SortFunc(o.Workers, func(a, b WorkerInfo) int { return cmp.Compare(a.ID, b.ID) })
+	newest := func(a, b *entry) int { return -cmpEntry(a, b) }
+	slices.SortFunc(running, newest)
+	slices.SortFunc(done, newest)
+	// entry.mu is taken after Service.mu was released (lock order), one
+	// entry at a time; it is held only across another writer's store I/O.
+	for _, es := range []struct {
+		es []*entry
+		n  int
+	}{{running, live}, {done, final}} {
+		for _, e := range es.es[:min(len(es.es), max(es.n, 0))] {
+			e.mu.Lock()
+			j := e.job
+			e.mu.Unlock()
+			if j.State == "" {
+				continue
+			}
+			j.Payload, j.Progress, j.Result = nil, nil, nil
+			o.Jobs = append(o.Jobs, j)
+		}
+	}
+	return o
+}
+
+// workerInfoLocked describes w. Service.mu is held.
+func (s *Service) workerInfoLocked(w *Worker) WorkerInfo {
+	wi := WorkerInfo{
+		ID: w.id, Types: slices.Sorted(maps.Keys(w.types)), Concurrency: w.concurrency,
+		Running: []RunningAttempt{}, Claiming: w.reserved, Draining: w.draining, Suspect: w.suspect,
+	}
+	for id, l := range w.running {
+		wi.Running = append(wi.Running, RunningAttempt{Job: id, Type: l.e.typ, Attempt: l.n, Deadline: l.deadline, CancelSent: l.cancelSent})
+	}
+	slices.SortFunc(wi.Running, func(a, b RunningAttempt) int {
+		if c := a.Deadline.Compare(b.Deadline); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Job, b.Job)
+	})
+	return wi
+}
