@@ -18,6 +18,7 @@ import (
 
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/dashboard"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/internal/tlsreload"
 	"github.com/tether-run/tether/jobs"
@@ -152,10 +153,17 @@ func (n *Node) build(d deps) error {
 	if n.api, err = httpapi.New(n.cfg.HTTP, n.core, n.jobs, n.metrics); err != nil {
 		return err
 	}
+	dash, err := dashboard.New(dashboard.Config{Core: n.core, Jobs: n.jobs, Gatherer: n.metrics, Retention: n.cfg.Retention})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
-	mux.Handle("/", n.api)     // the connections admin API included
+	mux.Handle("/admin", dash)     // the admin dashboard's page
+	mux.Handle("/admin/", dash)    // and its files
+	mux.Handle("/v1/admin/", dash) // and what it reads (admin permission)
+	mux.Handle("/v1/ws", n.ws)     // hijacks: outside conn.Watch
+	mux.Handle("/", n.api)         // the connections admin API included
 	// Browser rules (Host, CORS, cross-site refusals) first, then JSON
 	// errors, not redirects, for unclean paths.
 	n.handler = guard.Handler(httpapi.CleanPaths(mux))

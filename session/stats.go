@@ -104,3 +104,29 @@ func (q *queue) stats() (queued int, oldest time.Time) {
 	q.mu.Unlock()
 	return queued, q.oldest()
 }
+
+// PresenceFirst is Presence bounded: the n oldest subscriptions of
+// channel on this node, oldest first, and how many there are in all. It
+// describes only the n it returns, so a channel with many subscribers
+// costs one pass under the presence lock and n descriptions.
+func (c *Core) PresenceFirst(channel string, n int) (first []Present, total int) {
+	type one struct {
+		s     *Session
+		since time.Time
+	}
+	c.presence.mu.Lock()
+	m := c.presence.chans[channel]
+	total = len(m)
+	ss := make([]one, 0, len(m))
+	for s, e := range m {
+		ss = append(ss, one{s, e.since})
+	}
+	c.presence.mu.Unlock()
+	slices.SortFunc(ss, func(a, b one) int { return a.since.Compare(b.since) })
+	first = make([]Present, 0, min(n, len(ss)))
+	for _, o := range ss[:min(max(n, 0), len(ss))] {
+		info := o.s.h.Info()
+		first = append(first, Present{Sub: info.Sub, Conn: info.ID, Transport: string(info.Transport), Since: o.since.UTC()})
+	}
+	return first, total
+}
