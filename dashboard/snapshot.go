@@ -34,7 +34,10 @@ const (
 )
 
 // Snapshot is what the dashboard shows, as GET /v1/admin/snapshot answers
-// it and each event of GET /v1/admin/events carries it (docs/api.md).
+// it and each event of GET /v1/admin/events carries it (docs/api.md). Its
+// parts are read one after the other, each under its own lock, not at one
+// instant: a connection that just arrived may be in Channels and not yet
+// in Connections.
 type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Open: the node runs without token configuration.
