@@ -325,9 +325,12 @@ func TestSnapshotFollowsTheNode(t *testing.T) {
 	if err := <-stopped; err == nil {
 		t.Error("the handler's context ended without an error")
 	}
-	waitSnap(t, base, "the job canceled", func(s dashboard.Snapshot) bool {
+	s = waitSnap(t, base, "the job canceled", func(s dashboard.Snapshot) bool {
 		return s.Jobs.States["canceled"] == 1 && s.Jobs.States["running"] == 0 && len(s.Jobs.Workers[0].Running) == 0
 	})
+	if len(s.Jobs.Jobs) != 1 || s.Jobs.Jobs[0].ID != id || s.Jobs.Jobs[0].State != "canceled" {
+		t.Errorf("jobs = %+v, want %s canceled", s.Jobs.Jobs, id)
+	}
 }
 
 // The event stream sends snapshots, and ends with a shutdown event when

@@ -52,16 +52,17 @@ type Overview struct {
 func (s *Service) Overview(live, final int) Overview {
 	o := Overview{States: map[State]int{}, Jobs: []Job{}, Workers: []WorkerInfo{}}
 	s.mu.Lock()
-	var running, done []*entry
+	var running, done []summary
 	for _, e := range s.entries {
 		if !e.known {
 			continue
 		}
 		o.States[e.state]++
+		sm := summary{e: e, job: Job{ID: e.id, Channel: ChannelPrefix + e.id, Type: e.typ, State: e.state, Created: e.created}}
 		if e.state.Final() {
-			done = append(done, e)
+			done = append(done, sm)
 		} else {
-			running = append(running, e)
+			running = append(running, sm)
 		}
 	}
 	for _, w := range s.workers {
@@ -69,27 +70,39 @@ func (s *Service) Overview(live, final int) Overview {
 	}
 	s.mu.Unlock()
 	slices.SortFunc(o.Workers, func(a, b WorkerInfo) int { return cmp.Compare(a.ID, b.ID) })
-	newest := func(a, b *entry) int { return -cmpEntry(a, b) }
+	newest := func(a, b summary) int { return -cmpEntry(a.e, b.e) }
 	slices.SortFunc(running, newest)
 	slices.SortFunc(done, newest)
-	// entry.mu is taken after Service.mu was released (lock order), one
-	// entry at a time; it is held only across another writer's store I/O.
-	for _, es := range []struct {
-		es []*entry
-		n  int
+	for _, list := range []struct {
+		sms []summary
+		n   int
 	}{{running, live}, {done, final}} {
-		for _, e := range es.es[:min(len(es.es), max(es.n, 0))] {
-			e.mu.Lock()
-			j := e.job
-			e.mu.Unlock()
-			if j.State == "" {
-				continue
-			}
-			j.Payload, j.Progress, j.Result = nil, nil, nil
-			o.Jobs = append(o.Jobs, j)
+		for _, sm := range list.sms[:min(len(list.sms), max(list.n, 0))] {
+			o.Jobs = append(o.Jobs, sm.folded())
 		}
 	}
 	return o
+}
+
+// summary is an entry and the job as its summary describes it.
+type summary struct {
+	e   *entry
+	job Job
+}
+
+// folded returns the job as this node folded it, without payload,
+// progress and result, or the summary's when the folded job is not there
+// (being read again). entry.mu is taken after Service.mu was released
+// (lock order); it is held only across another writer's store I/O.
+func (sm summary) folded() Job {
+	sm.e.mu.Lock()
+	j := sm.e.job
+	sm.e.mu.Unlock()
+	if j.State == "" {
+		return sm.job
+	}
+	j.Payload, j.Progress, j.Result = nil, nil, nil
+	return j
 }
 
 // workerInfoLocked describes w. Service.mu is held.

@@ -162,7 +162,7 @@
   }
 
   function renderConnections(c) {
-    $('conn-tiles').replaceChildren(tile('connections', c.total, 'conn-total'), ...TRANSPORTS.map((t) => tile(t, c.by_transport[t] || 0, 'conn-' + t)));
+    $('conn-tiles').replaceChildren(tile('total', c.total, 'conn-total'), ...TRANSPORTS.map((t) => tile(t, c.by_transport[t] || 0, 'conn-' + t)));
     setRows(
       $('conn-users'),
       c.users.map((u) =>
