@@ -92,14 +92,26 @@ func New(cfg Config) (*Dashboard, error) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(index)
 	})))
-	d.mux.Handle("GET /admin/", pageHeaders(http.StripPrefix("/admin/", http.FileServerFS(ui))))
+	files := http.FileServerFS(ui)
+	d.mux.Handle("GET /admin/{file}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Only the page's own files; anything else is the API's JSON 404.
+		name := r.PathValue("file")
+		if st, err := fs.Stat(ui, name); err != nil || st.IsDir() || name == "index.html" {
+			notFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL.Path = "/" + name
+		files.ServeHTTP(w, r2)
+	})))
 	d.mux.HandleFunc("/admin", methodNotAllowed)
 	d.mux.Handle("GET /v1/admin/snapshot", d.guard(http.HandlerFunc(d.snapshot)))
 	d.mux.Handle("GET /v1/admin/events", d.guard(http.HandlerFunc(d.events)))
 	d.mux.HandleFunc("/v1/admin/snapshot", methodNotAllowed)
 	d.mux.HandleFunc("/v1/admin/events", methodNotAllowed)
 	d.mux.HandleFunc("/v1/admin/", notFound)
-	d.mux.HandleFunc("/admin/", methodNotAllowed)
+	d.mux.HandleFunc("/admin/{file}", methodNotAllowed)
+	d.mux.HandleFunc("/admin/", notFound)
 	return d, nil
 }
 

@@ -133,6 +133,11 @@ func TestAdminPermission(t *testing.T) {
 			t.Errorf("%s with a bad token = %d %s, want 401 unauthorized", path, resp.StatusCode, body)
 		}
 	}
+	for _, f := range []string{"/admin/nothing.js", "/admin/index.html", "/admin/", "/admin/ui/app.js"} {
+		if resp, body := get(t, "GET", base+f, ""); resp.StatusCode != 404 || errCode(t, body) != "not_found" {
+			t.Errorf("GET %s = %d %s, want the JSON 404", f, resp.StatusCode, body)
+		}
+	}
 	resp, body = get(t, "GET", base+"/v1/admin/snapshot", admin)
 	var s dashboard.Snapshot
 	if resp.StatusCode != 200 || json.Unmarshal(body, &s) != nil || s.Open || s.Time.IsZero() {
