@@ -242,3 +242,22 @@ async function screenshots() {
   open[3].resetAndDestroy();
   await waitShown('conn-total', before, 'screenshot clients gone');
 }
+
+test('dashboard: in open mode the page needs no token', async () => {
+  const data = tempDir('tether-dash-open-');
+  const open = await startTether({ data: data.dir });
+  const p = await context.newPage();
+  try {
+    await p.goto(open.url + '/admin');
+    await p.waitForSelector('#dash', { state: 'visible' });
+    await waitFor(async () => (await p.getAttribute('#status', 'data-state')) === 'live', { what: 'the live stream in open mode' });
+    assert.equal(await p.isVisible('#login'), false);
+    assert.equal(await p.isVisible('#logout'), false, 'nothing to log out of');
+    assert.match(await p.textContent('#process'), /open \(no tokens\)/);
+    assert.equal(await p.evaluate(() => sessionStorage.length), 0);
+  } finally {
+    await p.close();
+    await open.kill('SIGKILL');
+    data.cleanup();
+  }
+});
