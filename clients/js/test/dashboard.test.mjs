@@ -229,12 +229,20 @@ async function screenshots() {
   const before = Number(await shown('conn-total')); // the worker's
   const open = [await wsClient('ann'), await wsClient('ann'), await sseClient('bob'), await tcpClient('cid')];
   await waitShown('conn-total', before + 4, 'four more connections for the screenshot');
+  // Some traffic, so that the channel shows a rate.
+  const pub = token('eve', ['--publish', '>']);
+  let n = 0;
+  const ticker = setInterval(() => {
+    fetch(`${srv.url}/v1/channels/room.lobby/messages`, { method: 'POST', headers: { Authorization: 'Bearer ' + pub }, body: JSON.stringify({ n: n++ }) }).catch(() => {});
+  }, 50);
+  await waitFor(() => page.evaluate(() => /^[1-9]/.test(document.querySelector('#channels tr[data-channel="room.lobby"] td:nth-child(3)')?.textContent ?? '')), { what: 'a rate on room.lobby' });
   // The desktop one shows the whole page; the phone one its first screen.
   for (const [w, h, name, fullPage] of [[1280, 800, 'dashboard-desktop.png', true], [390, 844, 'dashboard-phone.png', false]]) {
     await page.setViewportSize({ width: w, height: h });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: join(SHOTS, name), fullPage });
   }
+  clearInterval(ticker);
   await page.setViewportSize({ width: 1280, height: 800 });
   open[0].close();
   open[1].close();
