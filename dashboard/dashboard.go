@@ -58,6 +58,8 @@ type Dashboard struct {
 	b       *builder
 	streams chan struct{} // one token per open event stream
 	mux     *http.ServeMux
+	ui      fs.FS  // the page's files
+	index   []byte // ui's index.html
 }
 
 // New returns the dashboard for cfg.
@@ -82,28 +84,12 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := fs.ReadFile(ui, "index.html")
-	if err != nil {
+	if d.index, err = fs.ReadFile(ui, "index.html"); err != nil {
 		return nil, err
 	}
-	// The page is /admin itself: the node answers paths with a trailing
-	// slash as unclean (httpapi.CleanPaths).
-	d.mux.Handle("GET /admin", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(index)
-	})))
-	files := http.FileServerFS(ui)
-	d.mux.Handle("GET /admin/{file}", pageHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Only the page's own files; anything else is the API's JSON 404.
-		name := r.PathValue("file")
-		if st, err := fs.Stat(ui, name); err != nil || st.IsDir() || name == "index.html" {
-			notFound(w, r)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = "/" + name
-		files.ServeHTTP(w, r2)
-	})))
+	d.ui = ui
+	d.mux.Handle("GET /admin", pageHeaders(http.HandlerFunc(d.page)))
+	d.mux.Handle("GET /admin/{file}", pageHeaders(http.HandlerFunc(d.file)))
 	d.mux.HandleFunc("/admin", methodNotAllowed)
 	d.mux.Handle("GET /v1/admin/snapshot", d.guard(http.HandlerFunc(d.snapshot)))
 	d.mux.Handle("GET /v1/admin/events", d.guard(http.HandlerFunc(d.events)))
@@ -113,6 +99,24 @@ func New(cfg Config) (*Dashboard, error) {
 	d.mux.HandleFunc("/admin/{file}", methodNotAllowed)
 	d.mux.HandleFunc("/admin/", notFound)
 	return d, nil
+}
+
+// page serves the page at /admin itself: the node answers paths with a
+// trailing slash as unclean (httpapi.CleanPaths).
+func (d *Dashboard) page(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(d.index)
+}
+
+// file serves the page's own files (/admin/app.js, ...); any other name
+// gets the API's JSON 404.
+func (d *Dashboard) file(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	if st, err := fs.Stat(d.ui, name); err != nil || st.IsDir() || name == "index.html" {
+		notFound(w, r)
+		return
+	}
+	http.ServeFileFS(w, r, d.ui, name)
 }
 
 // ServeHTTP implements http.Handler.
