@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,33 @@ func TestEnds(t *testing.T) {
 	}
 	if len(e.Totals) != 4 {
 		t.Errorf("Totals = %+v, want 4 entries", e.Totals)
+	}
+}
+
+// BenchmarkEndsAdd is the cost the end counting adds to every connection
+// end, from many goroutines at once.
+func BenchmarkEndsAdd(b *testing.B) {
+	var e endStats
+	now := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e.add(TransportLongPoll, conn.ReasonCompleted, now)
+		}
+	})
+}
+
+// BenchmarkCensus is one Census of 10,000 live connections of 1,000 users.
+func BenchmarkCensus(b *testing.B) {
+	r, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 10_000 {
+		if _, err := r.Open(context.Background(), OpenInfo{Transport: TransportWebSocket, Sub: fmt.Sprint("u", i%1000)}, &fakePeer{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		r.Census(20)
 	}
 }
