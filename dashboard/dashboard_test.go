@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,9 @@ import (
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/dashboard"
+	"github.com/tether-run/tether/registry"
+	"github.com/tether-run/tether/session"
+	"github.com/tether-run/tether/store/pebblestore"
 	"github.com/tether-run/tether/worker"
 )
 
@@ -398,5 +402,65 @@ func TestEventsEndOnShutdown(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// At most MaxStreams event streams are open at once; the next is refused
+// with 503 unavailable until one ends.
+func TestStreamsBounded(t *testing.T) {
+	st, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reg, err := registry.New(registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := session.New(session.Config{}, st, reg, nil, session.Access{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dashboard.New(dashboard.Config{Core: core, MaxStreams: -1}); err == nil {
+		t.Error("New with MaxStreams -1: no error")
+	}
+	d, err := dashboard.New(dashboard.Config{Core: core, MaxStreams: 1, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d)
+	defer srv.Close()
+
+	first, err := http.Get(srv.URL + "/v1/admin/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(first.Body)
+	for range 3 { // three events, Interval apart
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		r.ReadString('\n')
+		r.ReadString('\n')
+	}
+	resp, body := get(t, "GET", srv.URL+"/v1/admin/events", "")
+	if resp.StatusCode != http.StatusServiceUnavailable || errCode(t, body) != "unavailable" {
+		t.Errorf("a second stream = %d %s, want 503 unavailable", resp.StatusCode, body)
+	}
+	first.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(srv.URL + "/v1/admin/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream admitted after the first ended: %d", resp.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval against the deadline
 	}
 }
