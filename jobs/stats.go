@@ -48,21 +48,22 @@ type Overview struct {
 
 // Overview summarises the jobs and workers of this node: every state
 // count, at most live jobs not final and final of the final ones. A final
-// job is known by its summary only (id, type, state, created).
+// job is known by its summary only (id, type, state, created). It makes
+// one pass over the jobs this node knows under Service.mu, keeping only
+// the newest of each kind (no sort of them all), and no store I/O.
 func (s *Service) Overview(live, final int) Overview {
 	o := Overview{States: map[State]int{}, Jobs: []Job{}, Workers: []WorkerInfo{}}
+	running, done := newestOf(live), newestOf(final)
 	s.mu.Lock()
-	var running, done []summary
 	for _, e := range s.entries {
 		if !e.known {
 			continue
 		}
 		o.States[e.state]++
-		sm := summary{e: e, job: Job{ID: e.id, Channel: ChannelPrefix + e.id, Type: e.typ, State: e.state, Created: e.created}}
 		if e.state.Final() {
-			done = append(done, sm)
+			done.offer(e)
 		} else {
-			running = append(running, sm)
+			running.offer(e)
 		}
 	}
 	for _, w := range s.workers {
@@ -70,18 +71,32 @@ func (s *Service) Overview(live, final int) Overview {
 	}
 	s.mu.Unlock()
 	slices.SortFunc(o.Workers, func(a, b WorkerInfo) int { return cmp.Compare(a.ID, b.ID) })
-	newest := func(a, b summary) int { return -cmpEntry(a.e, b.e) }
-	slices.SortFunc(running, newest)
-	slices.SortFunc(done, newest)
-	for _, list := range []struct {
-		sms []summary
-		n   int
-	}{{running, live}, {done, final}} {
-		for _, sm := range list.sms[:min(len(list.sms), max(list.n, 0))] {
-			o.Jobs = append(o.Jobs, sm.folded())
-		}
+	for _, sm := range append(running.sms, done.sms...) {
+		o.Jobs = append(o.Jobs, sm.folded())
 	}
 	return o
+}
+
+// newest keeps the n newest summaries offered, newest first.
+type newest struct {
+	n   int
+	sms []summary
+}
+
+func newestOf(n int) *newest { return &newest{n: max(n, 0)} }
+
+// offer keeps e if it is among the n newest so far. Service.mu is held
+// (it reads e's summary).
+func (k *newest) offer(e *entry) {
+	if k.n == 0 || (len(k.sms) == k.n && cmpEntry(e, k.sms[k.n-1].e) < 0) {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(k.sms, e, func(sm summary, e *entry) int { return -cmpEntry(sm.e, e) })
+	sm := summary{e: e, job: Job{ID: e.id, Channel: ChannelPrefix + e.id, Type: e.typ, State: e.state, Created: e.created}}
+	k.sms = slices.Insert(k.sms, i, sm)
+	if len(k.sms) > k.n {
+		k.sms = k.sms[:k.n]
+	}
 }
 
 // summary is an entry and the job as its summary describes it.
