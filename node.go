@@ -270,9 +270,10 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 }
 
 // Handler serves every HTTP route of the API (docs/api.md), the WebSocket
-// endpoint /v1/ws, the connections admin API and /metrics. Mount it on
-// your own mux (its routes all start with /v1/, plus /healthz and
-// /metrics); serve it on a listener from Listen, with
+// endpoint /v1/ws, the connections admin API, the admin dashboard (/admin)
+// and /metrics. Mount it on your own mux at the root (its routes all start
+// with /v1/, plus /healthz, /metrics and /admin); serve it on a listener
+// from Listen, with
 // http.Server.ConnContext set to ConnContext, for full departure
 // detection (see the package documentation for what is lost without).
 func (n *Node) Handler() http.Handler { return n.handler }
