@@ -497,20 +497,27 @@ func (s *Service) Await(ctx context.Context, id string) (Job, error) {
 // refreshLocked reads e's channel past what was folded and returns the
 // job. e.mu is held.
 func (s *Service) refreshLocked(ctx context.Context, e *entry) (Job, error) {
+	// A slim entry (a final job's summary) is folded again from its
+	// start into a fresh Job, swapped in only once the read succeeded: a
+	// failed read (a context ending) leaves the summary as it was.
+	job := &e.job
 	if e.slim {
-		e.job, e.slim = Job{}, false
+		job = &Job{}
 	}
-	after := cmp.Or(e.job.Cursor, store.Start)
+	after := cmp.Or(job.Cursor, store.Start)
 	for {
 		res, err := s.st.Read(ctx, ChannelPrefix+e.id, after, 256)
 		if err != nil {
 			return e.job, err
 		}
-		fold(&e.job, res.Messages)
+		fold(job, res.Messages)
 		if len(res.Messages) < 256 {
 			break
 		}
 		after = res.Next
+	}
+	if e.slim {
+		e.job, e.slim = *job, false
 	}
 	return s.syncLocked(e), nil
 }
