@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +33,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 	const ch = "churn"
 	n := r.cfg.ChurnClients
 	total := max(1, int(float64(r.cfg.ChurnRate)*r.cfg.ChurnDuration.Seconds()))
-	hc := &http.Client{Transport: &http.Transport{DialContext: (&dialer{spread: true}).DialContext, DisableKeepAlives: true}}
-	defer hc.CloseIdleConnections()
+	d := &dialer{spread: true}
 
 	// The channel exists before the clients come (Nchan answers a
 	// subscriber of an unknown channel the same as one of an empty one,
@@ -73,7 +71,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 			session := func(budget time.Duration, want int) {
 				sctx, cancel := context.WithTimeout(ctx, budget)
 				defer cancel()
-				s, err := openSSE(sctx, hc, in.sys, in.addr, ch, last, true)
+				s, err := openSSE(sctx, d, in.sys, in.addr, ch, last, true)
 				if err != nil {
 					if sctx.Err() == nil {
 						failures.Add(1)
@@ -89,7 +87,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 					}
 					if seq, _, ok := parsePayload(ev.data); ok {
 						c.see(seq)
-						last = ev.id
+						last = string(ev.id)
 					}
 				}
 			}

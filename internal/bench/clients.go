@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync/atomic"
 )
 
@@ -260,79 +258,6 @@ func (s *wsSub) reset() {
 	}
 	s.c.Close()
 }
-
-// sseEvent is one Server-Sent Event.
-type sseEvent struct {
-	id   string
-	data []byte
-}
-
-// sseStream reads one SSE response: tether's /v1/channels/<ch>/events or
-// Nchan's EventSource subscriber.
-type sseStream struct {
-	res *http.Response
-	br  *bufio.Reader
-}
-
-// openSSE opens a stream of ch. lastID resumes after an event id; when it
-// is empty the stream starts from the oldest retained message if fromStart
-// is set, else with the messages published from now on.
-func openSSE(ctx context.Context, c *http.Client, sys System, addr, ch, lastID string, fromStart bool) (*sseStream, error) {
-	var u string
-	switch sys.kind() {
-	case Tether:
-		u = "http://" + addr + "/v1/channels/" + ch + "/events"
-		if lastID == "" && fromStart {
-			u += "?after=0"
-		}
-	case Nchan:
-		u = "http://" + addr + "/sub/" + ch
-	default:
-		return nil, fmt.Errorf("bench: %s has no SSE", sys)
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("bench: SSE %s: %w", u, err)
-	}
-	if res.StatusCode != 200 {
-		res.Body.Close()
-		return nil, fmt.Errorf("bench: SSE %s: %s", u, res.Status)
-	}
-	return &sseStream{res: res, br: bufio.NewReaderSize(res.Body, 4096)}, nil
-}
-
-// next returns the next event that has data.
-func (s *sseStream) next() (sseEvent, error) {
-	var ev sseEvent
-	for {
-		line, err := s.br.ReadSlice('\n')
-		if err != nil {
-			return ev, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0:
-			if ev.data != nil {
-				return ev, nil
-			}
-			ev = sseEvent{}
-		case bytes.HasPrefix(line, []byte("id:")):
-			ev.id = strings.TrimSpace(string(line[3:]))
-		case bytes.HasPrefix(line, []byte("data:")):
-			ev.data = bytes.Clone(bytes.TrimSpace(line[5:]))
-		}
-	}
-}
-
-func (s *sseStream) close() { s.res.Body.Close() }
 
 // longPoll holds one long-poll request of ch open until it is answered or
 // ctx ends: tether's GET /v1/channels/<ch>/messages with the longest wait,

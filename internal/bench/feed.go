@@ -34,7 +34,7 @@ func openFeed(ctx context.Context, in *instance, tr, ch string, d *dialer, hc *h
 		}
 		return dialWS(dctx, in.sys, in.addr, ch, d)
 	case "sse":
-		s, err := openSSE(ctx, hc, in.sys, in.addr, ch, "", true)
+		s, err := openSSE(ctx, d, in.sys, in.addr, ch, "", true)
 		if err != nil {
 			return nil, err
 		}

@@ -146,7 +146,7 @@ func (r *runner) holdOne(ctx context.Context, in *instance, tr, ch string, d *di
 		s.drain()
 		return nil
 	case "sse":
-		s, err := openSSE(ctx, hc, in.sys, in.addr, ch, "", false)
+		s, err := openSSE(ctx, d, in.sys, in.addr, ch, "", false)
 		if err != nil {
 			return err
 		}
