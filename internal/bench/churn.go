@@ -13,7 +13,7 @@ import (
 // socket.io keeps no history to resume from, so it has no case here.
 func (r *runner) churnCases() []benchCase {
 	return []benchCase{{scenario: "churn", name: fmt.Sprintf("clients=%d rate=%d/s", r.cfg.ChurnClients, r.cfg.ChurnRate),
-		systems: []System{Tether, TetherBefore, Nchan, SocketIO},
+		systems: []System{Tether, TetherBefore, Nchan, SocketIO, Centrifugo},
 		skipFor: map[System]string{SocketIO: noResume},
 		run: func(ctx context.Context, sys System) (measure, error) {
 			return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
@@ -81,7 +81,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 				connects.Add(1)
 				defer s.close()
 				for got := 0; got < want; got++ {
-					ev, err := s.next()
+					ev, err := s.message()
 					if err != nil {
 						return
 					}

@@ -153,7 +153,7 @@ func (r *runner) holdOne(ctx context.Context, in *instance, tr, ch string, d *di
 		done()
 		defer s.close()
 		for {
-			if _, err := s.next(); err != nil {
+			if _, err := s.message(); err != nil {
 				return nil
 			}
 		}

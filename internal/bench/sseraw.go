@@ -45,6 +45,8 @@ type sseStream struct {
 	chunkEnded bool  // a chunk's data was read and its CRLF is next
 	line       []byte
 	ev         sseEvent
+
+	cf *centrifugoSSE // set for a Centrifugo stream, whose events are not one message each
 }
 
 // openSSE opens a stream of ch through d, for as long as ctx lasts.
@@ -62,6 +64,12 @@ func openSSE(ctx context.Context, d *dialer, sys System, addr, ch, lastID string
 		}
 	case Nchan:
 		path = "/sub/" + ch
+	case Centrifugo:
+		var err error
+		if path, err = centrifugoSSEPath(ch, lastID, fromStart); err != nil {
+			return nil, err
+		}
+		lastID = ""
 	default:
 		return nil, fmt.Errorf("bench: %s has no SSE", sys)
 	}
@@ -70,6 +78,9 @@ func openSSE(ctx context.Context, d *dialer, sys System, addr, ch, lastID string
 		return nil, fmt.Errorf("bench: SSE %s%s: %w", addr, path, err)
 	}
 	s := &sseStream{c: c, br: bufio.NewReaderSize(c, 4096)}
+	if sys == Centrifugo {
+		s.cf = &centrifugoSSE{}
+	}
 	s.stop = context.AfterFunc(ctx, func() { c.Close() })
 	if err := s.handshake(addr, path, lastID); err != nil {
 		s.close()
@@ -115,6 +126,15 @@ func (s *sseStream) startBody(res *http.Response) error {
 		s.left = res.ContentLength
 	}
 	return nil
+}
+
+// message returns the next message of the stream (valid until the next
+// call): an event with data, or for Centrifugo a publication.
+func (s *sseStream) message() (sseEvent, error) {
+	if s.cf != nil {
+		return s.cf.next(s)
+	}
+	return s.next()
 }
 
 // next returns the next event that has data (valid until the next call).
