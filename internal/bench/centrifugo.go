@@ -84,10 +84,10 @@ func centrifugoAPI(ctx context.Context, c *http.Client, addr, method string, bod
 	return b, nil
 }
 
-// centrifugoPublishBody is the publish command of payload p to ch: p is
-// plain ASCII, so it goes in a JSON string unescaped, as tether's does.
-func centrifugoPublishBody(ch string, p []byte) []byte {
-	b := make([]byte, 0, len(p)+len(ch)+32)
+// appendCentrifugoPublish appends to b the publish command of payload p
+// to ch: p is plain ASCII, so it goes in a JSON string unescaped, as
+// tether's does.
+func appendCentrifugoPublish(b []byte, ch string, p []byte) []byte {
 	b = append(b, `{"channel":`...)
 	b = strconv.AppendQuote(b, ch)
 	b = append(b, `,"data":"`...)

@@ -77,7 +77,7 @@ func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p
 		body = make([]byte, 0, len(p)+2)
 		body = append(append(append(body, '"'), p...), '"')
 	case Centrifugo:
-		_, err := centrifugoAPI(ctx, c, addr, "publish", centrifugoPublishBody(ch, p))
+		_, err := centrifugoAPI(ctx, c, addr, "publish", appendCentrifugoPublish(nil, ch, p))
 		return err
 	default:
 		u = "http://" + addr + "/pub/" + ch
