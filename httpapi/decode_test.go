@@ -69,6 +69,8 @@ func TestDecodeMessage(t *testing.T) {
 		"\"line\\nbreak\"": "\"line\\nbreak\"",
 		"\n\t42\n":         `42`,
 		`null`:             `null`,
+		`{"a":"b c"}`:      `{"a":"b c"}`,
+		`{"a":[1,"x"]}`:    `{"a":[1,"x"]}`,
 	} {
 		got, e := decodeMessage([]byte(in))
 		if e != nil || string(got) != want {

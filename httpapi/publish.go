@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/tether-run/tether/store"
@@ -46,5 +47,24 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if res.Duplicate {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, publishResponse{Channel: channel, ID: res.ID})
+	writeBody(w, http.StatusCreated, appendPublishResponse(make([]byte, 0, 64+len(res.ID)), channel, res.ID))
+}
+
+// appendPublishResponse appends the publish answer's JSON and its newline,
+// byte for byte what writeJSON makes of publishResponse, without
+// reflection: the channel is a valid name (letters, digits and "-_.:"),
+// and a cursor is written as it is when it holds no byte that
+// encoding/json would escape (engines mint ASCII digits and separators).
+func appendPublishResponse(b []byte, channel string, id store.Cursor) []byte {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(publishResponse{Channel: channel, ID: id})
+			return append(append(b, j...), '\n')
+		}
+	}
+	b = append(b, `{"channel":"`...)
+	b = append(b, channel...)
+	b = append(b, `","id":"`...)
+	b = append(b, id...)
+	return append(b, "\"}\n"...)
 }

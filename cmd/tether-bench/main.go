@@ -30,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	fs.SetOutput(stderr)
 	scale := fs.String("scale", "full", "preset: tiny, small or full")
 	scenarios := fs.String("scenarios", strings.Join(tbench.Scenarios, ","), "comma-separated scenarios to run")
-	systems := fs.String("systems", "tether,nchan,socketio", "comma-separated systems: tether, nchan, socketio (tether-before: see --tether-before)")
+	systems := fs.String("systems", "tether,centrifugo,nchan,socketio", "comma-separated systems: tether, centrifugo, nchan, socketio (tether-before: see --tether-before)")
 	out := fs.String("out", "bench-out", "`directory` for results.json and the PNG plots")
 	fs.StringVar(&o.bin, "tether-bin", "", "tether binary to measure (default: go build ./cmd/tether from --repo)")
 	before := fs.String("tether-before", "", "a second tether `binary`, measured as the system tether-before in the same run, right after tether (for example one built from the base commit)")
@@ -74,6 +75,9 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	fs.StringVar(&o.markdown, "markdown", "", "print the Markdown tables of an earlier run's results.json `file`, and exit")
 	fs.BoolVar(&o.replot, "replot", false, "with --markdown: also redraw the plots beside the file")
 	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated, for tether and tether-before alike (default: none, tether's defaults)")
+	transports := fs.String("transports", "", "comma-separated transports of the idle and fan-out scenarios: websocket, tcp, sse, long-poll (default: all)")
+	publishers := fs.String("publishers", "", "comma-separated publisher counts of the publish scenario (default: the preset's)")
+	detect := fs.String("detect-modes", "", "comma-separated departures of the detection scenario: rst, fin, silent (default: all)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	engine := fs.String("tether-engine", "pebble", "tether's store: pebble (embedded) or nats (JetStream: a fresh single-node nats-server per case, built from the pinned module unless --nats-bin)")
 	fs.StringVar(&o.natsBin, "nats-bin", "", "nats-server binary for --tether-engine nats (default: go build it)")
@@ -112,6 +116,23 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	}
 	if *silent > 0 {
 		cfg.SilentTimeout = *silent
+	}
+	if *transports != "" {
+		cfg.IdleTransports = strings.Split(*transports, ",")
+		cfg.FanoutTransports = cfg.IdleTransports
+	}
+	if *detect != "" {
+		cfg.DetectModes = strings.Split(*detect, ",")
+	}
+	if *publishers != "" {
+		cfg.PublishConcurrency = nil
+		for _, p := range strings.Split(*publishers, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || n < 1 {
+				return cfg, o, fmt.Errorf("--publishers %q: want positive integers", *publishers)
+			}
+			cfg.PublishConcurrency = append(cfg.PublishConcurrency, n)
+		}
 	}
 	cfg.TetherArgs = strings.Fields(*tflags)
 	switch cfg.Engine = *engine; *engine {

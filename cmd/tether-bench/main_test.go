@@ -32,7 +32,8 @@ func TestFlags(t *testing.T) {
 	var stderr bytes.Buffer
 	cfg, o, err := parseFlags([]string{"--scale", "tiny", "--systems", "tether, nchan", "--scenarios", "idle,fanout",
 		"--repeat", "2", "--idle-conns", "7", "--silent-timeout", "3s", "--tether-flags", "--max-lag 1s",
-		"--tether-bin", "/bin/true", "--out", "o"}, &stderr)
+		"--tether-bin", "/bin/true", "--out", "o", "--transports", "websocket,sse", "--publishers", "64,8",
+		"--detect-modes", "rst"}, &stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,9 @@ func TestFlags(t *testing.T) {
 	if !slices.Equal(cfg.Systems, want.Systems) || !slices.Equal(cfg.Scenarios, want.Scenarios) ||
 		cfg.Repeat != want.Repeat || cfg.IdleConns != want.IdleConns || cfg.SilentTimeout != want.SilentTimeout ||
 		!slices.Equal(cfg.TetherArgs, want.TetherArgs) || cfg.TetherBin != want.TetherBin || cfg.Out != want.Out ||
-		cfg.Engine != want.Engine {
+		cfg.Engine != want.Engine || !slices.Equal(cfg.IdleTransports, []string{"websocket", "sse"}) ||
+		!slices.Equal(cfg.FanoutTransports, cfg.IdleTransports) || !slices.Equal(cfg.PublishConcurrency, []int{64, 8}) ||
+		!slices.Equal(cfg.DetectModes, []string{"rst"}) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
 	}
 	if o.repo != "." || !filepath.IsAbs(cfg.RepoDir) {
@@ -53,7 +56,7 @@ func TestFlags(t *testing.T) {
 		!slices.Equal(cfg.Systems, want) || cfg.TetherBeforeBin != "/bin/true" {
 		t.Errorf("--tether-before: systems %v, binary %q, %v; want %v and /bin/true", cfg.Systems, cfg.TetherBeforeBin, err, want)
 	}
-	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"extra"}, {"--tether-before", "/nonexistent"}} {
+	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"--publishers", "0"}, {"extra"}, {"--tether-before", "/nonexistent"}} {
 		if _, _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
 		}

@@ -1,7 +1,7 @@
 // Package bench is tether's load harness: it drives real connections on
-// loopback against a tether server and its peers (Nchan, socket.io), each a
-// separate process started and stopped by the harness, and reports the
-// figures side by side with their ratios.
+// loopback against a tether server and its peers (Centrifugo, Nchan,
+// socket.io), each a separate process started and stopped by the harness,
+// and reports the figures side by side with their ratios.
 //
 // Scenarios (see Config and each run* function):
 //
@@ -21,8 +21,14 @@
 //     the server reports the end.
 //
 // The systems are tether, a second tether build (TetherBefore, to compare
-// two builds of the server in one run), Nchan and socket.io. The framed
-// protocol on TCP is tether's own; socket.io runs WebSocket only.
+// two builds of the server in one run), Centrifugo, Nchan and socket.io.
+// The framed protocol on TCP is tether's own; long-poll is tether's and
+// Nchan's; socket.io runs WebSocket only.
+//
+// The clients are the harness's own, lean so that they are not what a
+// figure measures: rawWS for WebSocket, sseStream for SSE, rawPoster for
+// the publish scenario's HTTP requests; net/http's client for long-poll
+// and the single publisher of the other scenarios.
 //
 // Every message carries the same 64-byte payload (see payload.go) with a
 // sequence number and its send time, so that the checks and latencies are

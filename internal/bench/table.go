@@ -48,7 +48,8 @@ var scenarioMetrics = map[string][]metricDef{
 }
 
 // printTable writes one scenario's results: a row per case and metric, a
-// column per system, and tether's ratio to each peer.
+// column per system, and the first system's ratio (tether's, when it is
+// listed first) to each other.
 func printTable(w io.Writer, scenario string, results []Result) {
 	fmt.Fprintf(w, "\n== %s ==\n", scenario)
 	for _, row := range tableRows(scenario, results) {
@@ -66,7 +67,7 @@ func tableRows(scenario string, results []Result) []string {
 	for i, s := range systems {
 		head = append(head, string(s))
 		if i > 0 {
-			head = append(head, "tether/"+string(s))
+			head = append(head, string(systems[0])+"/"+string(s))
 		}
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
