@@ -21,10 +21,17 @@ import (
 // older than a subscriber's wake-up, so an empty page is never reused (the
 // subscriber would Wait, return at once and read the same empty page
 // again); a non-empty one always moves its reader forward.
+//
+// Finished pages are forgotten sharedPageTTL after their read: by the next
+// read of their channel, or by a sweep that a runtime timer runs while any
+// page is kept, so that an idle server holds no messages (a fan-out of
+// large messages to many channels would otherwise keep them until each
+// channel is read again).
 type sharedReads struct {
-	mu     sync.Mutex
-	chans  map[string][]*page
-	flight int // pages started, for the occasional sweep
+	mu      sync.Mutex
+	chans   map[string][]*page // guarded by mu
+	sweeper *time.Timer        // guarded by mu; nil until the first page
+	armed   bool               // guarded by mu: the sweeper will fire
 }
 
 // page is one read of a channel after a cursor, and its message frames
@@ -106,8 +113,9 @@ const (
 	sharedPageTTL = time.Second
 	// maxSharedPages bounds the pages kept per channel.
 	maxSharedPages = 16
-	// sweepEvery is how many reads pass between sweeps of idle channels.
-	sweepEvery = 1024
+	// sweepAfter is how long after a page is kept the sweeper runs: a
+	// page is stale by then.
+	sweepAfter = 2 * sharedPageTTL
 )
 
 // read returns a page of channel after the cursor, sharing a read in
@@ -148,9 +156,7 @@ func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, 
 	}
 	p := &page{channel: channel, after: after, limit: limit, done: make(chan struct{}), started: now}
 	r.chans[channel] = append(r.prune(r.chans[channel], now), p)
-	if r.flight++; r.flight%sweepEvery == 0 {
-		r.sweep(now)
-	}
+	r.armLocked()
 	r.mu.Unlock()
 
 	// The read serves every joiner, so one subscriber's end must not fail
@@ -194,8 +200,27 @@ func (r *sharedReads) prune(pages []*page, now time.Time) []*page {
 	return kept
 }
 
-// sweep forgets channels whose pages are all stale. r.mu is held.
-func (r *sharedReads) sweep(now time.Time) {
+// armLocked makes the sweeper fire sweepAfter from now, unless it will
+// fire already. r.mu is held.
+func (r *sharedReads) armLocked() {
+	switch {
+	case r.armed:
+	case r.sweeper == nil:
+		r.sweeper = time.AfterFunc(sweepAfter, r.sweep)
+	default:
+		r.sweeper.Reset(sweepAfter)
+	}
+	r.armed = true
+}
+
+// sweep runs on the sweeper's firing: it forgets the pages that are stale
+// and the channels left with none, and comes back while pages are kept.
+// Once none is, the map is let go (Go maps never shrink).
+func (r *sharedReads) sweep() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.armed = false
+	now := time.Now()
 	for ch, pages := range r.chans {
 		if pages = r.prune(pages, now); len(pages) == 0 {
 			delete(r.chans, ch)
@@ -203,6 +228,11 @@ func (r *sharedReads) sweep(now time.Time) {
 			r.chans[ch] = pages
 		}
 	}
+	if len(r.chans) == 0 {
+		r.chans = nil
+		return
+	}
+	r.armLocked()
 }
 
 // encodeMessages encodes the message frames of msgs in f. Each frame's

@@ -149,3 +149,41 @@ func TestSharedReadsSurviveLeaderCancel(t *testing.T) {
 		t.Fatalf("second reader = %+v, %v", p, err)
 	}
 }
+
+// Pages of channels nobody reads again are forgotten by the sweeper, not
+// kept until the next read of their channel: an idle server holds no
+// messages in its shared pages.
+func TestSharedReadsForgetIdleChannels(t *testing.T) {
+	st := openCounting(t)
+	ctx := context.Background()
+	var reads sharedReads
+	for i := range 100 {
+		ch := fmt.Sprintf("idle.%d", i)
+		if _, err := st.Append(ctx, ch, []byte(`"x"`), store.AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reads.read(ctx, st, ch, store.Start, 10, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := func() int {
+		reads.mu.Lock()
+		defer reads.mu.Unlock()
+		return len(reads.chans)
+	}
+	if n := kept(); n != 100 {
+		t.Fatalf("%d channels with pages after 100 reads, want 100", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for kept() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d channels still hold pages 10s after their reads (pages live %v)", kept(), sharedPageTTL)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval against the deadline
+	}
+	reads.mu.Lock()
+	defer reads.mu.Unlock()
+	if reads.chans != nil || reads.armed {
+		t.Fatalf("after the last sweep: map %v, armed %v; want the map let go and the sweeper idle", reads.chans != nil, reads.armed)
+	}
+}
