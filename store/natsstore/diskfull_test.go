@@ -76,15 +76,15 @@ func TestVolumeFullRefusesAppends(t *testing.T) {
 	if cpu > wall/2+200*time.Millisecond {
 		t.Errorf("the failing append used %v of CPU in %v; want no spinning", cpu, wall)
 	}
-	r, err := s.Read(t.Context(), "vol", store.Start, 10_000)
-	if err != nil || len(r.Messages) != len(acked) {
-		t.Fatalf("Read on a full volume = %d messages, %v; want %d", len(r.Messages), err, len(acked))
+	msgs, next, err := readAll(t, s)
+	if err != nil || len(msgs) != len(acked) {
+		t.Fatalf("Read on a full volume = %d messages, %v; want %d", len(msgs), err, len(acked))
 	}
-	if b, err := s.Bounds(t.Context(), "vol"); err != nil || b.Latest != r.Next {
-		t.Fatalf("Bounds on a full volume = %+v, %v; want latest %s", b, err, r.Next)
+	if b, err := s.Bounds(t.Context(), "vol"); err != nil || b.Latest != next {
+		t.Fatalf("Bounds on a full volume = %+v, %v; want latest %s", b, err, next)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-	err = s.Wait(ctx, "vol", r.Next)
+	err = s.Wait(ctx, "vol", next)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait at the end on a full volume: %v; want it to block until its deadline", err)
@@ -113,12 +113,12 @@ func TestVolumeFullRefusesAppends(t *testing.T) {
 			t.Fatalf("append after the volume grew and the server restarted: %v", err)
 		}
 	}
-	r, err = rs.Read(t.Context(), "vol", store.Start, 10_000)
+	msgs, _, err = readAll(t, rs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[store.Cursor]bool{}
-	for _, m := range r.Messages {
+	for _, m := range msgs {
 		if seen[m.ID] {
 			t.Errorf("message %s read twice after the restart", m.ID)
 		}
@@ -129,7 +129,26 @@ func TestVolumeFullRefusesAppends(t *testing.T) {
 			t.Errorf("acknowledged message %s (key %s) missing after the restart", id, key)
 		}
 	}
-	t.Logf("after the restart: %d messages, %d acknowledged", len(r.Messages), len(acked))
+	t.Logf("after the restart: %d messages, %d acknowledged", len(msgs), len(acked))
+}
+
+// readAll reads channel "vol" from the start, a page of 64 at a time (a
+// page of 64 KiB messages is one round trip per message), and returns its
+// messages and the cursor after the last.
+func readAll(t *testing.T, st store.Store) ([]store.Message, store.Cursor, error) {
+	var msgs []store.Message
+	cur := store.Start
+	for {
+		r, err := st.Read(t.Context(), "vol", cur, 64)
+		if err != nil {
+			return msgs, cur, err
+		}
+		msgs = append(msgs, r.Messages...)
+		if len(r.Messages) == 0 {
+			return msgs, r.Next, nil
+		}
+		cur = r.Next
+	}
 }
 
 // cpuTime is the CPU time this process has used, user and system: the
