@@ -80,15 +80,17 @@ func TestEvictIdleChannels(t *testing.T) {
 
 	clock.Advance(2 * time.Minute)
 	eventually(t, "idle channels evicted", func() bool { return s.channelCount() == 0 })
-	// The channel state is about 100 bytes a channel. Pebble's compactions
-	// of what was just written come and go meanwhile, holding buffers of
-	// their own: poll until they are done with them.
-	grew := int64(loaded) - int64(before)
+	// The channel state is about 100 bytes a channel, its name included;
+	// what Pebble holds (its cache, table metadata, compactions finishing)
+	// differs from one measure to the next, more so under the race
+	// detector, so the test asks for the state's share to be freed, polling
+	// while compactions come and go.
+	const freedPerChannel = 64
 	var evicted uint64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		evicted = heapInUse(t, s)
-		if kept := int64(evicted) - int64(before); kept <= grew/4 || time.Now().After(deadline) {
+		if int64(loaded)-int64(evicted) >= int64(n)*freedPerChannel || time.Now().After(deadline) {
 			break
 		}
 		select {
@@ -99,8 +101,8 @@ func TestEvictIdleChannels(t *testing.T) {
 	}
 	t.Logf("%d channels: heap %d KiB before, %d KiB with every channel in memory, %d KiB after eviction",
 		n, before>>10, loaded>>10, evicted>>10)
-	if kept := int64(evicted) - int64(before); grew < int64(n)*50 || kept > grew/4 {
-		t.Errorf("heap grew by %d bytes with %d channels in memory and still holds %d after eviction; want most of it back", grew, n, kept)
+	if freed := int64(loaded) - int64(evicted); freed < int64(n)*freedPerChannel {
+		t.Errorf("eviction of %d channels freed %d bytes of heap; want at least %d a channel", n, freed, freedPerChannel)
 	}
 	s.mu.RLock()
 	peak := s.chansPeak
