@@ -213,7 +213,7 @@ func TestEvictedChannelsAgeOut(t *testing.T) {
 // follower sees every message once, in order, with no Wait left hanging.
 func TestEvictionUnderLoad(t *testing.T) {
 	s := openTest(t, Config{ChannelIdle: time.Nanosecond, TrimInterval: 10 * time.Millisecond})
-	const channels, per = 4, 150
+	const channels, per = 6, 150
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -230,16 +230,26 @@ func TestEvictionUnderLoad(t *testing.T) {
 				}
 			}
 		})
-		for range 2 {
-			wg.Go(func() { follow(ctx, t, s, ch, per) })
-		}
+		// Half the channels have a follower that Waits, which keeps their
+		// state in memory while it waits; the others only pollers.
+		wg.Go(func() { follow(ctx, t, s, ch, per, c%2 == 0) })
+		wg.Go(func() { follow(ctx, t, s, ch, per, false) })
 	}
 	wg.Wait()
+	s.mu.RLock()
+	dropped := s.dropped
+	s.mu.RUnlock()
+	if dropped == 0 {
+		t.Error("no channel state was dropped during the load; the test exercised nothing")
+	}
+	t.Logf("channel state dropped %d times during the load", dropped)
 }
 
-// follow reads ch from the start with Wait until it has seen want
-// messages, checking their order.
-func follow(ctx context.Context, t *testing.T, s *Store, ch string, want int) {
+// follow reads ch from the start until it has seen want messages,
+// checking their order. Caught up, it Waits, or (without wait) polls every
+// millisecond, holding no Wait, so that the channel's state is evicted and
+// loaded again under its reads.
+func follow(ctx context.Context, t *testing.T, s *Store, ch string, want int, wait bool) {
 	cur, seen := store.Start, 0
 	for seen < want {
 		r, err := s.Read(ctx, ch, cur, 32)
@@ -255,7 +265,14 @@ func follow(ctx context.Context, t *testing.T, s *Store, ch string, want int) {
 			}
 		}
 		cur = r.Next
-		if len(r.Messages) == 0 {
+		if len(r.Messages) == 0 && !wait {
+			select {
+			case <-time.After(time.Millisecond):
+			case <-ctx.Done():
+				t.Errorf("follower of %s: %d of %d seen: %v", ch, seen, want, ctx.Err())
+				return
+			}
+		} else if len(r.Messages) == 0 {
 			if err := s.Wait(ctx, ch, cur); err != nil {
 				t.Errorf("Wait(%s, %s) with %d of %d seen: %v", ch, cur, seen, want, err)
 				return
