@@ -273,7 +273,7 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 	}
 	st, err := pebblestore.Open(pebblestore.Config{
 		Dir: n.cfg.DataDir, Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
-		Reserve: n.cfg.DataReserve,
+		Reserve: n.cfg.DataReserve, ChannelIdle: n.cfg.ChannelIdle,
 	})
 	switch {
 	case errors.Is(err, pebblestore.ErrLocked):

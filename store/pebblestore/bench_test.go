@@ -105,3 +105,27 @@ func openBench(b *testing.B) *Store {
 	})
 	return s
 }
+
+// BenchmarkBounds measures Bounds of a channel whose state is in memory
+// (Warm) and of one whose state was evicted and is loaded from its meta on
+// disk (Cold): what a channel's first use after ChannelIdle costs.
+func BenchmarkBounds(b *testing.B) {
+	for _, cold := range []bool{false, true} {
+		b.Run(map[bool]string{false: "Warm", true: "Cold"}[cold], func(b *testing.B) {
+			s := openBench(b)
+			if _, err := s.Append(b.Context(), "bench", make([]byte, 128), store.AppendOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if cold {
+					s.mu.Lock()
+					s.dropLocked("bench")
+					s.mu.Unlock()
+				}
+				if bd, err := s.Bounds(b.Context(), "bench"); err != nil || bd.Latest != "1" {
+					b.Fatalf("Bounds = %+v, %v", bd, err)
+				}
+			}
+		})
+	}
+}

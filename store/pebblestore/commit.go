@@ -114,6 +114,7 @@ func (s *Store) runCommitter() {
 			}
 			s.commitAppends(s.collect(req))
 		case <-tick.C:
+			s.evictIdle()
 			s.trim()
 		case <-spaceTick:
 			s.checkSpace()
@@ -247,7 +248,10 @@ func (s *Store) stage(bs *batchState, req *appendReq) (store.AppendResult, error
 			return store.AppendResult{ID: formatCursor(e.seq), Time: time.Unix(0, e.nanos), Duplicate: true}, nil
 		}
 	}
-	c := s.edit(bs, req.channel)
+	c, err := s.edit(bs, req.channel)
+	if err != nil {
+		return store.AppendResult{}, err
+	}
 	c.last++
 	if c.first == c.last { // the channel held nothing before
 		c.firstNanos = bs.nanos
@@ -280,13 +284,11 @@ func (s *Store) isLatest(bs *batchState, req *appendReq) bool {
 	if c, ok := bs.chans[req.channel]; ok {
 		return c.last == req.expect
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var last uint64
-	if c := s.chans[req.channel]; c != nil {
-		last = c.last
+	c, err := s.current(req.channel)
+	if err != nil {
+		return true // stage meets the same error and fails the batch
 	}
-	return last == req.expect
+	return c.last == req.expect
 }
 
 // lookupIdem finds an idempotency key set within the dedup window, in this
@@ -318,18 +320,19 @@ func (s *Store) setIdem(bs *batchState, ik []byte, channel, key string, e idemEn
 }
 
 // edit returns the batch's working copy of a channel's state.
-func (s *Store) edit(bs *batchState, name string) *channelEdit {
+func (s *Store) edit(bs *batchState, name string) (*channelEdit, error) {
 	if c, ok := bs.chans[name]; ok {
-		return c
+		return c, nil
 	}
-	c := &channelEdit{first: 1}
-	s.mu.RLock()
-	if pub := s.chans[name]; pub != nil && pub.last > 0 {
-		*c = channelEdit{first: pub.first, last: pub.last, firstNanos: pub.firstNanos}
+	c, err := s.current(name)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.RUnlock()
-	bs.chans[name] = c
-	return c
+	if c.last == 0 {
+		c = channelEdit{first: 1}
+	}
+	bs.chans[name] = &c
+	return &c, nil
 }
 
 // finishBatch applies MaxMessages to the channels the batch touched and
@@ -364,24 +367,4 @@ func deleteMessages(b *pebble.Batch, channel string, from, to uint64) error {
 		}
 	}
 	return nil
-}
-
-// publish makes a committed batch visible: new bounds for readers, and a
-// wakeup for every Wait on a channel whose last moved.
-func (s *Store) publish(edits map[string]*channelEdit) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, e := range edits {
-		c := s.chans[name]
-		if c == nil {
-			c = &channel{}
-			s.chans[name] = c
-		}
-		moved := e.last != c.last
-		c.first, c.last, c.firstNanos = e.first, e.last, e.firstNanos
-		if moved && c.notify != nil {
-			close(c.notify)
-			c.notify = nil
-		}
-	}
 }

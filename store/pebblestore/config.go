@@ -62,6 +62,15 @@ type Config struct {
 	// commit writes up to 4 MiB.
 	Reserve int64
 
+	// ChannelIdle is how long a channel's state (its bounds, a few dozen
+	// bytes plus its name) stays in memory after its last append, read or
+	// Wait, while no Wait holds it. After that the committer drops it
+	// within ChannelIdle/8 plus a TrimInterval, and the next use loads it
+	// from its meta on disk: one point read. Zero means
+	// DefaultChannelIdle; negative keeps the state of every channel used
+	// since Open in memory.
+	ChannelIdle time.Duration
+
 	// fs replaces the operating system's filesystem when set. Tests use it
 	// to simulate crashes.
 	fs vfs.FS
@@ -100,6 +109,9 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	c.TrimInterval = max(c.TrimInterval, minTrimInterval)
+	if c.ChannelIdle == 0 {
+		c.ChannelIdle = DefaultChannelIdle
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}

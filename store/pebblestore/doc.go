@@ -61,6 +61,15 @@
 // log. A read-only store reopens the database for writing by itself once
 // the space is back; reads wait for the moment it takes.
 //
+// # Memory
+//
+// The store keeps the bounds and waiters of the channels in use in memory,
+// loaded from each channel's meta on disk when first used. A channel
+// unused for Config.ChannelIdle (DefaultChannelIdle, one minute) that no
+// Wait holds is dropped, so memory follows the channels in use rather
+// than every channel ever touched; retention still ages out the channels
+// that are not in memory, walking their metas on disk a slice per trim.
+//
 // # Cursors
 //
 // A cursor is the message's sequence number in its channel, in decimal: "1"

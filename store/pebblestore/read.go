@@ -32,7 +32,10 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 	}
 	defer done()
 
-	first, last := s.visible(channel)
+	first, last, err := s.visible(channel)
+	if err != nil {
+		return store.ReadResult{}, err
+	}
 	if cur > last {
 		return store.ReadResult{}, store.ErrCursorAhead
 	}
@@ -71,7 +74,10 @@ func (s *Store) Bounds(ctx context.Context, channel string) (store.Bounds, error
 	}
 	defer done()
 
-	first, last := s.visible(channel)
+	first, last, err := s.visible(channel)
+	if err != nil {
+		return store.Bounds{}, err
+	}
 	b := store.Bounds{Latest: formatCursor(last)}
 	if s.cfg.Retention.MaxAge == 0 {
 		if first <= last {
@@ -161,20 +167,26 @@ func (s *Store) Wait(ctx context.Context, channel string, after store.Cursor) er
 }
 
 // register returns a nil notify when a message after cur exists, or else
-// registers a waiter on the channel and returns what to wait on.
+// registers a waiter on the channel and returns what to wait on. A channel
+// with a waiter stays in memory.
 func (s *Store) register(name string, cur uint64) (*channel, chan struct{}, error) {
-	if _, last := s.visible(name); cur < last {
+	done, err := s.use()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	if _, last, err := s.visible(name); err != nil {
+		return nil, nil, err
+	} else if cur < last {
 		return nil, nil, nil
 	} else if cur > last {
 		return nil, nil, store.ErrCursorAhead
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.chans[name]
-	if c == nil {
-		c = &channel{first: 1}
-		s.chans[name] = c
+	c, err := s.lockedEntry(name, true)
+	if err != nil {
+		return nil, nil, err
 	}
+	defer s.mu.Unlock()
 	switch {
 	case cur < c.last: // appended since the check above
 		return nil, nil, nil
@@ -199,6 +211,6 @@ func (s *Store) deregister(name string, c *channel) {
 	}
 	c.notify = nil
 	if c.last == 0 && s.chans[name] == c {
-		delete(s.chans, name)
+		s.dropLocked(name)
 	}
 }

@@ -44,8 +44,22 @@ type Store struct {
 	queue         chan *appendReq
 	committerDone chan struct{}
 
-	mu    sync.RWMutex
-	chans map[string]*channel // guarded by mu
+	// mu guards the in-memory channel state (chans.go). dropped counts
+	// entries removed from chans; chansPeak is the most entries chans held
+	// since it was last made anew.
+	mu        sync.RWMutex
+	chans     map[string]*channel // guarded by mu
+	dropped   uint64              // guarded by mu
+	chansPeak int                 // guarded by mu
+
+	// clock is a coarse Config.Now in Unix nanoseconds, set on each
+	// committer tick: when a channel was last used. lastSweep is when
+	// evictIdle last looked for idle channels; owned by the committer.
+	clock     atomic.Int64
+	lastSweep int64
+	// coldFrom is the meta key the next trimCold starts from, nil for the
+	// first; owned by the committer.
+	coldFrom []byte
 
 	// lastNanos is the latest accept time handed out, so that stamps never
 	// go backwards. Owned by the committer goroutine (and Open before it).
@@ -58,24 +72,6 @@ type Store struct {
 type stats struct {
 	syncs   atomic.Int64 // batches committed with an fsync
 	appends atomic.Int64 // messages written (duplicates excluded)
-}
-
-// channel is the in-memory state of one channel. The committer writes first
-// and last under mu after the batch that moved them is durable, so a reader
-// never sees a seq before it is on disk, nor seq n+1 before n.
-type channel struct {
-	first uint64 // guarded by mu; first retained seq, > last when none
-	last  uint64 // guarded by mu; last appended seq, 0 when none
-
-	// notify is closed and cleared when last moves; nil while nobody
-	// waits. waiters counts Waits holding this channel. Both guarded by mu.
-	notify  chan struct{}
-	waiters int
-
-	// firstNanos is the accept time of message first, 0 when not known.
-	// Owned by the committer goroutine; used to skip channels with nothing
-	// to age out.
-	firstNanos int64
 }
 
 const (
@@ -104,6 +100,7 @@ func Open(cfg Config) (*Store, error) {
 		committerDone: make(chan struct{}),
 		chans:         map[string]*channel{},
 	}
+	s.clock.Store(cfg.Now().UnixNano())
 	if s.space, err = newSpace(cfg); err != nil {
 		return nil, err
 	}
@@ -188,8 +185,10 @@ func pebbleOptions(cfg Config, sp *space) (*pebble.Options, io.Closer) {
 // slowDisk is how long a disk operation may take before it is logged.
 const slowDisk = 5 * time.Second
 
-// load checks the format version and loads every channel's meta. After a
-// reopen it moves channels to what the disk holds, waking their waiters.
+// load checks the format version and finds the latest accept time in the
+// channels' meta; it keeps none of them in memory (chans.go loads a channel
+// when it is used). After a reopen it moves the channels in memory to what
+// the disk holds, waking their waiters.
 func (s *Store) load() error {
 	if err := s.checkVersion(); err != nil {
 		return err
@@ -202,20 +201,17 @@ func (s *Store) load() error {
 		return err
 	}
 	defer it.Close()
-	edits := map[string]*channelEdit{}
 	for it.First(); it.Valid(); it.Next() {
 		m, err := decodeMeta(it.Value())
 		if err != nil {
 			return fmt.Errorf("%w: meta of %q", err, it.Key()[1:])
 		}
-		edits[string(it.Key()[1:])] = &channelEdit{first: m.first, last: m.last}
 		s.lastNanos = max(s.lastNanos, m.lastNanos)
 	}
 	if err := it.Error(); err != nil {
 		return err
 	}
-	s.publish(edits)
-	return nil
+	return s.reload()
 }
 
 func (s *Store) checkVersion() error {
@@ -268,16 +264,6 @@ func (s *Store) use() (done func(), err error) {
 		return nil, errNoDB
 	}
 	return s.life.RUnlock, nil
-}
-
-// visible returns the published first and last seq of a channel.
-func (s *Store) visible(name string) (first, last uint64) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if c := s.chans[name]; c != nil {
-		return c.first, c.last
-	}
-	return 1, 0
 }
 
 var _ store.Store = (*Store)(nil)

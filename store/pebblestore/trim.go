@@ -2,9 +2,15 @@ package pebblestore
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 )
+
+// maxColdTrim bounds how many channel metas one trim walks to age out the
+// channels that are not in memory, so that a store with many channels ages
+// each of them out once every (channels / maxColdTrim) TrimIntervals.
+const maxColdTrim = 1024
 
 // maxIdemTrim bounds how many expired idempotency keys one trim deletes,
 // so that a backlog delays appends by one short batch per tick at most.
@@ -22,6 +28,10 @@ func (s *Store) trim() {
 	b := s.db.NewBatch()
 	defer b.Close()
 	edits, err := s.trimAge(b, now)
+	var cold map[string]*channelEdit
+	if err == nil {
+		cold, err = s.trimCold(b, now)
+	}
 	if err == nil {
 		err = s.trimIdem(b, now)
 	}
@@ -37,6 +47,7 @@ func (s *Store) trim() {
 		return
 	}
 	s.publish(edits)
+	s.publishCold(cold)
 }
 
 // ageCandidate is a channel whose oldest message may have expired.
@@ -45,7 +56,8 @@ type ageCandidate struct {
 	first, last uint64
 }
 
-// trimAge deletes every channel's messages older than MaxAge.
+// trimAge deletes the messages older than MaxAge of every channel in
+// memory.
 func (s *Store) trimAge(b *pebble.Batch, now int64) (map[string]*channelEdit, error) {
 	if s.cfg.Retention.MaxAge <= 0 {
 		return nil, nil
@@ -78,6 +90,71 @@ func (s *Store) trimAge(b *pebble.Batch, now int64) (map[string]*channelEdit, er
 		edits[cand.name] = &channelEdit{first: first, last: cand.last, firstNanos: firstNanos}
 	}
 	return edits, nil
+}
+
+// trimCold deletes the messages older than MaxAge of the channels that are
+// not in memory, walking up to maxColdTrim channel metas on disk from where
+// the last trim stopped (Store.coldFrom), round and round.
+func (s *Store) trimCold(b *pebble.Batch, now int64) (map[string]*channelEdit, error) {
+	if s.cfg.Retention.MaxAge <= 0 {
+		return nil, nil
+	}
+	cutoff := now - int64(s.cfg.Retention.MaxAge)
+	lower := []byte{kindMeta}
+	if s.coldFrom != nil {
+		lower = s.coldFrom
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{kindMeta + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	edits := map[string]*channelEdit{}
+	n := 0
+	for it.First(); it.Valid() && n < maxColdTrim; it.Next() {
+		n++
+		name := string(it.Key()[1:])
+		if s.inMemory(name) {
+			continue // trimAge's
+		}
+		m, err := decodeMeta(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("%w: meta of %q", err, name)
+		}
+		if m.first > m.last {
+			continue
+		}
+		if nanos, err := s.messageNanos(name, m.first); err != nil || nanos > cutoff {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		first, firstNanos, err := s.firstKept(ageCandidate{name, m.first, m.last}, cutoff)
+		if err != nil {
+			return nil, err
+		}
+		if err := deleteMessages(b, name, m.first, first); err != nil {
+			return nil, err
+		}
+		m.first, m.lastNanos = first, s.lastNanos
+		if err := b.Set(metaKey(name), m.encode(), nil); err != nil {
+			return nil, err
+		}
+		edits[name] = &channelEdit{first: first, last: m.last, firstNanos: firstNanos}
+	}
+	s.coldFrom = nil
+	if it.Valid() {
+		s.coldFrom = append([]byte{}, it.Key()...)
+	}
+	return edits, it.Error()
+}
+
+// inMemory reports whether a channel's state is in memory.
+func (s *Store) inMemory(name string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.chans[name] != nil
 }
 
 // firstKept finds the oldest message of a channel accepted after cutoff,
