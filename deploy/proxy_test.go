@@ -315,8 +315,15 @@ func testHalfClose(t *testing.T, f *front, wantAnswer bool, wantReason string) {
 	c.SetReadDeadline(time.Now().Add(generous))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if !wantAnswer {
+		// The proxy took the half-close for a departure: whatever it
+		// answers (nginx: nothing; Caddy: an empty 200), it is not
+		// tether's answer.
 		if err == nil {
-			t.Fatalf("half-closed client through %s got %s, want no answer (the proxy took the half-close for a departure)", f.name, resp.Status)
+			b, _ := io.ReadAll(resp.Body)
+			t.Logf("half-closed client through %s got %s %q", f.name, resp.Status, b)
+			if strings.Contains(string(b), `"messages"`) {
+				t.Fatalf("half-closed client through %s got tether's answer, want the departure the test expects", f.name)
+			}
 		}
 		return
 	}
