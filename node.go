@@ -156,9 +156,14 @@ func (n *Node) build(d deps) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
 	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
 	mux.Handle("/", n.api)     // the connections admin API included
-	// Browser rules (Host, CORS, cross-site refusals) first, then JSON
-	// errors, not redirects, for unclean paths.
-	n.handler = guard.Handler(httpapi.CleanPaths(mux))
+	// The client's address behind trusted proxies, then browser rules
+	// (Host, CORS, cross-site refusals), then JSON errors, not redirects,
+	// for unclean paths.
+	proxies, err := parseTrustedProxies(n.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	n.handler = proxies.handler(guard.Handler(httpapi.CleanPaths(mux)))
 	return nil
 }
 

@@ -213,6 +213,7 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 		cfg.AllowedHosts = append(cfg.AllowedHosts, splitList(v)...)
 		return nil
 	})
+	fs.Func("trusted-proxies", "reverse proxy `addresses` (IPs or CIDRs) whose X-Forwarded-For names the client, comma-separated or repeated (docs/deploy.md)", func(v string) error { cfg.TrustedProxies = append(cfg.TrustedProxies, splitList(v)...); return nil })
 	fs.StringVar(&opts.tlsCert, "tls-cert", "", "certificate `file` (PEM) for TLS on --addr and --tcp-addr; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key `file` (PEM) of --tls-cert")
 	fs.IntVar(&cfg.Limits.MaxConnections, "max-connections", limits.DefaultMaxConnections, "connections in total, all transports (negative: no limit)")
