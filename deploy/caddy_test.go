@@ -72,7 +72,7 @@ func startCaddy(t *testing.T, tp *tetherProc) *front {
 // deploy/caddy/Caddyfile, and shows what Caddy changes about the
 // departures tether sees.
 func TestCaddy(t *testing.T) {
-	tp := startTether(t)
+	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
 	f := startCaddy(t, tp)
 	testThroughProxy(t, f, seen{
 		halfCloseAnswered: false,
@@ -80,6 +80,6 @@ func TestCaddy(t *testing.T) {
 		pollCloseReason:   "closed",
 		pollResetReason:   "closed",
 		wsResetReason:     "closed",
-		remoteHost:        "127.0.0.1",
+		remoteHost:        clientIP, // --trusted-proxies and X-Forwarded-For
 	})
 }

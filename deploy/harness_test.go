@@ -241,11 +241,13 @@ func waitFor(t *testing.T, what string, cond func() bool, diags ...func() string
 	}
 }
 
-// freePort returns a loopback port that was free a moment ago, for the
-// proxies, which cannot report a port 0 they were given.
+// freePort returns a port that was free a moment ago on every address, for
+// the proxies, which cannot report a port 0 they were given. (Caddy binds
+// every address, which fails on a port that any socket holds, such as the
+// test clients' own connections from clientIP.)
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", ":0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func startNginx(t *testing.T, tp *tetherProc) *front {
 // nginx configured with deploy/nginx, and shows what nginx changes about
 // the departures tether sees.
 func TestNginx(t *testing.T) {
-	tp := startTether(t)
+	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
 	f := startNginx(t, tp)
 	testThroughProxy(t, f, seen{
 		// nginx takes any end of the client's input for a departure and
@@ -125,7 +125,7 @@ func TestNginx(t *testing.T) {
 		pollCloseReason: "closed",
 		pollResetReason: "closed",
 		wsResetReason:   "closed",
-		remoteHost:      "127.0.0.1",
+		remoteHost:      clientIP, // --trusted-proxies and X-Forwarded-For
 	})
 	t.Run("TCP", func(t *testing.T) { testTCPThroughStream(t, f) })
 }
