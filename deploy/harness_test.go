@@ -42,12 +42,16 @@ const clientIP = "127.0.0.2"
 // fraction of it, even on a loaded machine.
 const generous = 20 * time.Second
 
+// binDir holds the tether binary once built; TestMain removes it.
+var binDir string
+
 // buildTether builds cmd/tether once per test binary run.
 var buildTether = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "tether-deploy-bin-")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "tether")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/tether").CombinedOutput()
 	if err != nil {
@@ -58,8 +62,8 @@ var buildTether = sync.OnceValues(func() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bin, err := buildTether(); err == nil {
-		os.RemoveAll(filepath.Dir(bin))
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
