@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-run/tether/internal/netnstest"
 )
 
 // startCaddy runs caddy with deploy/caddy/Caddyfile, unchanged, in front of
@@ -16,6 +18,12 @@ import (
 // environment, with production defaults. The site is plain HTTP on a free
 // port, since Caddy's automatic HTTPS needs a public name and an ACME CA.
 func startCaddy(t *testing.T, tp *tetherProc) *front {
+	return startCaddyIn(t, tp, "", "127.0.0.1")
+}
+
+// startCaddyIn is startCaddy in network namespace ns ("": this one); its
+// clients reach it at ip.
+func startCaddyIn(t *testing.T, tp *tetherProc, ns, ip string) *front {
 	t.Helper()
 	if _, err := exec.LookPath("caddy"); err != nil {
 		t.Skip("caddy is not installed (Debian: apt-get install caddy; scripts/test.sh installs it as root)")
@@ -32,7 +40,7 @@ func startCaddy(t *testing.T, tp *tetherProc) *front {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	cmd := exec.Command("caddy", "run", "--config", conf, "--adapter", "caddyfile")
+	cmd := inNS(ns, "caddy", "run", "--config", conf, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(),
 		fmt.Sprintf("TETHER_SITE=http://%s:%d", siteName, port),
 		"TETHER_UPSTREAM="+tp.addr,
@@ -64,14 +72,15 @@ func startCaddy(t *testing.T, tp *tetherProc) *front {
 			t.Logf("caddy log:\n%s", out.String())
 		}
 	})
-	waitListening(t, fmt.Sprintf("127.0.0.1:%d", port), exited, logs)
-	return &front{name: "caddy", port: port, tether: tp}
+	waitListening(t, ns, fmt.Sprintf("%s:%d", ip, port), exited, logs)
+	return &front{name: "caddy", ip: ip, port: port, tether: tp, clientIP: clientAddr}
 }
 
 // TestCaddy runs long-poll, SSE and WebSocket through Caddy configured with
 // deploy/caddy/Caddyfile, and shows what Caddy changes about the
 // departures tether sees.
 func TestCaddy(t *testing.T) {
+	t.Parallel()
 	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
 	f := startCaddy(t, tp)
 	testThroughProxy(t, f, seen{
@@ -82,4 +91,18 @@ func TestCaddy(t *testing.T) {
 		wsResetReason:     "closed",
 		remoteHost:        clientIP, // --trusted-proxies and X-Forwarded-For
 	})
+}
+
+// TestCaddySilentClient pulls the cable of clients behind Caddy while a
+// long-poll waits and a WebSocket is open (testSilent).
+func TestCaddySilentClient(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("caddy"); err != nil {
+		t.Skip("caddy is not installed (Debian: apt-get install caddy; scripts/test.sh installs it as root)")
+	}
+	pair := netnstest.Setup(t)
+	tp := startTetherIn(t, pair.Server, "--trusted-proxies", "127.0.0.1")
+	f := startCaddyIn(t, tp, pair.Server, netnstest.ServerIP)
+	f.clientNS, f.clientIP = pair.Client, nil
+	testSilent(t, f, pair)
 }

@@ -85,6 +85,7 @@ func flagValue(args []string, name string) (string, bool) {
 // and stops it with its KillSignal: tether must exit 0 within its
 // --shutdown-grace, well inside TimeoutStopSec.
 func TestSystemdUnit(t *testing.T) {
+	t.Parallel()
 	bin, err := buildTether()
 	if err != nil {
 		t.Fatal(err)
@@ -358,6 +359,7 @@ var metricNames = regexp.MustCompile(`\b(tether|process|go)_[a-z_]+`)
 // install it, for its size), and, always, that every tether, process and
 // go series the rules read is one a running tether exports.
 func TestAlerts(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("promtool"); err != nil {
 		t.Log("promtool is not installed (Debian: prometheus): rule syntax not checked")
 	} else if out, err := exec.Command("promtool", "check", "rules", "prometheus/tether-alerts.yml").CombinedOutput(); err != nil {

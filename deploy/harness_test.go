@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tether-run/tether/internal/netnstest"
 )
 
 // siteName is the public name in the committed proxy configurations. The
@@ -37,6 +39,9 @@ const siteName = "tether.example.com"
 // address tether records (the proxy's, 127.0.0.1) is told apart from the
 // client's.
 const clientIP = "127.0.0.2"
+
+// clientAddr is clientIP as a local address to dial from.
+var clientAddr = &net.TCPAddr{IP: net.ParseIP(clientIP)}
 
 // generous bounds every wait; nothing here is expected to take more than a
 // fraction of it, even on a loaded machine.
@@ -80,12 +85,19 @@ type tetherProc struct {
 	addr    string // HTTP, host:port
 	tcpAddr string
 	done    chan struct{}
+	httpc   *http.Client // reaches addr (inside the network namespace, if any)
 }
 
 // startTether runs `tether serve` on free loopback ports (HTTP and TCP),
 // with data in a temp dir and the proxies' Host allowed, and stops it
 // (SIGTERM) when the test ends.
 func startTether(t *testing.T, extra ...string) *tetherProc {
+	return startTetherIn(t, "", extra...)
+}
+
+// startTetherIn is startTether inside network namespace ns ("": this
+// one).
+func startTetherIn(t *testing.T, ns string, extra ...string) *tetherProc {
 	t.Helper()
 	bin, err := buildTether()
 	if err != nil {
@@ -93,7 +105,7 @@ func startTether(t *testing.T, extra ...string) *tetherProc {
 	}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0",
 		"--data", t.TempDir(), "--allowed-hosts", siteName + ",127.0.0.1", "--log-format", "json", "--shutdown-grace", "2s"}, extra...)
-	cmd := exec.Command(bin, args...)
+	cmd := inNS(ns, bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +113,8 @@ func startTether(t *testing.T, extra ...string) *tetherProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &tetherProc{cmd: cmd, done: make(chan struct{})}
+	p := &tetherProc{cmd: cmd, done: make(chan struct{}), httpc: &http.Client{
+		Transport: &http.Transport{DialContext: dialIn(ns, nil)}, Timeout: generous}}
 	addrs := make(chan [2]string, 4)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -152,7 +165,7 @@ func startTether(t *testing.T, extra ...string) *tetherProc {
 // every one of labels ("k=v").
 func (p *tetherProc) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + "/metrics")
+	resp, err := p.httpc.Get("http://" + p.addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +203,7 @@ next:
 // messages.
 func (p *tetherProc) series(t *testing.T, name string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + "/metrics")
+	resp, err := p.httpc.Get("http://" + p.addr + "/metrics")
 	if err != nil {
 		return err.Error()
 	}
@@ -216,7 +229,7 @@ type connection struct {
 // connections lists tether's live connections, straight from tether.
 func (p *tetherProc) connections(t *testing.T) []connection {
 	t.Helper()
-	resp, err := http.Get("http://" + p.addr + "/v1/connections")
+	resp, err := p.httpc.Get("http://" + p.addr + "/v1/connections")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,14 +245,20 @@ func (p *tetherProc) connections(t *testing.T) []connection {
 // with the output of each of diags.
 func waitFor(t *testing.T, what string, cond func() bool, diags ...func() string) {
 	t.Helper()
-	deadline := time.Now().Add(generous)
+	waitForWithin(t, generous, what, cond, diags...)
+}
+
+// waitForWithin is waitFor with its own bound.
+func waitForWithin(t *testing.T, bound time.Duration, what string, cond func() bool, diags ...func() string) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
 			var d []string
 			for _, f := range diags {
 				d = append(d, f())
 			}
-			t.Fatalf("timed out after %v waiting for %s\n%s", generous, what, strings.Join(d, "\n"))
+			t.Fatalf("timed out after %v waiting for %s\n%s", bound, what, strings.Join(d, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
@@ -259,12 +278,43 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// waitListening waits until something accepts on addr.
-func waitListening(t *testing.T, addr string, exited <-chan struct{}, logs func() string) {
+// inNS is exec.Command for name run inside network namespace ns ("": this
+// one). ip netns exec execs the command, so the process is name's own.
+func inNS(ns, name string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
+// dialIn returns a dialer whose sockets are made inside network namespace
+// ns ("": this one), from local (nil: any address).
+func dialIn(ns string, local net.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}
+	if ns == "" {
+		return d.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		nerr := netnstest.In(ns, func() error {
+			c, err = d.DialContext(ctx, network, addr)
+			return nil
+		})
+		if nerr != nil {
+			return nil, nerr
+		}
+		return c, err
+	}
+}
+
+// waitListening waits until something accepts on addr, in namespace ns.
+func waitListening(t *testing.T, ns, addr string, exited <-chan struct{}, logs func() string) {
 	t.Helper()
 	deadline := time.Now().Add(generous)
+	dial := dialIn(ns, nil)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		c, err := dial(ctx, "tcp", addr)
+		cancel()
 		if err == nil {
 			c.Close()
 			return
@@ -358,10 +408,15 @@ func testCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.Ce
 // what it does to what tether sees.
 type front struct {
 	name    string
-	port    int         // where the proxy listens for HTTP(S)
-	tls     *tls.Config // nil: plain HTTP
+	ip      string // the address the proxy listens on, which siteName resolves to
+	port    int    // where the proxy listens for HTTP(S)
+	tls     *tls.Config
 	tether  *tetherProc
 	tcpPort int // the proxy's listener for tether's TCP transport (0: none)
+	// clientNS and clientIP are where the test's clients connect from:
+	// a network namespace ("": this one) and a local address (nil: any).
+	clientNS string
+	clientIP net.Addr
 }
 
 // scheme is "https" or "http", and wsScheme its WebSocket twin.
@@ -384,23 +439,21 @@ func (f *front) wsURL(path string) string {
 	return fmt.Sprintf("%s://%s:%d%s", s, siteName, f.port, path)
 }
 
-// dial connects to the proxy's host:port from clientIP; siteName resolves
-// to 127.0.0.1.
-func dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// dial connects a test client to the proxy: siteName resolves to f.ip.
+func (f *front) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	if host == siteName {
-		host = "127.0.0.1"
+		host = f.ip
 	}
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}, Timeout: 5 * time.Second}
-	return d.DialContext(ctx, network, net.JoinHostPort(host, port))
+	return dialIn(f.clientNS, f.clientIP)(ctx, network, net.JoinHostPort(host, port))
 }
 
 // client is an HTTP/1.1 client of the proxy.
 func (f *front) client() *http.Client {
-	tr := &http.Transport{DialContext: dial, TLSClientConfig: f.tls, DisableKeepAlives: true}
+	tr := &http.Transport{DialContext: f.dial, TLSClientConfig: f.tls, DisableKeepAlives: true}
 	return &http.Client{Transport: tr, Timeout: 2 * generous}
 }
 
@@ -409,7 +462,7 @@ func (f *front) client() *http.Client {
 // connection (for CloseWrite and SetLinger).
 func (f *front) rawConn(t *testing.T) (net.Conn, *net.TCPConn) {
 	t.Helper()
-	c, err := dial(context.Background(), "tcp", fmt.Sprintf("%s:%d", siteName, f.port))
+	c, err := f.dial(context.Background(), "tcp", fmt.Sprintf("%s:%d", siteName, f.port))
 	if err != nil {
 		t.Fatal(err)
 	}

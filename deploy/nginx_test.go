@@ -2,10 +2,10 @@ package deploy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tether-run/tether/internal/netnstest"
 )
 
 // streamModule is where Debian's libnginx-mod-stream puts the stream
@@ -40,9 +42,15 @@ http {
 include %[1]s/tether-stream.conf;
 `
 
-// startNginx runs nginx with deploy/nginx in front of tp, on free ports,
-// TLS with a test certificate, and stops it when the test ends.
+// startNginx runs nginx with deploy/nginx in front of tp, on free ports of
+// 127.0.0.1, TLS with a test certificate, and stops it when the test ends.
 func startNginx(t *testing.T, tp *tetherProc) *front {
+	return startNginxIn(t, tp, "", "127.0.0.1")
+}
+
+// startNginxIn is startNginx in network namespace ns ("": this one),
+// listening on ip.
+func startNginxIn(t *testing.T, tp *tetherProc, ns, ip string) *front {
 	t.Helper()
 	if _, err := exec.LookPath("nginx"); err != nil {
 		t.Skip("nginx is not installed (Debian: apt-get install nginx libnginx-mod-stream; scripts/test.sh installs them as root)")
@@ -58,13 +66,13 @@ func startNginx(t *testing.T, tp *tetherProc) *front {
 	httpPort, httpsPort, tcpPort := freePort(t), freePort(t), freePort(t)
 	render(t, "nginx/tether.conf", dir, "tether.conf",
 		sub{"server 127.0.0.1:8080;", "server " + tp.addr + ";", 1},
-		sub{"listen 80 ", fmt.Sprintf("listen 127.0.0.1:%d ", httpPort), 1},
-		sub{"listen 443 ", fmt.Sprintf("listen 127.0.0.1:%d ", httpsPort), 1},
+		sub{"listen 80 ", fmt.Sprintf("listen %s:%d ", ip, httpPort), 1},
+		sub{"listen 443 ", fmt.Sprintf("listen %s:%d ", ip, httpsPort), 1},
 		sub{"/etc/ssl/tether/fullchain.pem", cert, 1},
 		sub{"/etc/ssl/tether/privkey.pem", key, 1})
 	render(t, "nginx/tether-stream.conf", dir, "tether-stream.conf",
 		sub{"server 127.0.0.1:7070;", "server " + tp.tcpAddr + ";", 1},
-		sub{"listen 7443 ", fmt.Sprintf("listen 127.0.0.1:%d ", tcpPort), 1},
+		sub{"listen 7443 ", fmt.Sprintf("listen %s:%d ", ip, tcpPort), 1},
 		sub{"/etc/ssl/tether/fullchain.pem", cert, 1},
 		sub{"/etc/ssl/tether/privkey.pem", key, 1})
 	top := "load_module " + streamModule + ";"
@@ -79,10 +87,10 @@ func startNginx(t *testing.T, tp *tetherProc) *front {
 	}
 	errLog := filepath.Join(dir, "error.log")
 	logs := func() string { b, _ := os.ReadFile(errLog); return string(b) }
-	if out, err := exec.Command("nginx", "-t", "-p", dir, "-c", conf, "-e", errLog).CombinedOutput(); err != nil {
+	if out, err := inNS(ns, "nginx", "-t", "-p", dir, "-c", conf, "-e", errLog).CombinedOutput(); err != nil {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
-	cmd := exec.Command("nginx", "-p", dir, "-c", conf, "-e", errLog)
+	cmd := inNS(ns, "nginx", "-p", dir, "-c", conf, "-e", errLog)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -102,16 +110,17 @@ func startNginx(t *testing.T, tp *tetherProc) *front {
 		}
 	})
 	for _, p := range []int{httpPort, httpsPort, tcpPort} {
-		waitListening(t, fmt.Sprintf("127.0.0.1:%d", p), exited, logs)
+		waitListening(t, ns, fmt.Sprintf("%s:%d", ip, p), exited, logs)
 	}
 	tlsConf := &tls.Config{RootCAs: pool, ServerName: siteName, NextProtos: []string{"http/1.1"}}
-	return &front{name: "nginx", port: httpsPort, tls: tlsConf, tether: tp, tcpPort: tcpPort}
+	return &front{name: "nginx", ip: ip, port: httpsPort, tls: tlsConf, tether: tp, tcpPort: tcpPort, clientIP: clientAddr}
 }
 
 // TestNginx runs long-poll, SSE, WebSocket and the TCP transport through
 // nginx configured with deploy/nginx, and shows what nginx changes about
 // the departures tether sees.
 func TestNginx(t *testing.T) {
+	t.Parallel()
 	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
 	f := startNginx(t, tp)
 	testThroughProxy(t, f, seen{
@@ -133,11 +142,11 @@ func TestNginx(t *testing.T) {
 // testTCPThroughStream runs the framed protocol over TLS through nginx's
 // stream module to tether's --tcp-addr: subscribe, publish, receive.
 func testTCPThroughStream(t *testing.T, f *front) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(clientIP)}, Timeout: generous}
-	c, err := tls.DialWithDialer(d, "tcp", fmt.Sprintf("127.0.0.1:%d", f.tcpPort), f.tls)
+	nc, err := f.dial(context.Background(), "tcp", fmt.Sprintf("%s:%d", f.ip, f.tcpPort))
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := tls.Client(nc, f.tls)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(generous))
 	fmt.Fprint(c, `{"id":"1","type":"subscribe","channel":"tcp","after":"0"}`+"\n")
@@ -172,4 +181,15 @@ func testTCPThroughStream(t *testing.T, f *front) {
 	if !strings.HasPrefix(remote, "127.0.0.1:") {
 		t.Fatalf("tether records the TCP client as %q, want nginx's address 127.0.0.1", remote)
 	}
+}
+
+// TestNginxSilentClient pulls the cable of clients behind nginx while a
+// long-poll waits and a WebSocket is open (testSilent).
+func TestNginxSilentClient(t *testing.T) {
+	t.Parallel()
+	pair := netnstest.Setup(t)
+	tp := startTetherIn(t, pair.Server, "--trusted-proxies", "127.0.0.1")
+	f := startNginxIn(t, tp, pair.Server, netnstest.ServerIP)
+	f.clientNS, f.clientIP = pair.Client, nil
+	testSilent(t, f, pair)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/tether-run/tether/internal/netnstest"
 )
 
 // what a proxy changes about what tether sees: the end reasons tether
@@ -175,7 +176,7 @@ func wsDial(t *testing.T, f *front) (*websocket.Conn, *net.TCPConn) {
 	defer cancel()
 	tcp := make(chan *net.TCPConn, 1)
 	tr := &http.Transport{TLSClientConfig: f.tls, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
+		c, err := f.dial(ctx, network, addr)
 		if err == nil {
 			tcp <- c.(*net.TCPConn)
 		}
@@ -389,4 +390,65 @@ func testWSReset(t *testing.T, f *front, wantReason string) {
 	waitFor(t, fmt.Sprintf("tether to record the reset WebSocket's end as %q", wantReason), func() bool {
 		return ends() == before+1
 	}, func() string { return f.tether.series(t, "tether_connection_ends_total") })
+}
+
+// testSilent pulls the cable of clients behind the proxy f (network
+// namespaces and an nftables drop-all rule: no FIN, no RST) while one's
+// long-poll waits and another's WebSocket is open. The proxy, not tether,
+// holds their sockets: the proxy's TCP keepalive notices the idle
+// long-poll's client and closes its upstream connection, which tether
+// records as closed; tether's own heartbeat ends the WebSocket
+// (heartbeat-timeout), its pings crossing the proxy.
+func testSilent(t *testing.T, f *front, pair netnstest.Pair) {
+	tp := f.tether
+	poll, _ := f.rawConn(t)
+	defer poll.Close()
+	fmt.Fprintf(poll, pollRequest, "silent")
+	ws, _ := wsDial(t, f)
+	defer ws.CloseNow()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // answer tether's pings, as a live client does
+		for {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var fr struct{ Type, ID string }
+			if json.Unmarshal(b, &fr) == nil && fr.Type == "ping" {
+				ws.Write(ctx, websocket.MessageText, fmt.Appendf(nil, `{"type":"pong","id":%q}`, fr.ID))
+			}
+		}
+	}()
+	waitWaiting(t, f, "poll", 1)
+	waitFor(t, "the WebSocket in GET /v1/connections", func() bool {
+		for _, c := range tp.connections(t) {
+			if c.Transport == "websocket" {
+				return true
+			}
+		}
+		return false
+	})
+	pollEnds := func() float64 { return endCount(t, f, "closed") }
+	wsEnds := func() float64 {
+		return tp.metric(t, "tether_connection_ends_total", "transport=websocket", "reason=heartbeat-timeout")
+	}
+	pollBefore, wsBefore := pollEnds(), wsEnds()
+
+	pair.Drop(t)
+	t0 := time.Now()
+	// nginx's so_keepalive=4s:2s:3 gives up on an idle peer 4 s + 3 x 2 s
+	// after its last packet, Caddy's keepalive_interval 2s after 2 s + 9 x
+	// 2 s; tether's --heartbeat-timeout is 10 s.
+	diag := func() string {
+		return tp.series(t, "tether_http_request_ends_total") + "\n" + tp.series(t, "tether_connection_ends_total")
+	}
+	waitForWithin(t, generous, "tether to end the silent WebSocket with heartbeat-timeout", func() bool {
+		return wsEnds() == wsBefore+1
+	}, diag)
+	t.Logf("silent WebSocket client ended (heartbeat-timeout) %v after the cable was pulled", time.Since(t0).Round(100*time.Millisecond))
+	waitForWithin(t, 2*generous, f.name+" to give up on the silent long-poll client, and tether to record closed", func() bool {
+		return pollEnds() == pollBefore+1
+	}, diag)
+	t.Logf("silent long-poll client ended (closed, by %s's keepalive) %v after the cable was pulled", f.name, time.Since(t0).Round(100*time.Millisecond))
 }
