@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,8 +180,20 @@ func testTCPThroughStream(t *testing.T, f *front) {
 		}
 	}
 	if !strings.HasPrefix(remote, "127.0.0.1:") {
-		t.Fatalf("tether records the TCP client as %q, want nginx's address 127.0.0.1", remote)
+		t.Fatalf("tether records the TCP client as %q, want nginx's address 127.0.0.1 (no PROXY protocol)", remote)
 	}
+
+	// A reset reaches tether as nginx's close, as over HTTP.
+	ends := func() float64 {
+		return f.tether.metric(t, "tether_connection_ends_total", "transport=tcp", "reason=closed")
+	}
+	before := ends()
+	tc := nc.(*net.TCPConn)
+	tc.SetLinger(0)
+	tc.Close()
+	waitFor(t, "tether to record the reset TCP client's end as closed", func() bool {
+		return ends() == before+1
+	}, func() string { return f.tether.series(t, "tether_connection_ends_total") })
 }
 
 // TestNginxSilentClient pulls the cable of clients behind nginx while a

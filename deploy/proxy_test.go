@@ -111,6 +111,28 @@ func testLongPoll(t *testing.T, f *front) {
 	case <-time.After(generous):
 		t.Fatalf("long-poll through %s: no answer %v after the publish", f.name, generous)
 	}
+
+	// A wait that runs out answers with the keepalive: no messages, the
+	// same cursor.
+	resp, err := f.client().Get(f.url("/v1/channels/lp/messages?after=0&wait=0&limit=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first answer
+	json.NewDecoder(resp.Body).Decode(&first)
+	resp.Body.Close()
+	t0 := time.Now()
+	resp, err = f.client().Get(f.url("/v1/channels/lp/messages?after=" + first.Next + "&wait=1s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var keepalive answer
+	if err := json.NewDecoder(resp.Body).Decode(&keepalive); err != nil || resp.StatusCode != 200 ||
+		len(keepalive.Messages) != 0 || keepalive.Next != first.Next || time.Since(t0) < time.Second {
+		t.Fatalf("keepalive through %s: %s %+v %v after %v, want 200, no messages, next %q, after 1s",
+			f.name, resp.Status, keepalive, err, time.Since(t0), first.Next)
+	}
 }
 
 // testSSE: the stream's preamble and each event reach the client while the
