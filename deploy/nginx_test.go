@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,7 @@ func TestNginx(t *testing.T) {
 		remoteHost:      clientIP, // --trusted-proxies and X-Forwarded-For
 	})
 	t.Run("TCP", func(t *testing.T) { testTCPThroughStream(t, f) })
+	t.Run("SSEOverHTTP2", func(t *testing.T) { testSSEOverHTTP2(t, f) })
 }
 
 // testTCPThroughStream runs the framed protocol over TLS through nginx's
@@ -205,4 +207,42 @@ func TestNginxSilentClient(t *testing.T) {
 	f := startNginxIn(t, tp, pair.Server, netnstest.ServerIP)
 	f.clientNS, f.clientIP = pair.Client, nil
 	testSilent(t, f, pair)
+}
+
+// testSSEOverHTTP2: browsers speak HTTP/2 to nginx (listen ... http2),
+// which speaks HTTP/1.1 to tether. An SSE stream's events arrive, and a
+// client that cancels the stream (RST_STREAM, the connection stays open)
+// is seen by tether as gone.
+func testSSEOverHTTP2(t *testing.T, f *front) {
+	tlsConf := f.tls.Clone()
+	tlsConf.NextProtos = []string{"h2"}
+	c := &http.Client{Transport: &http.Transport{DialContext: f.dial, TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url("/v1/channels/h2/events"), nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+		t.Fatalf("SSE over HTTP/2 through nginx: %s %s", resp.Proto, resp.Status)
+	}
+	waitWaiting(t, f, "events", 1)
+	publish(t, f, "h2", `"over h2"`)
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() && sc.Text() != `data: "over h2"` {
+	}
+	if sc.Err() != nil {
+		t.Fatalf("SSE over HTTP/2 through nginx: %v", sc.Err())
+	}
+	ends := func() float64 {
+		return f.tether.metric(t, "tether_http_request_ends_total", "route=events", "reason=closed")
+	}
+	before := ends()
+	cancel() // RST_STREAM
+	waitFor(t, "tether to record the cancelled HTTP/2 stream's end as closed", func() bool {
+		return ends() == before+1
+	}, func() string { return f.tether.series(t, "tether_http_request_ends_total") })
 }
