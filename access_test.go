@@ -20,6 +20,7 @@ import (
 	"github.com/tether-run/tether"
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/client"
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/wire"
 	"github.com/tether-run/tether/worker"
 )
@@ -649,6 +650,47 @@ func TestOpenModeRefusesPublicAddr(t *testing.T) {
 	srv.Shutdown(ctx)
 }
 
+// Serve and ServeTCP apply the same rule to listeners the caller opened:
+// in open mode one on a non-loopback address is refused, one on loopback
+// is served.
+func TestOpenModeServeRefusesPublicListener(t *testing.T) {
+	srv, err := tether.New(tether.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	for name, serve := range map[string]func(net.Listener) error{"Serve": srv.Serve, "ServeTCP": srv.ServeTCP} {
+		ln, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = serve(ln)
+		ln.Close()
+		if err == nil || !strings.Contains(err.Error(), "open mode") {
+			t.Errorf("%s on %s in open mode: %v; want a refusal", name, ln.Addr(), err)
+		}
+	}
+	ln, err := tether.Listen(context.Background(), "127.0.0.1:0", conn.KeepAlive{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if status, _, body, _ := httpDo(t, "GET", "http://"+ln.Addr().String()+"/healthz", "", ""); status != 200 {
+		t.Fatalf("healthz on the loopback listener: %d %s", status, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	if err := <-served; err != nil {
+		t.Fatalf("Serve on loopback: %v", err)
+	}
+}
+
 // The Go worker and client carry a token: the worker runs its type over
 // WebSocket and TCP; the client publishes where its token allows and is
 // refused elsewhere.
@@ -752,5 +794,57 @@ func TestGoConnRefreshesToken(t *testing.T) {
 		}
 		c.Close()
 		cancel()
+	}
+}
+
+// A client with a fixed token that the server refuses for good (a bad
+// signature: unauthorized; one that expires while connected:
+// token_expired) closes with the refusal instead of reconnecting to be
+// refused again forever, and a publish returns the refusal.
+func TestClientFixedTokenRefusedForGood(t *testing.T) {
+	n := startSecure(t, nil)
+	perm := auth.Permissions{Publish: []string{"a.*"}, Subscribe: []string{"a.*"}}
+	for _, tc := range []struct {
+		name, token string
+		want        wire.Code
+	}{
+		{"bad signature", sign(t, []byte("another secret of at least 32 bytes!!"), "eve", time.Hour, perm), wire.CodeUnauthorized},
+		{"expires while connected", sign(t, nil, "ann", 2*time.Second, perm), wire.CodeTokenExpired},
+	} {
+		for _, url := range []string{"ws://" + n.addr(), "tcp://" + n.srv.TCPAddr().String()} {
+			states := make(chan client.StateChange, 64)
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			c, err := client.Dial(ctx, url, client.Config{Token: tc.token, HTTPURL: n.base, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+				OnState: func(sc client.StateChange) { states <- sc }})
+			cancel()
+			if err != nil {
+				// Refused before the first connection was up: Dial says so.
+				t.Logf("%s, %s: Dial: %v", tc.name, url, err)
+				if ef, ok := err.(*wire.ErrorFrame); !ok || ef.Code != tc.want {
+					t.Errorf("%s, %s: Dial: %v, want %s", tc.name, url, err, tc.want)
+				}
+				continue
+			}
+			var closed client.StateChange
+			timeout := time.After(15 * time.Second)
+			for closed.State != client.StateClosed {
+				select {
+				case closed = <-states:
+				case <-timeout:
+					t.Fatalf("%s, %s: the client never closed", tc.name, url)
+				}
+			}
+			t.Logf("%s, %s: connected, then closed for %s", tc.name, url, closed.Reason)
+			if closed.Reason != string(tc.want) {
+				t.Errorf("%s, %s: closed for %q (%v), want %q", tc.name, url, closed.Reason, closed.Err, tc.want)
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+			_, err = c.Publish(ctx, "a.x", 1)
+			cancel()
+			if ef, ok := err.(*wire.ErrorFrame); !ok || ef.Code != tc.want {
+				t.Errorf("%s, %s: publish after the refusal: %v, want %s", tc.name, url, err, tc.want)
+			}
+			c.Close()
+		}
 	}
 }

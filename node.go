@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -224,6 +225,20 @@ func (n *Node) checkOpen() error {
 	return nil
 }
 
+// checkOpenListener is checkOpen for a listener the caller opened (Serve,
+// ServeTCP): in open mode, one that others can reach is refused unless
+// Insecure. A listener that is not TCP (a unix socket) is local.
+func (n *Node) checkOpenListener(ln net.Listener) error {
+	if !n.core.Open() || n.cfg.Insecure {
+		return nil
+	}
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || a.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("tether: refusing to serve on %s in open mode (no token configuration: anyone could publish, read every channel and use the admin API); configure tokens, listen on loopback, or set Config.Insecure", a)
+}
+
 // listen opens a listener of Listen, under TLS when configured.
 func (n *Node) listen(ctx context.Context, addr string) (net.Listener, error) {
 	ln, err := Listen(ctx, addr, n.cfg.KeepAlive)
@@ -272,6 +287,9 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 // /metrics); serve it on a listener from Listen, with
 // http.Server.ConnContext set to ConnContext, for full departure
 // detection (see the package documentation for what is lost without).
+// Handler cannot see where it is served: in open mode (no token
+// configuration) Start, Serve and ServeTCP refuse an address others can
+// reach, but a Handler mounted on your own server is your responsibility.
 func (n *Node) Handler() http.Handler { return n.handler }
 
 // Start starts the jobs service and the listeners Config names (Addr for
@@ -326,8 +344,13 @@ func (n *Node) Start(ctx context.Context) (err error) {
 
 // Serve serves Handler on ln until Shutdown, and returns nil then. Use a
 // listener from Listen for full departure detection. Start calls it for
-// Config.Addr; call it yourself for more listeners.
+// Config.Addr; call it yourself for more listeners. In open mode a
+// listener others can reach (TCP, not loopback) is refused unless
+// Config.Insecure.
 func (n *Node) Serve(ln net.Listener) error {
+	if err := n.checkOpenListener(ln); err != nil {
+		return err
+	}
 	n.mu.Lock()
 	if n.shutdown {
 		n.mu.Unlock()
@@ -360,14 +383,26 @@ func (n *Node) serveLocked(ln net.Listener) *httpServer {
 	go func() {
 		defer close(hs.done)
 		hs.err = hs.srv.Serve(hs.ln)
+		if hs.ln.closed.Load() && errors.Is(hs.err, net.ErrClosed) {
+			// Shutdown closes the listener before http.Server.Shutdown
+			// (so that no connection is accepted while others drain):
+			// Serve's accept error is that stop, not a failure.
+			hs.err = http.ErrServerClosed
+		}
 	}()
 	return hs
 }
 
 // ServeTCP serves the framed protocol over plain TCP on ln until Shutdown
 // (docs/protocol.md). Use a listener from Listen, so that a silent peer is
-// noticed within the keepalive bound.
-func (n *Node) ServeTCP(ln net.Listener) error { return n.tcp.Serve(ln) }
+// noticed within the keepalive bound. Like Serve, it refuses in open mode
+// a listener others can reach.
+func (n *Node) ServeTCP(ln net.Listener) error {
+	if err := n.checkOpenListener(ln); err != nil {
+		return err
+	}
+	return n.tcp.Serve(ln)
+}
 
 // Addr is the address of the HTTP listener Start opened, or nil.
 func (n *Node) Addr() net.Addr {
@@ -416,12 +451,16 @@ func (n *Node) dataDesc() string {
 // had not yet noticed the first close).
 type onceListener struct {
 	net.Listener
-	once sync.Once
-	err  error
+	once   sync.Once
+	err    error
+	closed atomic.Bool // Close was called: by Shutdown
 }
 
 func (l *onceListener) Close() error {
-	l.once.Do(func() { l.err = l.Listener.Close() })
+	l.once.Do(func() {
+		l.closed.Store(true)
+		l.err = l.Listener.Close()
+	})
 	return l.err
 }
 

@@ -32,7 +32,9 @@ const (
 	// StateDisconnected: the connection ended (StateChange.Reason says
 	// why); the client reconnects after a backoff or the server's hint.
 	StateDisconnected
-	// StateClosed: Close was called. Final.
+	// StateClosed: Close was called, or the server refused a fixed
+	// Config.Token for good (Reason unauthorized or token_expired; calls
+	// then return that refusal). Final.
 	StateClosed
 )
 
@@ -90,10 +92,12 @@ type Client struct {
 	log  *slog.Logger
 	disp *dispatcher
 
-	// ctx ends when Close is called; every request and dial of the
-	// client derives from it.
+	// ctx ends when Close is called, or when the server refused the
+	// client's token for good (halt); every request and dial of the client
+	// derives from it. Its cause is ErrClosed or the refusal.
 	ctx     context.Context
 	stop    context.CancelFunc
+	halt    context.CancelCauseFunc
 	runDone chan struct{}  // closed when run returns
 	wg      sync.WaitGroup // activate and pump goroutines
 
@@ -116,8 +120,9 @@ type Client struct {
 // connection up until Close. rawURL is ws://host:port or wss://host:port
 // (the path defaults to /v1/ws; http:// and https:// mean the same), or
 // tcp://host:port for the TCP transport. Dial retries with backoff until
-// the first connection is up or ctx ends; from then on the Client
-// reconnects by itself.
+// the first connection is up or ctx ends (or the server refuses a fixed
+// token for good: that refusal, a *wire.ErrorFrame, is the error); from
+// then on the Client reconnects by itself.
 func Dial(ctx context.Context, rawURL string, cfg Config) (*Client, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -132,7 +137,7 @@ func Dial(ctx context.Context, rawURL string, cfg Config) (*Client, error) {
 	cctx, stop := context.WithCancelCause(context.Background())
 	c := &Client{
 		cfg: cfg, ep: ep, log: cfg.Logger, disp: newDispatcher(cfg.DeliveryQueue),
-		ctx: cctx, stop: func() { stop(ErrClosed) }, runDone: make(chan struct{}),
+		ctx: cctx, stop: func() { stop(ErrClosed) }, halt: stop, runDone: make(chan struct{}),
 		state: StateConnecting, linkUp: make(chan struct{}),
 		subs: map[string]*Subscription{}, handlers: map[string]Handler{},
 		buf:    newUnhandled(cfg.BufferMaxMessages, cfg.BufferMaxBytes, cfg.BufferTTL),
@@ -145,6 +150,10 @@ func Dial(ctx context.Context, rawURL string, cfg Config) (*Client, error) {
 	select {
 	case <-up:
 		return c, nil
+	case <-cctx.Done(): // refused for good (refusedForGood)
+		err := c.closedErr()
+		c.Close()
+		return nil, err
 	case <-ctx.Done():
 		c.Close()
 		return nil, fmt.Errorf("tether: client: not connected to %s: %w", rawURL, context.Cause(ctx))
@@ -220,6 +229,9 @@ func (c *Client) run() {
 				c.setState(StateChange{State: StateClosed, Reason: "closed"})
 				return
 			}
+			if c.refusedForGood(err) {
+				return
+			}
 			d := c.backoff(failures)
 			failures++
 			c.setState(StateChange{State: StateDisconnected, Reason: "dial-failed", Err: err, Retry: d})
@@ -242,6 +254,9 @@ func (c *Client) run() {
 		}
 		c.detach(l)
 		err = l.cause()
+		if c.refusedForGood(err) {
+			return
+		}
 		d, hinted := l.hint()
 		if !hinted {
 			if time.Since(up) > c.cfg.BackoffMax {
@@ -262,6 +277,42 @@ func (c *Client) run() {
 }
 
 func (c *Client) isClosing() bool { return c.ctx.Err() != nil }
+
+// closedErr is what calls on a closed client return: ErrClosed after
+// Close, the server's refusal after refusedForGood.
+func (c *Client) closedErr() error {
+	if err := context.Cause(c.ctx); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
+// refusedForGood ends the client when the server refused its token in a
+// way no reconnect can mend: unauthorized or token_expired with a fixed
+// Config.Token (a TokenSource gives a fresh token on the next dial, so
+// then the client reconnects as after any end). Reconnecting with the
+// same token would be refused again, forever, while publishes wait: the
+// client is closed instead, with the refusal as the cause every waiting
+// and later call returns, and a StateClosed whose Reason is the code.
+func (c *Client) refusedForGood(err error) bool {
+	var ef *wire.ErrorFrame
+	if c.cfg.TokenSource != nil || !errors.As(err, &ef) || ef.Code != wire.CodeUnauthorized && ef.Code != wire.CodeTokenExpired {
+		return false
+	}
+	c.log.Warn("the server refused the client's token; closing (give Config.TokenSource to renew tokens)", "code", ef.Code, "err", err)
+	c.halt(ef)
+	c.mu.Lock()
+	for ch, q := range c.outbox {
+		for _, it := range q {
+			it.finishLocked(PublishResult{}, ef)
+		}
+		delete(c.outbox, ch)
+	}
+	c.outboxN = 0
+	c.mu.Unlock()
+	c.setState(StateChange{State: StateClosed, Reason: string(ef.Code), Err: ef})
+	return true
+}
 
 // backoff is the wait before reconnect attempt n+1: full jitter, a
 // uniformly random time below min(BackoffMax, BackoffMin*2^n), so that

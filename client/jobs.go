@@ -57,6 +57,12 @@ type JobOptions struct {
 	// derives from it). Empty: a fresh random key per call, so that the
 	// client's own retries create one job.
 	IdempotencyKey string
+	// Follow tells the server the caller is about to follow the job's
+	// channel (POST /v1/jobs?follow=true): an on_disconnect "cancel" job
+	// that no follower reaches within the server's follow grace is then
+	// canceled, so a client that dies between the create and its
+	// subscription leaves nothing running. Run sets it.
+	Follow bool
 	// OnCreated is called with the job's id once it is created, on Run's
 	// goroutine (before it follows the job). Nil: none.
 	OnCreated func(JobRef)
@@ -129,10 +135,14 @@ func (j *Jobs) Create(ctx context.Context, jobType string, payload any, opts Job
 		key = newKey()
 	}
 	h := http.Header{"Idempotency-Key": {key}}
+	path := "/v1/jobs"
+	if opts.Follow {
+		path += "?follow=true"
+	}
 	for try := 0; ; try++ {
 		var ref JobRef
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		_, err := doHTTP(rctx, c.cfg.HTTPClient, "POST", c.ep.http+"/v1/jobs", h, body, &ref)
+		_, err := doHTTP(rctx, c.cfg.HTTPClient, "POST", c.ep.http+path, h, body, &ref)
 		cancel()
 		var ef *wire.ErrorFrame
 		if err == nil || errors.As(err, &ef) && !ef.Code.Retryable() || ctx.Err() != nil {
@@ -184,6 +194,7 @@ func (j *Jobs) Get(ctx context.Context, id string) (json.RawMessage, error) {
 // reconnects, and for a job with on_disconnect "cancel" (the default) the
 // server cancels the job when this client departs for good.
 func (j *Jobs) Run(ctx context.Context, jobType string, payload any, opts JobOptions) (json.RawMessage, error) {
+	opts.Follow = true
 	ref, err := j.Create(ctx, jobType, payload, opts)
 	if err != nil {
 		return nil, err

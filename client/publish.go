@@ -89,7 +89,7 @@ func (c *Client) Publish(ctx context.Context, channel string, data any, opts ...
 	c.mu.Lock()
 	if c.isClosing() {
 		c.mu.Unlock()
-		return PublishResult{}, ErrClosed
+		return PublishResult{}, c.closedErr()
 	}
 	if c.outboxN >= c.cfg.MaxQueuedPublishes {
 		c.mu.Unlock()

@@ -121,7 +121,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts SubscribeOp
 	c.mu.Lock()
 	if c.isClosing() {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, c.closedErr()
 	}
 	if c.subs[channel] != nil {
 		c.mu.Unlock()
@@ -152,7 +152,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts SubscribeOp
 	defer cancel()
 	s.Unsubscribe(uctx)
 	if c.isClosing() {
-		return nil, ErrClosed
+		return nil, c.closedErr()
 	}
 	return nil, context.Cause(ctx)
 }

@@ -69,6 +69,19 @@ func readStall(rc syscall.RawConn) (Stall, error) {
 	return Stall{Pending: pending, Stalled: pending && ti.Snd_wnd < ti.Snd_mss}, nil
 }
 
+// readHeard reads the ages of the last data segment and the last ACK
+// received (tcpi_last_data_recv, tcpi_last_ack_recv: milliseconds).
+func readHeard(rc syscall.RawConn) (data, ack time.Duration, err error) {
+	ti, err := tcpInfo(rc)
+	if err != nil {
+		return 0, 0, err
+	}
+	if tcpState(ti.State) == tcpClose {
+		return 0, 0, syscall.ENOTCONN
+	}
+	return time.Duration(ti.Last_data_recv) * time.Millisecond, time.Duration(ti.Last_ack_recv) * time.Millisecond, nil
+}
+
 // zeroWindowAborts says whether this kernel aborts a zero-window peer that
 // answers its probes once TCP_USER_TIMEOUT has passed: Linux 5.11 and
 // later (commit 9d9b1ee0b2d1). Older kernels keep such a peer, as RFC 1122

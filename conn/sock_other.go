@@ -29,6 +29,8 @@ const (
 
 func readStall(syscall.RawConn) (Stall, error) { return Stall{}, errNoTCPInfo }
 
+func readHeard(syscall.RawConn) (time.Duration, time.Duration, error) { return 0, 0, errNoTCPInfo }
+
 func sockIntOpt(syscall.RawConn, int, int) (int, error) { return 0, errNoTCPInfo }
 
 func zeroWindowAborts() bool { return false }

@@ -106,6 +106,22 @@ func (g *StallGuard) Interval() time.Duration {
 	return min(max(g.userTimeout/4, 100*time.Millisecond), time.Second)
 }
 
+// Heard says how long ago the kernel last heard from the peer: Data is
+// the age of the last segment carrying data (tcpi_last_data_recv), Ack of
+// the last acknowledgment (tcpi_last_ack_recv; the kernel refreshes it on
+// every ACK that is not older than one seen before, data or not). Both
+// count what reached the kernel, read by the application or not: a peer
+// whose application is busy still has a kernel that acknowledges our
+// data, and a frame it sent that we have not read yet shows in Data. A
+// nil guard reports ok false.
+func (g *StallGuard) Heard() (data, ack time.Duration, ok bool) {
+	if g == nil {
+		return 0, 0, false
+	}
+	data, ack, err := readHeard(g.rc)
+	return data, ack, err == nil
+}
+
 // Check reads TCP_INFO, and clears or restores TCP_USER_TIMEOUT as the
 // type's doc says. It never blocks. An error means the socket is closed.
 func (g *StallGuard) Check() (Stall, error) {

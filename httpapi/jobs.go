@@ -44,6 +44,13 @@ type jobRef struct {
 // or D runs out or the server stops (202, id and channel: follow the
 // channel or GET the job later).
 //
+// ?follow=true says the creator is about to follow the job's channel: the
+// create counts as a follower until its answer is written, then departs,
+// so an on_disconnect=cancel job that no follower reaches within the
+// follow grace is canceled as if its follower had left. Without it, a
+// client that goes away between the answer and its subscription (a tab
+// closed at that moment) would leave the job running for nobody.
+//
 // The request's context is conn.Watch's: it ends only when the client is
 // really gone. A client that closes or resets its connection, or goes
 // silent (timeout), while waiting on an on_disconnect=cancel job cancels
@@ -69,6 +76,15 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
+	follow := false
+	if q := r.URL.Query(); q.Has("follow") {
+		v, err := strconv.ParseBool(q.Get("follow"))
+		if err != nil {
+			writeError(w, errorf(http.StatusBadRequest, CodeBadRequest, "follow must be true or false"))
+			return
+		}
+		follow = v
+	}
 	spec, e := a.decodeJobSpec(w, r)
 	if e != nil {
 		writeError(w, e)
@@ -89,6 +105,10 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if follow && job.OnDisconnect == jobs.Cancel && !job.State.Final() {
+		// Departs once the answer is written (and on every path out).
+		defer a.jobs.Follow(job.ID)(true)
 	}
 	ref := jobRef{ID: job.ID, Channel: job.Channel, Warning: job.Warning}
 	if wait == 0 {

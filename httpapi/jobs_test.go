@@ -391,3 +391,53 @@ func TestJobSSEFollowerGoneCancels(t *testing.T) {
 		t.Fatalf("canceled %v after the reset; before the 300ms follow grace", took)
 	}
 }
+
+// A create with ?follow=true whose client never follows (gone between the
+// answer and its subscription) cancels its on_disconnect=cancel job once
+// the follow grace passes; one that follows in time keeps it; a create
+// without it leaves the job for whoever comes later.
+func TestJobCreateFollow(t *testing.T) {
+	env := startJobsEnv(t)
+	var gone, kept, plain struct{ ID, Channel string }
+	t0 := time.Now()
+	if resp := env.do("POST", "/v1/jobs?follow=true", `{"type":"nobody"}`, nil, &gone); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create ?follow=true: %d", resp.StatusCode)
+	}
+	env.do("POST", "/v1/jobs?follow=true", `{"type":"nobody"}`, nil, &kept)
+	env.do("POST", "/v1/jobs", `{"type":"nobody"}`, nil, &plain)
+
+	// kept's creator follows it over SSE, within the grace.
+	c, err := net.Dial("tcp", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /v1/channels/%s/events?after=0 HTTP/1.1\r\nHost: tether\r\n\r\n", kept.Channel)
+	br := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("SSE: %v, %v", resp, err)
+	}
+
+	j := env.await(gone.ID)
+	if j.State != jobs.Canceled || j.CancelReason != jobs.ReasonClientGone {
+		t.Fatalf("job never followed: %+v; want canceled, client-gone", j)
+	}
+	if took := time.Since(t0); took < 300*time.Millisecond {
+		t.Fatalf("canceled %v after the create; before the 300ms follow grace", took)
+	}
+	// Three graces after gone's cancel, the followed job and the plain one
+	// still wait for a worker: nothing canceled them.
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		for _, id := range []string{kept.ID, plain.ID} {
+			if j, err := env.svc.Get(t.Context(), id); err != nil || j.State.Final() {
+				t.Fatalf("job %s: %+v, %v; want it still queued", id, j, err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // an observation window, not a wait for an event
+	}
+	if resp := env.do("POST", "/v1/jobs?follow=maybe", `{"type":"nobody"}`, nil, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("?follow=maybe: %d, want 400", resp.StatusCode)
+	}
+}

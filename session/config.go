@@ -61,6 +61,23 @@ type Config struct {
 	// the client is stalled with a message waiting (see MaxLag), and counts
 	// afresh once the client reads again.
 	PingTimeout time.Duration
+	// BusyPeerTimeout is how long a peer whose kernel is still heard from
+	// may leave our pings unanswered. A client starved of CPU answers late
+	// while its kernel keeps acknowledging our data, and a server that is
+	// behind may not have read a pong that has arrived: neither is a peer
+	// gone. So when PingTimeout passes without a frame, the heartbeat asks
+	// the kernel (TCP_INFO: the last data segment and the last ACK it
+	// received) and ends the connection only if the peer was silent there
+	// too for PingTimeout; a silent peer is still ended PingTimeout after
+	// the last sign of life. Kernel evidence keeps a connection for at most
+	// BusyPeerTimeout after its last frame: a peer whose kernel answers but
+	// whose application never does (a hung process) ends then, with
+	// heartbeat-timeout. Zero means DefaultBusyPeerTimeout (60s), or
+	// PingTimeout if that is longer; negative
+	// ignores the kernel (the heartbeat ends at PingTimeout). Needs the
+	// socket's TCP_INFO, as MaxLag's stall detection does; elsewhere
+	// PingTimeout alone decides.
+	BusyPeerTimeout time.Duration
 	// IdleTimeout ends a WebSocket or TCP connection with idle-timeout when
 	// no application data (requests, replies, messages; not pings or
 	// pongs) went either way for this long. Zero means off.
@@ -85,6 +102,7 @@ const (
 	DefaultReadBatch        = 100
 	DefaultPingInterval     = 5 * time.Second
 	DefaultPingTimeout      = 10 * time.Second
+	DefaultBusyPeerTimeout  = time.Minute
 	DefaultFlushTimeout     = 2 * time.Second
 )
 
@@ -103,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.ReadBatch = or(c.ReadBatch, DefaultReadBatch)
 	c.PingInterval = or(c.PingInterval, DefaultPingInterval)
 	c.PingTimeout = or(c.PingTimeout, DefaultPingTimeout)
+	if c.BusyPeerTimeout == 0 {
+		c.BusyPeerTimeout = max(DefaultBusyPeerTimeout, c.PingTimeout)
+	}
 	c.FlushTimeout = or(c.FlushTimeout, DefaultFlushTimeout)
 	c.IdleCloseMode = or(c.IdleCloseMode, conn.CloseReset)
 	switch {
@@ -110,6 +131,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("tether: session: PingInterval %v is below 100ms", c.PingInterval)
 	case c.PingTimeout <= c.PingInterval:
 		return c, fmt.Errorf("tether: session: PingTimeout %v must exceed PingInterval %v", c.PingTimeout, c.PingInterval)
+	case c.BusyPeerTimeout > 0 && c.BusyPeerTimeout < c.PingTimeout:
+		return c, fmt.Errorf("tether: session: BusyPeerTimeout %v is below PingTimeout %v", c.BusyPeerTimeout, c.PingTimeout)
 	case c.IdleCloseMode != conn.CloseGraceful && c.IdleCloseMode != conn.CloseReset && c.IdleCloseMode != conn.CloseDiscard:
 		return c, fmt.Errorf("tether: session: unknown IdleCloseMode %q", c.IdleCloseMode)
 	}

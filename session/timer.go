@@ -144,6 +144,9 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 		// reads again it gets a full PingTimeout to answer.
 		deferBeat := tl.stalled && cfg.MaxLag > 0 && !s.q.oldest().IsZero()
 		beatAt := time.Unix(0, max(s.lastRecv.Load(), tl.unstalled)).Add(cfg.PingTimeout)
+		if !now.Before(beatAt) && !deferBeat {
+			beatAt = s.kernelHeard(now, beatAt)
+		}
 		if late := now.Sub(beatAt); late >= 0 && !deferBeat {
 			s.decide(ending{reason: conn.ReasonHeartbeatTimeout, mode: conn.CloseReset, noticed: late, server: true})
 			return next, false
@@ -174,6 +177,29 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 		next = earliest(next, tl.nextCheck)
 	}
 	return next, true
+}
+
+// kernelHeard is asked once no frame came by beatAt (the last frame, or
+// the end of a stall, plus PingTimeout): it returns when the heartbeat
+// should end the connection, which is later than beatAt while the kernel
+// has heard from the peer within PingTimeout (see
+// Config.BusyPeerTimeout), but never later than BusyPeerTimeout after
+// beatAt's start. s.tmu is held.
+func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
+	cfg := s.cfg
+	if cfg.BusyPeerTimeout < 0 {
+		return beatAt
+	}
+	data, ack, ok := s.guard.Heard()
+	if !ok {
+		return beatAt
+	}
+	limit := beatAt.Add(cfg.BusyPeerTimeout - cfg.PingTimeout)
+	heard := now.Add(-min(data, ack)).Add(cfg.PingTimeout)
+	if heard.Before(beatAt) {
+		return beatAt
+	}
+	return earliest(heard, limit)
 }
 
 // ping queues a ping frame, or a stream's heartbeat when nothing was

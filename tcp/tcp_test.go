@@ -119,30 +119,54 @@ func TestEndReset(t *testing.T) {
 }
 
 // TestEndHeartbeatTimeout: a client that sends a request and then never
-// answers pings (nor sends anything) is ended after PingTimeout.
+// answers pings (nor sends anything), while its kernel acknowledges what
+// it is sent (the client reads), is a busy peer, not a gone one: it is
+// ended after BusyPeerTimeout, not PingTimeout.
 func TestEndHeartbeatTimeout(t *testing.T) {
-	e := newEnv(t, session.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second})
-	c := connect(t, e.addr, false)
-	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
-	sent := time.Now()
-	pings := 0
-	for f := range c.Frames {
-		if f.Str("type") == "ping" {
-			pings++
-		}
+	const busy = 3 * time.Second
+	took, pings := unansweredPings(t, session.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second, BusyPeerTimeout: busy})
+	if took < busy-100*time.Millisecond || took > busy+3*time.Second {
+		t.Fatalf("ended %v after the last frame, want about %v (BusyPeerTimeout)", took, busy)
 	}
-	x := e.WantEnd(t, conn.ReasonHeartbeatTimeout)
-	took := x.At.Sub(sent)
-	t.Logf("heartbeat-timeout noticed %v after the last frame (timeout 1s), %d pings seen", took, pings)
+	if pings < 10 {
+		t.Fatalf("saw %d pings, want many", pings)
+	}
+}
+
+// TestEndHeartbeatTimeoutStrict: with BusyPeerTimeout negative the kernel
+// is not asked, and the same client ends after PingTimeout.
+func TestEndHeartbeatTimeoutStrict(t *testing.T) {
+	took, pings := unansweredPings(t, session.Config{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second, BusyPeerTimeout: -1})
 	if took < 900*time.Millisecond || took > 3*time.Second {
 		t.Fatalf("ended %v after the last frame, want about 1s", took)
 	}
 	if pings < 3 {
 		t.Fatalf("saw %d pings, want several", pings)
 	}
+}
+
+// unansweredPings connects a client that reads every frame and answers
+// none, and returns how long after its last frame the server ended it
+// with heartbeat-timeout, and how many pings it saw.
+func unansweredPings(t *testing.T, cfg session.Config) (took time.Duration, pings int) {
+	t.Helper()
+	e := newEnv(t, cfg)
+	c := connect(t, e.addr, false)
+	c.Send(map[string]any{"id": "s", "type": "subscribe", "channel": "a"})
+	sent := time.Now()
+	for f := range c.Frames {
+		if f.Str("type") == "ping" {
+			pings++
+		}
+	}
+	x := e.WantEnd(t, conn.ReasonHeartbeatTimeout)
+	took = x.At.Sub(sent)
+	t.Logf("heartbeat-timeout noticed %v after the last frame (PingTimeout %v, BusyPeerTimeout %v), %d pings seen",
+		took, cfg.PingTimeout, cfg.BusyPeerTimeout, pings)
 	if !errors.Is(c.ReadErr(), syscall.ECONNRESET) {
 		t.Fatalf("client read error = %v, want ECONNRESET (heartbeat-timeout resets)", c.ReadErr())
 	}
+	return took, pings
 }
 
 // TestEndIdleTimeout: answering pings keeps a connection alive but not

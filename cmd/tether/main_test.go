@@ -16,6 +16,9 @@ import (
 	"time"
 )
 
+// testVersion is the version the test binary is linked with.
+const testVersion = "v0.0.0-clitest"
+
 // buildBinary builds cmd/tether once per test binary run.
 var buildBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "tether-bin-")
@@ -23,7 +26,7 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "tether")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", bin, ".").CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

@@ -43,10 +43,12 @@ func TestREADMEFlags(t *testing.T) {
 	t.Errorf("README.md's flag table is out of date; run go test ./cmd/tether -run TestREADMEFlags -update\ngot:\n%s\nwant:\n%s", got, want)
 }
 
-// flagTable renders every flag of tether serve as a Markdown table.
+// flagTable renders every flag of tether serve as a Markdown table: its
+// environment variable, its default, and how the config file writes it
+// (the key is the flag's name).
 func flagTable() string {
 	var b strings.Builder
-	b.WriteString("| flag | environment | default | meaning |\n|---|---|---|---|\n")
+	b.WriteString("| flag | environment | default | in the file | meaning |\n|---|---|---|---|---|\n")
 	serveFlags(new(tether.Config), new(serveOptions)).VisitAll(func(f *flag.Flag) {
 		_, usage := flag.UnquoteUsage(f)
 		def := f.DefValue
@@ -55,7 +57,14 @@ func flagTable() string {
 		} else {
 			def = "`" + def + "`"
 		}
-		b.WriteString("| `--" + f.Name + "` | `" + envName(f.Name) + "` | " + def + " | " +
+		file := settingKind(f)
+		switch {
+		case notInFile[f.Name] != "":
+			file = "-"
+		case oldNameOf(f) != "":
+			file += " (old name)"
+		}
+		b.WriteString("| `--" + f.Name + "` | `" + envName(f.Name) + "` | " + def + " | " + file + " | " +
 			strings.ReplaceAll(usage, "|", `\|`) + " |\n")
 	})
 	return b.String()

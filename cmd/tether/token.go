@@ -94,6 +94,10 @@ type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
+// Get makes a listFlag a flag.Getter, so that a config file knows the
+// setting is a list.
+func (l *listFlag) Get() any { return []string(*l) }
+
 func (l *listFlag) Set(v string) error {
 	for s := range strings.SplitSeq(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {

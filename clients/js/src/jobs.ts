@@ -27,6 +27,12 @@ export interface CreateOptions {
   onDisconnect?: 'cancel' | 'detach';
   /** Default: a fresh random key, so that a create retried after a network error makes one job. */
   idempotencyKey?: string;
+  /**
+   * Tell the server you are about to follow the job (`POST /v1/jobs?follow=true`): an
+   * `on_disconnect: cancel` job that no follower reaches within its follow grace is then cancelled,
+   * so a tab closed between the create and the subscription leaves nothing running. `run` sets it.
+   */
+  follow?: boolean;
 }
 
 export interface RunOptions extends CreateOptions {
@@ -52,7 +58,7 @@ export class Jobs {
     const key = opts.idempotencyKey ?? randomId();
     for (let n = 0; ; n++) {
       try {
-        const r = await httpJSON(this.c.http, 'POST', '/v1/jobs', { body, headers: { 'Idempotency-Key': key }, ...(opts.signal ? { signal: opts.signal } : {}) });
+        const r = await httpJSON(this.c.http, 'POST', opts.follow ? '/v1/jobs?follow=true' : '/v1/jobs', { body, headers: { 'Idempotency-Key': key }, ...(opts.signal ? { signal: opts.signal } : {}) });
         return { id: String(r.body.id), channel: String(r.body.channel) };
       } catch (err) {
         if (opts.signal?.aborted) throw abortError(opts.signal);
@@ -98,7 +104,7 @@ export class Jobs {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       // The create is not tied to the signal: if it is aborted meanwhile we still learn the id and cancel.
-      this.create(type, payload, createOpts).then(
+      this.create(type, payload, { ...createOpts, follow: true }).then(
         ({ id, channel }) => {
           jobId = id;
           if (settled) {

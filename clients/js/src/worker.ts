@@ -13,7 +13,7 @@ import { Emitter } from './emitter.js';
 import { TetherError } from './errors.js';
 import { FrameSocket, globalWebSocket, type Frame, type WebSocketCtor } from './frames.js';
 import type { EndInfo } from './transport.js';
-import { addQuery, backoffDelay, randomId, type TokenSource } from './util.js';
+import { addQuery, backoffDelay, randomId, refreshDelay, tokenExpiry, type TokenSource } from './util.js';
 
 export interface WorkerOptions {
   /** The server: `http://host:port`, `ws://host:port` or a full `ws://host:port/v1/ws`. */
@@ -91,6 +91,8 @@ export class Worker extends Emitter<WorkerEvents> {
   private fs: FrameSocket | null = null;
   private registered = false;
   private hbTimer: ReturnType<typeof setInterval> | null = null;
+  /** The token refresh of the current connection (see refreshLater). */
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private attempts = 0;
   private started = false;
@@ -147,17 +149,66 @@ export class Worker extends Emitter<WorkerEvents> {
     if (this.stopping) return;
     this.emit('state', { state: 'connecting', reason: 'connect' });
     let url = this.wsURL();
+    let token: string | undefined | null;
     if (this.o.getToken) {
-      const t = await this.o.getToken();
-      if (t) url = addQuery(url, 'token', t);
+      token = await this.o.getToken();
+      if (token) url = addQuery(url, 'token', token);
     }
     const fs: FrameSocket = new FrameSocket(url, this.wsCtor, { heartbeatTimeout: this.o.heartbeatTimeout, connectTimeout: this.o.connectTimeout }, {
-      opened: () => this.register(fs),
+      opened: () => {
+        if (token) this.refreshLater(fs, token);
+        this.register(fs);
+      },
       frame: (f) => this.onFrame(fs, f),
       end: (info) => this.onEnd(fs, info),
     });
     this.fs = fs;
     fs.start();
+  }
+
+  /**
+   * refreshLater keeps the connection's token fresh, as Client does: at
+   * about 80% of its remaining life getToken is asked again and the new
+   * token sent as a `refresh`. A worker's connection matters more than a
+   * client's: when it ends, the server hands the attempts it runs to other
+   * workers, so an expired token would cost every running job its attempt.
+   * A refused refresh or a failing getToken ends the connection (and the
+   * worker reconnects with a fresh token); a token without `exp` is never
+   * refreshed.
+   */
+  private refreshLater(fs: FrameSocket, token: string): void {
+    this.clearRefresh();
+    const exp = tokenExpiry(token);
+    if (exp === undefined) return;
+    this.refreshTimer = setTimeout(async () => {
+      this.refreshTimer = null;
+      if (this.fs !== fs) return;
+      let fresh: string | undefined | null;
+      try {
+        fresh = await this.o.getToken!();
+      } catch (err) {
+        this.emit('error', err instanceof TetherError ? err : new TetherError('bad_request', `getToken: ${String(err)}`, { cause: err }));
+        if (this.fs === fs) fs.abort('getToken failed for a token refresh');
+        return;
+      }
+      if (this.fs !== fs) return;
+      if (!fresh) {
+        fs.abort('getToken returned no token for a token refresh');
+        return;
+      }
+      try {
+        await fs.request({ type: 'refresh', token: fresh });
+      } catch (err) {
+        if (this.fs === fs) fs.abort(`token refresh refused: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      if (this.fs === fs) this.refreshLater(fs, fresh);
+    }, refreshDelay(exp));
+  }
+
+  private clearRefresh(): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
   }
 
   private async register(fs: FrameSocket): Promise<void> {
@@ -297,6 +348,7 @@ export class Worker extends Emitter<WorkerEvents> {
     this.registered = false;
     if (this.hbTimer) clearInterval(this.hbTimer);
     this.hbTimer = null;
+    this.clearRefresh();
     if (info.reason !== 'shutdown') {
       // Without a shutdown the server has already given our running attempts to others.
       for (const r of [...this.runs.values()]) if (r.running) this.fence(r, 'connection-lost');
@@ -345,6 +397,7 @@ export class Worker extends Emitter<WorkerEvents> {
     for (const r of left) this.runs.delete(key(r.job.id, r.job.attempt));
     if (this.hbTimer) clearInterval(this.hbTimer);
     this.hbTimer = null;
+    this.clearRefresh();
     this.fs = null;
     fs?.close();
     this.emit('state', { state: 'stopped', reason: 'stop' });

@@ -106,3 +106,35 @@ test('websocket: a refused refresh reconnects with a fresh token, delivery stays
     c.close();
   }
 });
+
+test('worker: 3 s tokens are refreshed, a job running 7 s keeps its one attempt and its connection', async () => {
+  const { Worker } = await import('../dist/worker.js');
+  let calls = 0;
+  const w = new Worker({ url: srv.url, id: 'refresher', getToken: () => (calls++, sign('wk', 3, { worker: ['slow'] })) });
+  const states = [];
+  w.on('state', (s) => states.push(s));
+  w.handle('slow', async (_payload, ctx) => {
+    const start = Date.now();
+    while (Date.now() - start < 7000) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { ran: Date.now() - start };
+  });
+  w.start();
+  try {
+    await waitFor(() => states.some((s) => s.state === 'connected'), { what: 'the worker connected', timeout: 10000 });
+    const conns = await wsConnections('wk');
+    assert.equal(conns.length, 1);
+    const r = await fetch(`${srv.url}/v1/jobs?wait=30s`, { method: 'POST', headers: { Authorization: 'Bearer ' + sign('root', 60, { jobs: ['slow'] }), 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'slow' }) });
+    assert.equal(r.status, 200);
+    const job = await r.json();
+    assert.equal(job.state, 'succeeded', JSON.stringify(job));
+    assert.equal(job.attempt, 1, 'one attempt: the connection was never lost');
+    assert.deepEqual(await wsConnections('wk'), conns, 'the connection was never replaced');
+    assert.deepEqual(states.filter((s) => s.state !== 'connected').map((s) => [s.state, s.reason]), [['connecting', 'connect']]);
+    assert.ok(calls >= 3, `getToken called ${calls} times: one to connect and one per refresh`);
+  } finally {
+    await w.stop({ grace: 0 });
+  }
+});
