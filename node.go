@@ -19,6 +19,7 @@ import (
 
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/dashboard"
 	"github.com/tether-run/tether/httpapi"
 	"github.com/tether-run/tether/internal/tlsreload"
 	"github.com/tether-run/tether/jobs"
@@ -153,10 +154,17 @@ func (n *Node) build(d deps) error {
 	if n.api, err = httpapi.New(n.cfg.HTTP, n.core, n.jobs, n.metrics); err != nil {
 		return err
 	}
+	dash, err := dashboard.New(dashboard.Config{Core: n.core, Jobs: n.jobs, Gatherer: n.metrics, Retention: n.cfg.Retention})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/v1/ws", n.ws) // hijacks: outside conn.Watch
-	mux.Handle("/", n.api)     // the connections admin API included
+	mux.Handle("/admin", dash)     // the admin dashboard's page
+	mux.Handle("/admin/", dash)    // and its files
+	mux.Handle("/v1/admin/", dash) // and what it reads (admin permission)
+	mux.Handle("/v1/ws", n.ws)     // hijacks: outside conn.Watch
+	mux.Handle("/", n.api)         // the connections admin API included
 	// The client's address behind trusted proxies, then browser rules
 	// (Host, CORS, cross-site refusals), then JSON errors, not redirects,
 	// for unclean paths.
@@ -282,9 +290,10 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 }
 
 // Handler serves every HTTP route of the API (docs/api.md), the WebSocket
-// endpoint /v1/ws, the connections admin API and /metrics. Mount it on
-// your own mux (its routes all start with /v1/, plus /healthz and
-// /metrics); serve it on a listener from Listen, with
+// endpoint /v1/ws, the connections admin API, the admin dashboard (/admin)
+// and /metrics. Mount it on your own mux at the root (its routes all start
+// with /v1/, plus /healthz, /metrics and /admin); serve it on a listener
+// from Listen, with
 // http.Server.ConnContext set to ConnContext, for full departure
 // detection (see the package documentation for what is lost without).
 // Handler cannot see where it is served: in open mode (no token

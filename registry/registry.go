@@ -95,6 +95,7 @@ func (c *Config) setDefaults() error {
 type Registry struct {
 	cfg     Config
 	metrics *regMetrics
+	ends    endStats      // Ends: end counts for the admin view (stats.go)
 	closing chan struct{} // closed by the first Shutdown
 
 	mu       sync.Mutex
@@ -314,6 +315,7 @@ func (h *Handle) End(reason conn.Reason, noticed time.Duration) {
 func (h *Handle) release(info Info, reason conn.Reason, noticed time.Duration) {
 	r := h.r
 	r.metrics.ended(info.Transport, reason, noticed)
+	r.ends.add(info.Transport, reason, r.cfg.Now())
 	// A long-poll that got its answer is the ordinary case, thousands a
 	// second: Debug. Every other end is what an operator asks about.
 	level := slog.LevelInfo
