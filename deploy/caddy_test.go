@@ -81,7 +81,7 @@ func startCaddyIn(t *testing.T, tp *tetherProc, ns, ip string) *front {
 // departures tether sees.
 func TestCaddy(t *testing.T) {
 	t.Parallel()
-	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
+	tp := startTether(t, proxiedFlags...)
 	f := startCaddy(t, tp)
 	testThroughProxy(t, f, seen{
 		halfCloseAnswered: false,
@@ -101,7 +101,7 @@ func TestCaddySilentClient(t *testing.T) {
 		t.Skip("caddy is not installed (Debian: apt-get install caddy; scripts/test.sh installs it as root)")
 	}
 	pair := netnstest.Setup(t)
-	tp := startTetherIn(t, pair.Server, "--trusted-proxies", "127.0.0.1")
+	tp := startTetherIn(t, pair.Server, proxiedFlags...)
 	f := startCaddyIn(t, tp, pair.Server, netnstest.ServerIP)
 	f.clientNS, f.clientIP = pair.Client, nil
 	testSilent(t, f, pair)

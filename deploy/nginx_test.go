@@ -123,7 +123,7 @@ func startNginxIn(t *testing.T, tp *tetherProc, ns, ip string) *front {
 // the departures tether sees.
 func TestNginx(t *testing.T) {
 	t.Parallel()
-	tp := startTether(t, "--trusted-proxies", "127.0.0.1")
+	tp := startTether(t, proxiedFlags...)
 	f := startNginx(t, tp)
 	testThroughProxy(t, f, seen{
 		// nginx takes any end of the client's input for a departure and
@@ -203,7 +203,7 @@ func testTCPThroughStream(t *testing.T, f *front) {
 func TestNginxSilentClient(t *testing.T) {
 	t.Parallel()
 	pair := netnstest.Setup(t)
-	tp := startTetherIn(t, pair.Server, "--trusted-proxies", "127.0.0.1")
+	tp := startTetherIn(t, pair.Server, proxiedFlags...)
 	f := startNginxIn(t, tp, pair.Server, netnstest.ServerIP)
 	f.clientNS, f.clientIP = pair.Client, nil
 	testSilent(t, f, pair)
