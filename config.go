@@ -116,6 +116,15 @@ type Config struct {
 	// "*.example.com" for subdomains. Empty means origin.LoopbackHosts
 	// when Addr is a loopback address, else any Host.
 	AllowedHosts []string
+	// TrustedProxies are the reverse proxies in front of the node: IP
+	// addresses ("127.0.0.1") or CIDR prefixes ("10.0.0.0/8"). A request
+	// whose peer is one of them comes from the address its
+	// X-Forwarded-For names: the rightmost entry that is not itself a
+	// trusted proxy. That address is the one GET /v1/connections, the logs
+	// and the per-IP connection limit see (docs/deploy.md). Empty means
+	// none: the peer is the client. The TCP transport has no headers and
+	// always sees its peer.
+	TrustedProxies []string
 	// Limits bounds connections (in total, per user, per IP),
 	// subscriptions (per connection, in total) and each user's publish
 	// rate; zero fields take the limits package's defaults, but in open
@@ -168,6 +177,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("tether: negative NATS.Replicas %d", c.NATS.Replicas)
 	case (c.TLSCertFile == "") != (c.TLSKeyFile == ""):
 		return c, errors.New("tether: TLSCertFile and TLSKeyFile go together")
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		return c, err
 	}
 	c.AllowedOrigins = append(slices.Clone(c.AllowedOrigins), c.WSOriginPatterns...)
 	if len(c.AllowedHosts) == 0 && c.Addr != "" && loopback(c.Addr) {

@@ -165,9 +165,14 @@ func (n *Node) build(d deps) error {
 	mux.Handle("/v1/admin/", dash) // and what it reads (admin permission)
 	mux.Handle("/v1/ws", n.ws)     // hijacks: outside conn.Watch
 	mux.Handle("/", n.api)         // the connections admin API included
-	// Browser rules (Host, CORS, cross-site refusals) first, then JSON
-	// errors, not redirects, for unclean paths.
-	n.handler = guard.Handler(httpapi.CleanPaths(mux))
+	// The client's address behind trusted proxies, then browser rules
+	// (Host, CORS, cross-site refusals), then JSON errors, not redirects,
+	// for unclean paths.
+	proxies, err := parseTrustedProxies(n.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	n.handler = proxies.handler(guard.Handler(httpapi.CleanPaths(mux)))
 	return nil
 }
 

@@ -4,8 +4,9 @@
 #
 # As root it installs, where missing: iproute2 and nftables (the silent-peer
 # tests' network namespaces and drop rules), Nchan and socket.io (the load
-# harness's peers, whose drivers are tested too), and Debian's chromium (the
-# browser tests of the TypeScript SDK). Without root, tests that need what
+# harness's peers, whose drivers are tested too), nginx's stream module and
+# Caddy (the deploy tests' proxies), and Debian's chromium (the browser tests
+# of the TypeScript SDK). Without root, tests that need what
 # is missing skip with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,10 @@ if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
 fi
 if [ "$(id -u)" = 0 ]; then
   scripts/peers/nchan.sh install || echo "test: Nchan not installed; its bench tests will skip" >&2
+fi
+if [ "$(id -u)" = 0 ] && ! { command -v caddy && [ -e /usr/lib/nginx/modules/ngx_stream_module.so ]; } >/dev/null; then
+  # The deploy tests' proxies; Caddy's package would start a service on port 80 under systemd: stopped.
+  apt_install nginx libnginx-mod-stream caddy && { systemctl disable --now caddy >/dev/null 2>&1 || true; } || echo "test: nginx/Caddy not installed; the deploy tests will skip" >&2
 fi
 if command -v npm >/dev/null; then
   scripts/peers/socketio.sh install || echo "test: socket.io not installed; its bench tests will skip" >&2

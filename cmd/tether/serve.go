@@ -215,6 +215,7 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "browser `origins` that may use the API and WebSocket cross-origin, comma-separated or repeated (https://app.example.com, https://*.example.com, *)")
 	fs.Var((*listFlag)(&cfg.WSOriginPatterns), "ws-origin", "old name of --allowed-origins")
 	fs.Var((*listFlag)(&cfg.AllowedHosts), "allowed-hosts", "Host `names` the server answers, comma-separated or repeated (default: localhost, 127.0.0.1, ::1 when --addr is loopback, else any)")
+	fs.Var((*listFlag)(&cfg.TrustedProxies), "trusted-proxies", "reverse proxy `addresses` (IPs or CIDRs) whose X-Forwarded-For names the client, comma-separated or repeated (docs/deploy.md)")
 	fs.StringVar(&opts.tlsCert, "tls-cert", "", "certificate `file` (PEM) for TLS on --addr and --tcp-addr; reloaded on SIGHUP")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "private key `file` (PEM) of --tls-cert")
 	fs.IntVar(&cfg.Limits.MaxConnections, "max-connections", limits.DefaultMaxConnections, "connections in total, all transports (negative: no limit)")
