@@ -142,7 +142,15 @@ func (n *Node) build(d deps) error {
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
-	if n.core, err = session.New(n.cfg.Session, n.store, n.conns, n.log, acc, workerproto.New(n.jobs)); err != nil {
+	proxies, err := parseTrustedProxies(n.cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	scfg := n.cfg.Session
+	if scfg.Proxies == nil {
+		scfg.Proxies = proxies // the heartbeat asks no kernel about a proxy
+	}
+	if n.core, err = session.New(scfg, n.store, n.conns, n.log, acc, workerproto.New(n.jobs)); err != nil {
 		return err
 	}
 	if n.ws, err = ws.New(ws.Config{Origins: guard.Origins()}, n.core); err != nil {
@@ -168,10 +176,6 @@ func (n *Node) build(d deps) error {
 	// The client's address behind trusted proxies, then browser rules
 	// (Host, CORS, cross-site refusals), then JSON errors, not redirects,
 	// for unclean paths.
-	proxies, err := parseTrustedProxies(n.cfg.TrustedProxies)
-	if err != nil {
-		return err
-	}
 	n.handler = proxies.handler(guard.Handler(httpapi.CleanPaths(mux)))
 	return nil
 }

@@ -90,7 +90,7 @@ type tetherProc struct {
 
 // proxiedFlags are the flags deploy/tether.service gives tether for
 // running behind a proxy on the same machine.
-var proxiedFlags = []string{"--trusted-proxies", "127.0.0.1", "--heartbeat-busy-timeout", "-1s"}
+var proxiedFlags = []string{"--trusted-proxies", "127.0.0.1"}
 
 // startTether runs `tether serve` on free loopback ports (HTTP and TCP),
 // with data in a temp dir and the proxies' Host allowed, and stops it

@@ -461,9 +461,9 @@ func testSilent(t *testing.T, f *front, pair netnstest.Pair) {
 	t0 := time.Now()
 	// nginx's so_keepalive=4s:2s:3 gives up on an idle peer 4 s + 3 x 2 s
 	// after its last packet, Caddy's keepalive_interval 2s after 2 s + 9 x
-	// 2 s; tether's --heartbeat-timeout is 10 s (with
-	// --heartbeat-busy-timeout -1s: behind a proxy the kernel that still
-	// answers is the proxy's).
+	// 2 s; tether's --heartbeat-timeout is 10 s (the peer is a trusted
+	// proxy, whose kernel answers for the client: the heartbeat does not
+	// ask it).
 	var wsTook, pollTook time.Duration
 	waitForWithin(t, 2*generous, "tether to end the silent WebSocket (heartbeat-timeout) and the long-poll (closed)", func() bool {
 		if wsTook == 0 && wsEnds() == wsBefore+1 {

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -78,6 +79,14 @@ type Config struct {
 	// socket's TCP_INFO, as MaxLag's stall detection does; elsewhere
 	// PingTimeout alone decides.
 	BusyPeerTimeout time.Duration
+	// Proxies are the addresses of reverse proxies in front of the server
+	// (tether.Config.TrustedProxies). A connection from one of them is a
+	// client's only as far as the proxy relays it: the kernel's evidence
+	// about the peer is the proxy's, which always answers, so the heartbeat
+	// does not consult it there (BusyPeerTimeout does not apply) and a
+	// silent client behind the proxy still ends PingTimeout after its last
+	// frame. Nil: none.
+	Proxies []netip.Prefix
 	// IdleTimeout ends a WebSocket or TCP connection with idle-timeout when
 	// no application data (requests, replies, messages; not pings or
 	// pongs) went either way for this long. Zero means off.

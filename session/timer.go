@@ -1,6 +1,7 @@
 package session
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -187,7 +188,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 // beatAt's start. s.tmu is held.
 func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
 	cfg := s.cfg
-	if cfg.BusyPeerTimeout < 0 {
+	if cfg.BusyPeerTimeout < 0 || s.fromProxy() {
 		return beatAt
 	}
 	data, ack, ok := s.guard.Heard()
@@ -200,6 +201,25 @@ func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
 		return beatAt
 	}
 	return earliest(heard, limit)
+}
+
+// fromProxy reports whether the connection's peer is one of
+// Config.Proxies.
+func (s *Session) fromProxy() bool {
+	if len(s.cfg.Proxies) == 0 || s.nc == nil {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(s.nc.RemoteAddr().String())
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.cfg.Proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // ping queues a ping frame, or a stream's heartbeat when nothing was
