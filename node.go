@@ -162,7 +162,7 @@ func (n *Node) build(d deps) error {
 	if n.api, err = httpapi.New(n.cfg.HTTP, n.core, n.jobs, n.metrics); err != nil {
 		return err
 	}
-	dash, err := dashboard.New(dashboard.Config{Core: n.core, Jobs: n.jobs, Gatherer: n.metrics, Retention: n.cfg.Retention})
+	dash, err := dashboard.New(dashboard.Config{Retention: n.cfg.Retention}, n.core, n.jobs, n.metrics)
 	if err != nil {
 		return err
 	}

@@ -21,14 +21,6 @@ var uiFiles embed.FS
 
 // Config configures the dashboard. Core is required; the rest may be zero.
 type Config struct {
-	// Core is the node's session core: who may look (Authenticate,
-	// Authorize), the registry, the store and the subscriptions.
-	Core *session.Core
-	// Jobs is the jobs service. Nil: the snapshot has no jobs section.
-	Jobs *jobs.Service
-	// Gatherer gives the process figures of the snapshot (goroutines,
-	// memory). Nil: none.
-	Gatherer prometheus.Gatherer
 	// Retention is the store's retention, shown with the channels.
 	Retention store.Retention
 	// Interval is how often the event stream sends a snapshot, and how
@@ -63,8 +55,13 @@ type Dashboard struct {
 }
 
 // New returns the dashboard for cfg.
-func New(cfg Config) (*Dashboard, error) {
-	if cfg.Core == nil {
+//
+// Its sources are arguments: core is the node's session core (who may
+// look: Authenticate, Authorize; the registry, the store and the
+// subscriptions), js the jobs service (nil: the snapshot has no jobs
+// section), g gives the process figures (goroutines, memory; nil: none).
+func New(cfg Config, core *session.Core, js *jobs.Service, g prometheus.Gatherer) (*Dashboard, error) {
+	if core == nil {
 		return nil, errors.New("tether: dashboard: a session core is required")
 	}
 	if cfg.Interval < 0 || cfg.MaxStreams < 0 {
@@ -77,7 +74,7 @@ func New(cfg Config) (*Dashboard, error) {
 		cfg.MaxStreams = DefaultMaxStreams
 	}
 	d := &Dashboard{
-		cfg: cfg, core: cfg.Core, b: newBuilder(cfg),
+		cfg: cfg, core: core, b: newBuilder(cfg, sources{core: core, jobs: js, gatherer: g}),
 		streams: make(chan struct{}, cfg.MaxStreams), mux: http.NewServeMux(),
 	}
 	ui, err := fs.Sub(uiFiles, "ui")

@@ -421,10 +421,10 @@ func TestStreamsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dashboard.New(dashboard.Config{Core: core, MaxStreams: -1}); err == nil {
+	if _, err := dashboard.New(dashboard.Config{MaxStreams: -1}, core, nil, nil); err == nil {
 		t.Error("New with MaxStreams -1: no error")
 	}
-	d, err := dashboard.New(dashboard.Config{Core: core, MaxStreams: 1, Interval: 20 * time.Millisecond})
+	d, err := dashboard.New(dashboard.Config{MaxStreams: 1, Interval: 20 * time.Millisecond}, core, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@
 // 20), jobs by state with the live ones and their workers
 // (jobs.Service.Overview), and a few process figures from the metrics.
 //
-//	d, _ := dashboard.New(dashboard.Config{Core: core, Jobs: js})
+//	d, _ := dashboard.New(dashboard.Config{}, core, js, metrics)
 //	mux.Handle("/admin/", d)
 //	mux.Handle("/v1/admin/", d)
 //

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tether-run/tether/jobs"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/session"
@@ -94,6 +95,7 @@ type Process struct {
 // viewers ask: concurrent askers wait for the one being built.
 type builder struct {
 	cfg Config
+	src sources
 
 	mu      sync.Mutex
 	last    []byte               // guarded by mu: the latest snapshot, encoded
@@ -109,8 +111,15 @@ type chanState struct {
 	oldestAt time.Time // when oldest was read
 }
 
-func newBuilder(cfg Config) *builder {
-	return &builder{cfg: cfg, samples: map[string]chanState{}}
+// sources are what a snapshot is read from (New's arguments).
+type sources struct {
+	core     *session.Core
+	jobs     *jobs.Service // nil: no jobs section
+	gatherer prometheus.Gatherer
+}
+
+func newBuilder(cfg Config, src sources) *builder {
+	return &builder{cfg: cfg, src: src, samples: map[string]chanState{}}
 }
 
 // get returns the latest snapshot, encoded as one line of JSON, building
@@ -133,7 +142,7 @@ func (b *builder) get() []byte {
 
 // buildLocked gathers a Snapshot. b.mu is held.
 func (b *builder) buildLocked(now time.Time) *Snapshot {
-	c := b.cfg.Core
+	c := b.src.core
 	s := &Snapshot{
 		Time:        now.UTC(),
 		Open:        c.Open(),
@@ -151,8 +160,8 @@ func (b *builder) buildLocked(now time.Time) *Snapshot {
 		s.Channels[i] = Channel{ChannelSubscribers: cs}
 	}
 	b.sampleLocked(s.Channels[:min(len(s.Channels), maxSampled)], now)
-	if b.cfg.Jobs != nil {
-		o := b.cfg.Jobs.Overview(maxLiveJobs, maxFinalJobs)
+	if b.src.jobs != nil {
+		o := b.src.jobs.Overview(maxLiveJobs, maxFinalJobs)
 		s.Jobs = &o
 	}
 	return s
@@ -164,7 +173,7 @@ func (b *builder) buildLocked(now time.Time) *Snapshot {
 func (b *builder) sampleLocked(chans []Channel, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), sampleTimeout)
 	defer cancel()
-	c := b.cfg.Core
+	c := b.src.core
 	st := c.Store()
 	seen := make(map[string]bool, len(chans))
 	for i := range chans {
@@ -219,10 +228,10 @@ func countAfter(ctx context.Context, st store.Store, channel string, prev, lates
 // process reads a few figures from the Gatherer, zero when absent.
 func (b *builder) process() Process {
 	var p Process
-	if b.cfg.Gatherer == nil {
+	if b.src.gatherer == nil {
 		return p
 	}
-	mfs, err := b.cfg.Gatherer.Gather()
+	mfs, err := b.src.gatherer.Gather()
 	if err != nil && len(mfs) == 0 {
 		return p
 	}

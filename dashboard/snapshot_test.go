@@ -76,7 +76,7 @@ func TestBuilderReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(Config{Core: core, Interval: 10 * time.Second})
+	d, err := New(Config{Interval: 10 * time.Second}, core, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
