@@ -290,4 +290,3 @@ func TestRSSReturnsAfterLoad(t *testing.T) {
 		t.Fatalf("RSS %d bytes 240 s after the load; want at most %d (base %d)", after, bound, base)
 	}
 }
-
