@@ -162,8 +162,11 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 }
 
 // pop takes the next frame, control first. ok is false once the queue is
-// closed and drained, or ctx is done.
-func (q *queue) pop(ctx context.Context) (it item, more, ok bool) {
+// closed and drained, or ctx is done. idle, if not nil, is called (without
+// the lock) each time pop is about to wait for a frame: the writer flushes
+// there what it buffered (frames dropped after an unsubscribe may have
+// taken away the frame it expected next).
+func (q *queue) pop(ctx context.Context, idle func()) (it item, more, ok bool) {
 	for {
 		q.mu.Lock()
 		l := &q.ctrl
@@ -183,6 +186,11 @@ func (q *queue) pop(ctx context.Context) (it item, more, ok bool) {
 		q.mu.Unlock()
 		if closed {
 			return item{}, false, false
+		}
+		if idle != nil {
+			idle()
+			idle = nil
+			continue // look again: something may have come meanwhile
 		}
 		select {
 		case <-q.ready:
