@@ -191,7 +191,7 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // connection ends through the Registry (Close, Shutdown), its peer, the
 // expiry of its token, or the core's own limits; Serve has no other stop.
 func (c *Core) Serve(ctx context.Context, t FramedTransport, p *auth.Principal, oi registry.OpenInfo, first []byte) error {
-	s := newSession(c, t, framed)
+	s := newSession(ctx, c, t, framed)
 	lease, err := c.admit(p, &oi)
 	if err != nil {
 		code, msg, _ := AuthCode(err)

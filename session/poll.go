@@ -51,7 +51,7 @@ type PollAnswer struct {
 // the long-poll acts for (Authenticate); a refusal by the limits is a
 // *limits.Error.
 func (c *Core) OpenPoll(ctx context.Context, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(c, nil, poll)
+	s := newSession(ctx, c, nil, poll)
 	s.nc = oi.Conn
 	return s, s.open(ctx, p, oi)
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -18,7 +19,18 @@ import (
 // only if it is not due earlier anyway: under a fan-out, a message
 // queued or written costs no timer operation.
 
-// timerState is the timer's own; guarded by Session.tmu.
+// sessionTimer is a session's timer and its state; a long-poll has none.
+type sessionTimer struct {
+	tmu   sync.Mutex
+	tl    timerState  // guarded by tmu
+	dueMu sync.Mutex  // a leaf lock
+	timer *time.Timer // guarded by dueMu; set once, by startTimer
+	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
+	// timerOff: stopped for good. Guarded by dueMu.
+	timerOff bool
+}
+
+// timerState is the timer's own; guarded by sessionTimer.tmu.
 type timerState struct {
 	nextPing  time.Time
 	nextCheck time.Time
@@ -31,16 +43,16 @@ type timerState struct {
 // real wake-up. Called by start (framed) or Stream; a session whose end
 // was wound up already gets none.
 func (s *Session) startTimer() {
-	s.tl.nextPing = s.now().Add(s.pingInterval()) // no firing yet: tmu not needed
-	s.q.kick = s.lagStarted                       // before any push
-	s.dueMu.Lock()
-	defer s.dueMu.Unlock()
-	if s.timerOff {
+	s.tm.tl.nextPing = s.now().Add(s.pingInterval()) // no firing yet: tmu not needed
+	s.q.kick = s.lagStarted                          // before any push
+	s.tm.dueMu.Lock()
+	defer s.tm.dueMu.Unlock()
+	if s.tm.timerOff {
 		return
 	}
-	s.timer = time.AfterFunc(time.Hour, s.onTimer)
-	s.due = time.Time{}
-	s.timer.Reset(0)
+	s.tm.timer = time.AfterFunc(time.Hour, s.onTimer)
+	s.tm.due = time.Time{}
+	s.tm.timer.Reset(0)
 }
 
 // lagStarted is the queue's kick: a lag clock started at since, so a lag
@@ -62,28 +74,28 @@ func (s *Session) wroteData() {
 // and a comparison. Safe from any goroutine, with any lock held but
 // dueMu: it does not block.
 func (s *Session) wake(at time.Time) {
-	s.dueMu.Lock()
-	defer s.dueMu.Unlock()
-	if s.timer == nil || s.timerOff || !s.due.IsZero() && !at.Before(s.due) {
+	s.tm.dueMu.Lock()
+	defer s.tm.dueMu.Unlock()
+	if s.tm.timer == nil || s.tm.timerOff || !s.tm.due.IsZero() && !at.Before(s.tm.due) {
 		return
 	}
-	s.due = at
-	s.timer.Reset(max(time.Until(at), 0))
+	s.tm.due = at
+	s.tm.timer.Reset(max(time.Until(at), 0))
 }
 
 // onTimer is the timer's callback.
 func (s *Session) onTimer() {
-	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	s.dueMu.Lock()
-	s.due = time.Time{} // firing: a wake while tick runs arms the timer
-	s.dueMu.Unlock()
+	s.tm.tmu.Lock()
+	defer s.tm.tmu.Unlock()
+	s.tm.dueMu.Lock()
+	s.tm.due = time.Time{} // firing: a wake while tick runs arms the timer
+	s.tm.dueMu.Unlock()
 	select {
 	case <-s.ended:
 		return
 	default:
 	}
-	if next, ok := s.tick(&s.tl); ok {
+	if next, ok := s.tick(&s.tm.tl); ok {
 		if soon := s.now().Add(time.Millisecond); next.Before(soon) {
 			next = soon
 		}
@@ -93,16 +105,16 @@ func (s *Session) onTimer() {
 
 // stopTimer stops the timer and waits for a firing in progress.
 func (s *Session) stopTimer() {
-	s.dueMu.Lock()
-	s.timerOff = true
-	t := s.timer
-	s.dueMu.Unlock()
+	s.tm.dueMu.Lock()
+	s.tm.timerOff = true
+	t := s.tm.timer
+	s.tm.dueMu.Unlock()
 	if t == nil {
 		return
 	}
 	t.Stop()
-	s.tmu.Lock()
-	s.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
+	s.tm.tmu.Lock()
+	s.tm.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
 }
 
 func (s *Session) pingInterval() time.Duration {
@@ -113,7 +125,7 @@ func (s *Session) pingInterval() time.Duration {
 }
 
 // tick runs one pass of the limits and returns when to look again; ok is
-// false when it decided the end. s.tmu is held.
+// false when it decided the end. s.tm.tmu is held.
 func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 	cfg := s.cfg
 	now := s.now()
@@ -190,7 +202,7 @@ func (s *Session) ping(now time.Time) {
 }
 
 // lookAtSocket runs the stall guard while written data may wait in the
-// socket. s.tmu is held.
+// socket. s.tm.tmu is held.
 func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
 	if s.guard == nil || now.Before(tl.nextCheck) {
 		return
