@@ -26,6 +26,8 @@ fi
 if command -v npm >/dev/null; then
   scripts/peers/socketio.sh install || echo "test: socket.io not installed; its bench tests will skip" >&2
 fi
+# Centrifugo is not installed here: `go install` of it took 4 minutes on a cold cache on the
+# 2-core machine (docs/benchmarks.md); its driver test runs where scripts/peers/centrifugo.sh install was run.
 
 go version
 go vet ./...

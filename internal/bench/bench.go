@@ -107,7 +107,7 @@ var Transports = []string{"websocket", "tcp", "sse", "long-poll"}
 // docs/benchmarks.md, about a quarter of an hour).
 func Preset(scale string) (Config, error) {
 	c := Config{
-		Systems:            []System{Tether, Nchan, SocketIO},
+		Systems:            []System{Tether, Centrifugo, Nchan, SocketIO},
 		Scenarios:          Scenarios,
 		Repeat:             1,
 		IdleTransports:     Transports,
@@ -334,6 +334,11 @@ func peerMissing(repo string, sys System) string {
 		}
 		if _, err := os.Stat(filepath.Join(repo, "bench/peers/socketio/node_modules/socket.io")); err != nil {
 			return "socket.io not installed (scripts/peers/socketio.sh install)"
+		}
+		return ""
+	case Centrifugo:
+		if _, err := centrifugoBin(); err != nil {
+			return "centrifugo not installed (scripts/peers/centrifugo.sh install)"
 		}
 		return ""
 	}

@@ -147,12 +147,12 @@ func TestScenariosTether(t *testing.T) {
 	checkScenarios(t, cfg, runTiny(t, cfg))
 }
 
-// TestScenariosPeers runs the scenarios against Nchan and socket.io when
+// TestScenariosPeers runs the scenarios against Nchan, socket.io and Centrifugo when
 // they are installed (scripts/peers/*.sh install), all but the silent
 // drop, which the peers' defaults do not notice within the test's time.
 func TestScenariosPeers(t *testing.T) {
 	t.Parallel()
-	for _, sys := range []System{Nchan, SocketIO} {
+	for _, sys := range []System{Nchan, SocketIO, Centrifugo} {
 		t.Run(string(sys), func(t *testing.T) {
 			t.Parallel()
 			if why := peerMissing(repoDir, sys); why != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,7 +13,7 @@ import (
 // socket.io keeps no history to resume from, so it has no case here.
 func (r *runner) churnCases() []benchCase {
 	return []benchCase{{scenario: "churn", name: fmt.Sprintf("clients=%d rate=%d/s", r.cfg.ChurnClients, r.cfg.ChurnRate),
-		systems: []System{Tether, TetherBefore, Nchan, SocketIO},
+		systems: []System{Tether, TetherBefore, Nchan, SocketIO, Centrifugo},
 		skipFor: map[System]string{SocketIO: noResume},
 		run: func(ctx context.Context, sys System) (measure, error) {
 			return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
@@ -34,8 +33,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 	const ch = "churn"
 	n := r.cfg.ChurnClients
 	total := max(1, int(float64(r.cfg.ChurnRate)*r.cfg.ChurnDuration.Seconds()))
-	hc := &http.Client{Transport: &http.Transport{DialContext: (&dialer{spread: true}).DialContext, DisableKeepAlives: true}}
-	defer hc.CloseIdleConnections()
+	d := &dialer{spread: true}
 
 	// The channel exists before the clients come (Nchan answers a
 	// subscriber of an unknown channel the same as one of an empty one,
@@ -73,7 +71,7 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 			session := func(budget time.Duration, want int) {
 				sctx, cancel := context.WithTimeout(ctx, budget)
 				defer cancel()
-				s, err := openSSE(sctx, hc, in.sys, in.addr, ch, last, true)
+				s, err := openSSE(sctx, d, in.sys, in.addr, ch, last, true)
 				if err != nil {
 					if sctx.Err() == nil {
 						failures.Add(1)
@@ -83,13 +81,13 @@ func (r *runner) churn(ctx context.Context, in *instance) (measure, error) {
 				connects.Add(1)
 				defer s.close()
 				for got := 0; got < want; got++ {
-					ev, err := s.next()
+					ev, err := s.message()
 					if err != nil {
 						return
 					}
 					if seq, _, ok := parsePayload(ev.data); ok {
 						c.see(seq)
-						last = ev.id
+						last = string(ev.id)
 					}
 				}
 			}

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"strings"
 	"sync/atomic"
 )
 
@@ -68,7 +66,8 @@ func httpClient(d *dialer, conns int) *http.Client {
 
 // publish POSTs one payload to channel ch and waits for the server's
 // acknowledgement: tether answers once the message is fsynced, Nchan once
-// it is in its memory store, socket.io once it is handed to its sockets.
+// it is in its memory store, socket.io once it is handed to its sockets,
+// Centrifugo once it is in its memory engine's history.
 func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p []byte) error {
 	var u string
 	body := p
@@ -77,6 +76,9 @@ func publish(ctx context.Context, c *http.Client, sys System, addr, ch string, p
 		u = "http://" + addr + "/v1/channels/" + ch + "/messages"
 		body = make([]byte, 0, len(p)+2)
 		body = append(append(append(body, '"'), p...), '"')
+	case Centrifugo:
+		_, err := centrifugoAPI(ctx, c, addr, "publish", centrifugoPublishBody(ch, p))
+		return err
 	default:
 		u = "http://" + addr + "/pub/" + ch
 	}
@@ -106,6 +108,8 @@ type wsSub struct {
 	ws    frameConn
 	c     net.Conn
 	local string // its local address, as the server sees the remote
+
+	pending []byte // Centrifugo: the rest of the last message, one reply or push a line
 }
 
 // frameConn reads and writes the messages of a framed connection:
@@ -128,6 +132,8 @@ func dialWS(ctx context.Context, sys System, addr, ch string, d *dialer) (*wsSub
 		path = "/sub/" + ch
 	case SocketIO:
 		path = "/socket.io/?EIO=4&transport=websocket&channel=" + url.QueryEscape(ch)
+	case Centrifugo:
+		path = "/connection/websocket"
 	}
 	ws, err := dialRawWS(ctx, d, addr, path)
 	if err != nil {
@@ -180,6 +186,8 @@ func (s *wsSub) subscribe(ch string) error {
 			return fmt.Errorf("bench: socket.io connect: %w", err)
 		}
 		return s.until(func(f []byte) bool { return bytes.HasPrefix(f, []byte("40")) }, "")
+	case Centrifugo:
+		return s.centrifugoSubscribe(ch)
 	}
 	return nil
 }
@@ -188,7 +196,7 @@ func (s *wsSub) subscribe(ch string) error {
 // want.
 func (s *wsSub) until(match func([]byte) bool, want string) error {
 	for range 100 {
-		f, err := s.ws.read()
+		f, err := s.read()
 		if err != nil {
 			return fmt.Errorf("bench: %s handshake: %w", s.sys, err)
 		}
@@ -203,11 +211,11 @@ func (s *wsSub) until(match func([]byte) bool, want string) error {
 }
 
 // next returns the next message that may carry a payload (valid until the
-// next call), answering the heartbeats of tether (ping frames) and
-// socket.io ("2") on the way.
+// next call), answering the heartbeats of tether (ping frames), socket.io
+// ("2") and Centrifugo ({}) on the way.
 func (s *wsSub) next() ([]byte, error) {
 	for {
-		f, err := s.ws.read()
+		f, err := s.read()
 		if err != nil {
 			return nil, err
 		}
@@ -235,9 +243,28 @@ func (s *wsSub) next() ([]byte, error) {
 			if !bytes.HasPrefix(f, []byte("42")) {
 				continue
 			}
+		case Centrifugo:
+			if len(f) == 2 && f[0] == '{' && f[1] == '}' { // ping: answered by a pong, {}
+				if err := s.ws.writeText([]byte("{}")); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			if !bytes.Contains(f, []byte(`"pub":`)) {
+				continue
+			}
 		}
 		return f, nil
 	}
+}
+
+// read returns the next message: for Centrifugo, the next line of a
+// WebSocket message.
+func (s *wsSub) read() ([]byte, error) {
+	if s.sys == Centrifugo {
+		return s.centrifugoNext()
+	}
+	return s.ws.read()
 }
 
 // drain reads and answers heartbeats until the connection ends.
@@ -260,79 +287,6 @@ func (s *wsSub) reset() {
 	}
 	s.c.Close()
 }
-
-// sseEvent is one Server-Sent Event.
-type sseEvent struct {
-	id   string
-	data []byte
-}
-
-// sseStream reads one SSE response: tether's /v1/channels/<ch>/events or
-// Nchan's EventSource subscriber.
-type sseStream struct {
-	res *http.Response
-	br  *bufio.Reader
-}
-
-// openSSE opens a stream of ch. lastID resumes after an event id; when it
-// is empty the stream starts from the oldest retained message if fromStart
-// is set, else with the messages published from now on.
-func openSSE(ctx context.Context, c *http.Client, sys System, addr, ch, lastID string, fromStart bool) (*sseStream, error) {
-	var u string
-	switch sys.kind() {
-	case Tether:
-		u = "http://" + addr + "/v1/channels/" + ch + "/events"
-		if lastID == "" && fromStart {
-			u += "?after=0"
-		}
-	case Nchan:
-		u = "http://" + addr + "/sub/" + ch
-	default:
-		return nil, fmt.Errorf("bench: %s has no SSE", sys)
-	}
-	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("bench: SSE %s: %w", u, err)
-	}
-	if res.StatusCode != 200 {
-		res.Body.Close()
-		return nil, fmt.Errorf("bench: SSE %s: %s", u, res.Status)
-	}
-	return &sseStream{res: res, br: bufio.NewReaderSize(res.Body, 4096)}, nil
-}
-
-// next returns the next event that has data.
-func (s *sseStream) next() (sseEvent, error) {
-	var ev sseEvent
-	for {
-		line, err := s.br.ReadSlice('\n')
-		if err != nil {
-			return ev, err
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0:
-			if ev.data != nil {
-				return ev, nil
-			}
-			ev = sseEvent{}
-		case bytes.HasPrefix(line, []byte("id:")):
-			ev.id = strings.TrimSpace(string(line[3:]))
-		case bytes.HasPrefix(line, []byte("data:")):
-			ev.data = bytes.Clone(bytes.TrimSpace(line[5:]))
-		}
-	}
-}
-
-func (s *sseStream) close() { s.res.Body.Close() }
 
 // longPoll holds one long-poll request of ch open until it is answered or
 // ctx ends: tether's GET /v1/channels/<ch>/messages with the longest wait,

@@ -14,7 +14,7 @@ import (
 func (r *runner) detectCases() []benchCase {
 	var cs []benchCase
 	for _, mode := range r.cfg.DetectModes {
-		bc := benchCase{scenario: "detection", name: mode, systems: []System{Tether, TetherBefore, Nchan, SocketIO},
+		bc := benchCase{scenario: "detection", name: mode, systems: []System{Tether, TetherBefore, Nchan, SocketIO, Centrifugo},
 			run: func(ctx context.Context, sys System) (measure, error) {
 				return r.detect(ctx, sys, mode)
 			}}
@@ -34,9 +34,9 @@ func (r *runner) detectCases() []benchCase {
 //
 // What "the server reports it" means differs: tether logs "connection
 // ended" with its reason, socket.io's server script logs its "disconnect"
-// event with its reason, and Nchan has no per-connection event, so its
-// subscriber count (nchan_stub_status) going down stands for it, polled
-// every 5 ms.
+// event with its reason, and Nchan and Centrifugo (at its info log level)
+// have no per-connection event, so their client count (nchan_stub_status,
+// Centrifugo's info API) going down stands for it, polled every 5 ms.
 func (r *runner) detect(ctx context.Context, sys System, mode string) (measure, error) {
 	pl := loopback
 	timeout := 10 * time.Second
@@ -101,8 +101,8 @@ func (r *runner) detect(ctx context.Context, sys System, mode string) (measure, 
 
 var errNotNoticed = errors.New("bench: departure not noticed")
 
-// waitEnd waits for the end event, or for Nchan's subscriber count to fall
-// below before.
+// waitEnd waits for the end event, or, for a server that reports none, for
+// its count of connections to fall below before.
 func waitEnd(ctx context.Context, in *instance, ended <-chan endEvent, before int, timeout time.Duration) (endEvent, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()

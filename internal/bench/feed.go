@@ -34,7 +34,7 @@ func openFeed(ctx context.Context, in *instance, tr, ch string, d *dialer, hc *h
 		}
 		return dialWS(dctx, in.sys, in.addr, ch, d)
 	case "sse":
-		s, err := openSSE(ctx, hc, in.sys, in.addr, ch, "", true)
+		s, err := openSSE(ctx, d, in.sys, in.addr, ch, "", true)
 		if err != nil {
 			return nil, err
 		}
@@ -49,8 +49,10 @@ func openFeed(ctx context.Context, in *instance, tr, ch string, d *dialer, hc *h
 func transportSystems(tr string) []System {
 	switch tr {
 	case "websocket":
-		return []System{Tether, TetherBefore, Nchan, SocketIO}
-	case "sse", "long-poll":
+		return []System{Tether, TetherBefore, Nchan, SocketIO, Centrifugo}
+	case "sse":
+		return []System{Tether, TetherBefore, Nchan, Centrifugo}
+	case "long-poll":
 		return []System{Tether, TetherBefore, Nchan}
 	}
 	return []System{Tether, TetherBefore} // tcp
@@ -62,7 +64,7 @@ func (s *wsSub) close() { s.closeNow() }
 type sseFeed struct{ s *sseStream }
 
 func (f sseFeed) next() ([]byte, error) {
-	ev, err := f.s.next()
+	ev, err := f.s.message()
 	return ev.data, err
 }
 

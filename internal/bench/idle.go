@@ -146,14 +146,14 @@ func (r *runner) holdOne(ctx context.Context, in *instance, tr, ch string, d *di
 		s.drain()
 		return nil
 	case "sse":
-		s, err := openSSE(ctx, hc, in.sys, in.addr, ch, "", false)
+		s, err := openSSE(ctx, d, in.sys, in.addr, ch, "", false)
 		if err != nil {
 			return err
 		}
 		done()
 		defer s.close()
 		for {
-			if _, err := s.next(); err != nil {
+			if _, err := s.message(); err != nil {
 				return nil
 			}
 		}

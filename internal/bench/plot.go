@@ -32,6 +32,7 @@ var systemColors = map[System]color.RGBA{
 	TetherBefore: {R: 0x9e, G: 0xc5, B: 0xe0, A: 0xff},
 	Nchan:        {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
 	SocketIO:     {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	Centrifugo:   {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }
 
 // WritePlots draws every plot of rep that has data into dir.

@@ -13,7 +13,7 @@ func (r *runner) publishCases() []benchCase {
 	var cs []benchCase
 	for _, p := range r.cfg.PublishConcurrency {
 		cs = append(cs, benchCase{scenario: "publish", name: fmt.Sprintf("publishers=%d", p),
-			systems: []System{Tether, TetherBefore, Nchan, SocketIO},
+			systems: []System{Tether, TetherBefore, Nchan, SocketIO, Centrifugo},
 			run: func(ctx context.Context, sys System) (measure, error) {
 				return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
 					return r.publish(ctx, in, p, r.cfg.PublishDuration)

@@ -29,6 +29,9 @@ const (
 	Tether   System = "tether"
 	Nchan    System = "nchan"
 	SocketIO System = "socketio"
+	// Centrifugo is Centrifugo v6 (bench/peers/centrifugo), memory engine
+	// with history and recovery on.
+	Centrifugo System = "centrifugo"
 	// TetherBefore is a second tether binary (Config.TetherBeforeBin),
 	// run exactly as Tether is, so that two builds of the server, say a
 	// change and its base, are measured side by side in one run.
@@ -82,6 +85,8 @@ func startSystem(ctx context.Context, cfg *Config, sys System, pl place, tmp str
 		in, err = startNchan(ctx, cfg, pl, dir)
 	case SocketIO:
 		in, err = startSocketIO(ctx, cfg, pl, dir)
+	case Centrifugo:
+		in, err = startCentrifugo(ctx, cfg, pl, dir)
 	default:
 		err = fmt.Errorf("unknown system %q", sys)
 	}
@@ -176,7 +181,7 @@ func startProcess(cmd *exec.Cmd, useStdout bool, onLine func(line []byte, at tim
 
 // waitReady polls the server's HTTP port until it answers, for at most 20 s.
 func (in *instance) waitReady(ctx context.Context) error {
-	path := map[System]string{Tether: "/healthz", Nchan: "/nchan_stub_status", SocketIO: "/stats"}[in.sys.kind()]
+	path := map[System]string{Tether: "/healthz", Nchan: "/nchan_stub_status", SocketIO: "/stats", Centrifugo: "/health"}[in.sys.kind()]
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+in.addr+path, nil)
@@ -273,7 +278,8 @@ func (in *instance) getText(ctx context.Context, path string) (string, error) {
 
 // connections is the number of client connections the server itself
 // counts: tether's tether_connections_open (all transports), Nchan's
-// subscribers (nchan_stub_status), socket.io's engine clientsCount.
+// subscribers (nchan_stub_status), socket.io's engine clientsCount,
+// Centrifugo's clients (its info API).
 func (in *instance) connections(ctx context.Context) (int, error) {
 	switch in.sys.kind() {
 	case Tether:
@@ -293,6 +299,8 @@ func (in *instance) connections(ctx context.Context) (int, error) {
 			}
 		}
 		return 0, errors.New("bench: no subscribers line in nchan_stub_status")
+	case Centrifugo:
+		return centrifugoClients(ctx, in)
 	default:
 		s, err := in.getText(ctx, "/stats")
 		if err != nil {
