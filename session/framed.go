@@ -108,6 +108,9 @@ func (s *Session) writeLoop() {
 		if it.app {
 			s.lastApp.Store(now)
 		}
+		if !it.since.IsZero() && s.guard != nil {
+			s.unread.CompareAndSwap(0, it.since.UnixNano())
+		}
 		if it.cursor != "" {
 			s.mu.Lock()
 			if _, ok := s.delivered[it.channel]; ok {

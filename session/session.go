@@ -55,11 +55,15 @@ type Session struct {
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool  // a frame was written since the timer last looked at the socket
-	notified  atomic.Bool  // NotifyShutdown was called
-	hint      atomic.Int64 // the shutdown notice's reconnect hint, in ms
-	usedExt   atomic.Bool  // an Extension served a request
-	gone      func() bool  // HTTP sessions: stops watching the request's context
+	wrote     atomic.Bool // a frame was written since the timer last looked at the socket
+	// unread is the lag clock (unix nanos) of the oldest message written
+	// into the socket since the stall guard last saw the peer's window
+	// open; 0 if none.
+	unread   atomic.Int64
+	notified atomic.Bool  // NotifyShutdown was called
+	hint     atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	usedExt  atomic.Bool  // an Extension served a request
+	gone     func() bool  // HTTP sessions: stops watching the request's context
 
 	// The timer (timer.go): a runtime timer, no goroutine. Nil for a
 	// long-poll, which has none.

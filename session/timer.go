@@ -154,7 +154,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 		// its kernel answers ours) cannot read our pings either: while a
 		// message waits for it, MaxLag decides, not the heartbeat; once it
 		// reads again it gets a full PingTimeout to answer.
-		deferBeat := tl.stalled && cfg.MaxLag > 0 && !s.q.oldest().IsZero()
+		deferBeat := tl.stalled && cfg.MaxLag > 0 && !s.oldest(tl).IsZero()
 		beatAt := time.Unix(0, max(s.lastRecv.Load(), tl.unstalled)).Add(cfg.PingTimeout)
 		if late := now.Sub(beatAt); late >= 0 && !deferBeat {
 			s.decide(ending{reason: conn.ReasonHeartbeatTimeout, mode: conn.CloseReset, noticed: late, server: true})
@@ -173,7 +173,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 			next = earliest(next, idleAt)
 		}
 	}
-	if oldest := s.q.oldest(); cfg.MaxLag > 0 && !oldest.IsZero() {
+	if oldest := s.oldest(tl); cfg.MaxLag > 0 && !oldest.IsZero() {
 		lagAt := oldest.Add(cfg.MaxLag)
 		if !now.Before(lagAt) {
 			s.decide(ending{reason: conn.ReasonSlowConsumer, mode: conn.CloseGraceful, noticed: now.Sub(lagAt), server: true,
@@ -201,6 +201,20 @@ func (s *Session) ping(now time.Time) {
 	s.q.forceCtrl(item{frame: s.f.Encode(wire.Ping{Type: wire.TypePing, ID: id})})
 }
 
+// oldest is the earliest lag clock of a message not yet delivered: queued
+// or waiting to be (queue.oldest) or, while the peer's window is closed,
+// written into the socket since the guard last saw it open (unread). The
+// writer gathers what is queued into one write, so a stalled peer's
+// messages may all sit in the kernel's buffer while the queue is empty:
+// they wait for the peer all the same. s.tm.tmu is held.
+func (s *Session) oldest(tl *timerState) time.Time {
+	t := s.q.oldest()
+	if u := s.unread.Load(); tl.stalled && u != 0 && (t.IsZero() || u < t.UnixNano()) {
+		t = time.Unix(0, u)
+	}
+	return t
+}
+
 // lookAtSocket runs the stall guard while written data may wait in the
 // socket. s.tm.tmu is held.
 func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
@@ -217,6 +231,9 @@ func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
 	}
 	if tl.stalled && !st.Stalled {
 		tl.unstalled = now.UnixNano()
+	}
+	if !st.Stalled {
+		s.unread.Store(0) // the peer reads, or all was delivered
 	}
 	tl.pending, tl.stalled = st.Pending, st.Stalled
 }
