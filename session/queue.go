@@ -161,6 +161,30 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 	return nil
 }
 
+// pushNow queues message frames only if all of them fit now and no
+// subscription waits for room (which keeps the order in which room is
+// given): it never waits. It reports whether it queued them.
+func (q *queue) pushNow(its []item) bool {
+	n := 0
+	for _, it := range its {
+		n += len(it.frame)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.waiting) > 0 || len(its) == 0 ||
+		q.msgs.bytes+n > q.limit && !(q.msgs.bytes == 0 && len(its) == 1) {
+		return false
+	}
+	if len(q.msgs.items) == 0 {
+		q.kicked(its[0].since)
+	}
+	for _, it := range its {
+		q.msgs.push(it)
+	}
+	signal(q.ready)
+	return true
+}
+
 // pop takes the next frame, control first. ok is false once the queue is
 // closed and drained, or ctx is done. idle, if not nil, is called (without
 // the lock) each time pop is about to wait for a frame: the writer flushes
