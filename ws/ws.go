@@ -166,16 +166,12 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.gc = &guardedConn{Conn: nc, g: h.g}
 	brw.Reader.Reset(h.gc)
 	// The library writes only control frames now (pong, close: at most
-	// 127 bytes each, RFC 6455 §5.5), each flushed at once: a buffer that
-	// holds one makes each a single Write, which guardedConn serialises
-	// with the data batches. net/http's 4 KiB writer is let go.
-	brw.Writer = bufio.NewWriterSize(h.gc, ctrlBuf)
+	// 127 bytes each, RFC 6455 §5.5), each flushed at once from net/http's
+	// 4 KiB writer (which its connection keeps anyway): each is a single
+	// Write, which guardedConn serialises with the data batches.
+	brw.Writer.Reset(h.gc)
 	return h.gc, brw, nil
 }
-
-// ctrlBuf is the library's write buffer: one control frame, header
-// included.
-const ctrlBuf = 128
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
