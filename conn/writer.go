@@ -23,10 +23,14 @@ const max1xx = 4
 // concurrent use.
 type responseWriter struct {
 	w http.ResponseWriter
-	// header is the handler's header map. The real one stays empty until
-	// the handler commits its status, because net/http writes the real map
-	// with every 1xx (RFC 8297 semantics): a probe must neither leak the
-	// handler's half-built headers nor race with the handler filling them.
+	// header is the handler's header map, made on the handler's first
+	// call to Header (a waiting long-poll never makes one) as a copy of
+	// what a middleware outside Watch set (CORS, Vary), which belongs to
+	// the final response too. The handler's own fields reach the real map
+	// only when it commits its status, because net/http writes the real
+	// map with every 1xx (RFC 8297 semantics): a probe must neither leak
+	// the handler's half-built headers nor race with the handler filling
+	// them. Nil until made: the real map then holds the whole header.
 	header http.Header
 	kick   chan<- struct{}
 	wt     *watcher // for tests, which wait for its verdicts instead of sleeping
@@ -44,10 +48,7 @@ type responseWriter struct {
 
 func newResponseWriter(w http.ResponseWriter, r *http.Request, kick chan<- struct{}) *responseWriter {
 	return &responseWriter{
-		w: w,
-		// What a middleware outside Watch set (CORS, Vary) belongs to the
-		// final response too; the real map is emptied until the commit.
-		header: w.Header().Clone(),
+		w:      w,
 		kick:   kick,
 		can1xx: r.ProtoAtLeast(1, 1),
 		isHEAD: r.Method == http.MethodHead,
@@ -55,11 +56,30 @@ func newResponseWriter(w http.ResponseWriter, r *http.Request, kick chan<- struc
 }
 
 // Header returns the handler's header map (see responseWriter.header).
-func (rw *responseWriter) Header() http.Header { return rw.header }
+// Called by the handler's goroutine only, as net/http's is; a concurrent
+// probe only reads the real map, as the copy does.
+func (rw *responseWriter) Header() http.Header {
+	if rw.header == nil {
+		rw.header = rw.w.Header().Clone()
+		if rw.header == nil {
+			rw.header = http.Header{}
+		}
+	}
+	return rw.header
+}
+
+// toReal makes the real header map the handler's final one; with no map
+// of the handler's it already is.
+func (rw *responseWriter) toReal() {
+	if rw.header != nil {
+		copyHeader(rw.w.Header(), rw.header)
+	}
+}
 
 func (rw *responseWriter) WriteHeader(code int) {
 	rw.mu.Lock()
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols && !rw.committed {
+		rw.Header() // the real map is cleared below: keep what it held
 		h := rw.w.Header()
 		copyHeader(h, rw.header)
 		rw.w.WriteHeader(code)
@@ -77,8 +97,8 @@ func (rw *responseWriter) WriteHeader(code int) {
 func (rw *responseWriter) commitLocked(code int) {
 	if !rw.committed {
 		rw.committed = true
-		copyHeader(rw.w.Header(), rw.header)
-		rw.fillerOK = bodyAllowed(code) && !rw.isHEAD && rw.header.Get("Content-Length") == ""
+		rw.toReal()
+		rw.fillerOK = bodyAllowed(code) && !rw.isHEAD && rw.w.Header().Get("Content-Length") == ""
 	}
 	rw.w.WriteHeader(code)
 }
@@ -171,7 +191,7 @@ func (rw *responseWriter) finish() {
 	defer rw.mu.Unlock()
 	rw.finished = true
 	if !rw.hijacked {
-		copyHeader(rw.w.Header(), rw.header)
+		rw.toReal()
 	}
 }
 

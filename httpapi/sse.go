@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/framebuf"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/store"
@@ -69,14 +69,16 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 }
 
 // sseTransport frames the core's events as text/event-stream. Events are
-// gathered in buf and handed to the ResponseWriter in one Write per batch,
-// so that conn.Watch's probe (a comment line) can only ever land between
-// whole events. Used by the handler's goroutine only (the core's writer).
+// gathered in buf and handed to the ResponseWriter in one Write and one
+// Flush per wake-up of the writer, so that conn.Watch's probe (a comment
+// line) can only ever land between whole events. buf borrows its buffer
+// from a pool only while events are pending. Used by the handler's
+// goroutine only (the core's writer).
 type sseTransport struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	nc  net.Conn // nil when the request did not come through conn.ConnContext
-	buf bytes.Buffer
+	buf framebuf.Batch
 }
 
 // begin commits the response: headers, and the reconnection delay for
@@ -88,7 +90,7 @@ func (t *sseTransport) begin(retry time.Duration) (int, error) {
 	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer the stream
 	conn.SetFiller(t.w, sseFiller)
 	t.w.WriteHeader(http.StatusOK)
-	t.buf.WriteString("retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n")
+	t.buf.Write([]byte("retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n"))
 	n := t.buf.Len()
 	return n, t.flush()
 }
@@ -97,16 +99,17 @@ func (t *sseTransport) Format() session.Format { return sseFormat{} }
 
 func (t *sseTransport) WriteFrame(_ context.Context, frame []byte, flush bool) error {
 	t.buf.Write(frame)
-	if flush || t.buf.Len() >= 32<<10 {
+	if flush || t.buf.Len() >= framebuf.FlushAt {
 		return t.flush()
 	}
 	return nil
 }
 
 func (t *sseTransport) flush() error {
-	_, err := t.w.Write(t.buf.Bytes())
-	t.buf.Reset()
-	if err != nil {
+	if t.buf.Len() == 0 {
+		return nil
+	}
+	if err := t.buf.Flush(t.w); err != nil {
 		return err
 	}
 	return t.rc.Flush()

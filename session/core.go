@@ -39,7 +39,9 @@ type Transport interface {
 	// Format encodes the events this transport writes.
 	Format() Format
 	// WriteFrame sends one encoded event; flush false says another follows
-	// at once, so the transport may buffer.
+	// at once, so the transport may buffer (and should: the frames of one
+	// wake-up of the writer then leave in one write). A nil frame with
+	// flush true writes out what is buffered and nothing else.
 	WriteFrame(ctx context.Context, frame []byte, flush bool) error
 	// CloseGracefully says goodbye the transport's way once everything
 	// was written: a WebSocket close frame, TCP FIN, the end of an HTTP
@@ -189,7 +191,7 @@ func (c *Core) Logger() *slog.Logger { return c.log }
 // connection ends through the Registry (Close, Shutdown), its peer, the
 // expiry of its token, or the core's own limits; Serve has no other stop.
 func (c *Core) Serve(ctx context.Context, t FramedTransport, p *auth.Principal, oi registry.OpenInfo, first []byte) error {
-	s := newSession(c, t, framed)
+	s := newSession(ctx, c, t, framed)
 	lease, err := c.admit(p, &oi)
 	if err != nil {
 		code, msg, _ := AuthCode(err)

@@ -60,22 +60,43 @@ func (s *Session) protocolError(code wire.Code, msg string) {
 
 // writeLoop writes queued frames until the queue is closed and drained or
 // a write fails. It runs on the goroutine that serves the connection.
+//
+// Frames popped while more are queued are written with flush false, so
+// that the transport sends everything queued at one wake-up in one write;
+// if the queue turns out empty after all (an unsubscribe dropped its
+// frames), idle flushes what the transport holds before pop waits.
 func (s *Session) writeLoop() {
+	// Not s.ctx, which ends before a graceful close's flush.
+	ctx := context.Background()
+	pending := false // the transport holds frames not yet flushed
+	var flushErr error
+	idle := func() {
+		pending = false
+		flushErr = s.t.WriteFrame(ctx, nil, true)
+	}
 	for {
-		it, more, ok := s.q.pop(context.Background())
-		if !ok {
+		var it item
+		var more, ok bool
+		if pending {
+			it, more, ok = s.q.pop(ctx, idle)
+		} else {
+			it, more, ok = s.q.pop(ctx, nil)
+		}
+		if flushErr != nil {
+			s.writeFailed(flushErr)
 			return
 		}
-		// Not s.ctx, which ends before a graceful close's flush.
-		err := s.t.WriteFrame(context.Background(), it.frame, !more)
+		if !ok {
+			if pending {
+				s.t.WriteFrame(ctx, nil, true) // what a discarding close left
+			}
+			return
+		}
+		err := s.t.WriteFrame(ctx, it.frame, !more)
+		pending = more
 		s.q.written()
 		if err != nil {
-			reason := s.t.Reason(err)
-			if reason == "" {
-				reason = conn.ReasonWriteFailed
-			}
-			s.decide(ending{reason: reason})
-			s.q.close(true)
+			s.writeFailed(err)
 			return
 		}
 		now := s.now().UnixNano()
@@ -87,6 +108,9 @@ func (s *Session) writeLoop() {
 		if it.app {
 			s.lastApp.Store(now)
 		}
+		if !it.since.IsZero() && s.guard != nil {
+			s.unread.CompareAndSwap(0, it.since.UnixNano())
+		}
 		if it.cursor != "" {
 			s.mu.Lock()
 			if _, ok := s.delivered[it.channel]; ok {
@@ -95,6 +119,16 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// writeFailed ends the connection after a failed write.
+func (s *Session) writeFailed(err error) {
+	reason := s.t.Reason(err)
+	if reason == "" {
+		reason = conn.ReasonWriteFailed
+	}
+	s.decide(ending{reason: reason})
+	s.q.close(true)
 }
 
 // dispatch serves one client frame on the reader goroutine. Requests that

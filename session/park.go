@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/tether-run/tether/store"
 )
@@ -10,7 +11,9 @@ import (
 // parking lets caught-up subscriptions wait for their channel without a
 // goroutine each. The subscriptions of a channel parked at the same
 // cursor (after a fan-out, all of them) form one group, which waits with
-// one store.Wait on one goroutine; when a message arrives, each is
+// one store.Wait on one goroutine; when a message arrives, that goroutine
+// reads the page once, queues it for every subscription whose queue has
+// room and parks them again at the next cursor (deliver); any other is
 // resumed on a fresh goroutine that reads and queues, and parks again
 // once caught up. An idle subscriber thus costs a map entry, not a
 // goroutine, and an append wakes one waiter per channel instead of one
@@ -41,11 +44,15 @@ type parkGroup struct {
 // park parks sb at cursor. It reports false when sb is ending: the caller
 // finishes it.
 func (p *parking) park(st store.Store, sb *sub, cursor store.Cursor) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.parkLocked(st, sb, cursor)
+}
+
+func (p *parking) parkLocked(st store.Store, sb *sub, cursor store.Cursor) bool {
 	if sb.ctx.Err() != nil {
 		return false
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.groups == nil {
 		p.groups = map[parkKey]*parkGroup{}
 	}
@@ -115,7 +122,51 @@ func (p *parking) wait(st store.Store, g *parkGroup) {
 	clear(g.subs)
 	p.mu.Unlock()
 	g.cancel()
+	if err == nil && len(subs) > 0 {
+		subs = p.deliver(st, g.key, subs)
+	}
 	for _, sb := range subs {
 		sb.resume(g.key.after, err)
+	}
+}
+
+// deliver is the common case of a wake-up, done on the group's goroutine:
+// one shared read of the page after the group's cursor; every
+// subscription whose queue takes the whole page at once, with nobody
+// waiting for room, gets it queued and is parked again after it, with no
+// goroutine of its own. It returns the subscriptions it did not carry on
+// (the page has a gap, is full, or their queue is short of room; or the
+// read failed), whose own goroutines then do it the long way.
+func (p *parking) deliver(st store.Store, k parkKey, subs []*sub) (rest []*sub) {
+	c, batch := subs[0].s.c, subs[0].s.cfg.ReadBatch
+	pg, err := c.reads.read(context.Background(), st, k.channel, k.after, batch, time.Time{})
+	if err != nil || pg.res.Gap || len(pg.res.Messages) == 0 || len(pg.res.Messages) >= batch {
+		return subs
+	}
+	var again []*sub
+	rest = subs[:0]
+	for _, sb := range subs { // rest reuses subs: it never gets ahead of the loop
+		if sb.ctx.Err() == nil && sb.queueNow(pg) {
+			again = append(again, sb)
+		} else {
+			rest = append(rest, sb)
+		}
+	}
+	p.parkAll(st, again, pg.res.Next)
+	return rest
+}
+
+// parkAll parks subs at cursor under one lock, and finishes those ending.
+func (p *parking) parkAll(st store.Store, subs []*sub, cursor store.Cursor) {
+	var ending []*sub
+	p.mu.Lock()
+	for _, sb := range subs {
+		if !p.parkLocked(st, sb, cursor) {
+			ending = append(ending, sb)
+		}
+	}
+	p.mu.Unlock()
+	for _, sb := range ending {
+		sb.finish()
 	}
 }

@@ -51,7 +51,7 @@ type PollAnswer struct {
 // the long-poll acts for (Authenticate); a refusal by the limits is a
 // *limits.Error.
 func (c *Core) OpenPoll(ctx context.Context, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(c, nil, poll)
+	s := newSession(ctx, c, nil, poll)
 	s.nc = oi.Conn
 	return s, s.open(ctx, p, oi)
 }
@@ -83,7 +83,11 @@ func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
 	} else {
 		after = store.Cursor(*r.After)
 	}
-	p, err := s.c.reads.read(s.ctx, st, r.Channel, after, r.Limit, start)
+	read := s.c.reads.read
+	if r.Wait > 0 {
+		read = s.c.reads.readBeforeWait // an empty page is followed by a wait
+	}
+	p, err := read(s.ctx, st, r.Channel, after, r.Limit, start)
 	if err != nil {
 		return PollAnswer{After: after}, err
 	}

@@ -161,9 +161,36 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 	return nil
 }
 
+// pushNow queues message frames only if all of them fit now and no
+// subscription waits for room (which keeps the order in which room is
+// given): it never waits. It reports whether it queued them.
+func (q *queue) pushNow(its []item) bool {
+	n := 0
+	for _, it := range its {
+		n += len(it.frame)
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.waiting) > 0 || len(its) == 0 ||
+		q.msgs.bytes+n > q.limit && !(q.msgs.bytes == 0 && len(its) == 1) {
+		return false
+	}
+	if len(q.msgs.items) == 0 {
+		q.kicked(its[0].since)
+	}
+	for _, it := range its {
+		q.msgs.push(it)
+	}
+	signal(q.ready)
+	return true
+}
+
 // pop takes the next frame, control first. ok is false once the queue is
-// closed and drained, or ctx is done.
-func (q *queue) pop(ctx context.Context) (it item, more, ok bool) {
+// closed and drained, or ctx is done. idle, if not nil, is called (without
+// the lock) each time pop is about to wait for a frame: the writer flushes
+// there what it buffered (frames dropped after an unsubscribe may have
+// taken away the frame it expected next).
+func (q *queue) pop(ctx context.Context, idle func()) (it item, more, ok bool) {
 	for {
 		q.mu.Lock()
 		l := &q.ctrl
@@ -183,6 +210,11 @@ func (q *queue) pop(ctx context.Context) (it item, more, ok bool) {
 		q.mu.Unlock()
 		if closed {
 			return item{}, false, false
+		}
+		if idle != nil {
+			idle()
+			idle = nil
+			continue // look again: something may have come meanwhile
 		}
 		select {
 		case <-q.ready:

@@ -32,7 +32,7 @@ func TestQueueBoundAndPriority(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"c", "mmmmmm"} {
-		it, _, ok := q.pop(ctx)
+		it, _, ok := q.pop(ctx, nil)
 		if !ok || string(it.frame) != want {
 			t.Fatalf("pop = %q, %v; want %q", it.frame, ok, want)
 		}
@@ -49,7 +49,7 @@ func TestQueueBoundAndPriority(t *testing.T) {
 		t.Fatalf("oldest after drop = %v, want none", got)
 	}
 	q.close(false)
-	if _, _, ok := q.pop(ctx); ok {
+	if _, _, ok := q.pop(ctx, nil); ok {
 		t.Fatal("pop on a closed, empty queue succeeded")
 	}
 	if err := q.pushCtrl(ctx, item{frame: []byte("x")}); err != errQueueClosed {

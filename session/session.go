@@ -55,25 +55,24 @@ type Session struct {
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool  // a frame was written since the timer last looked at the socket
-	notified  atomic.Bool  // NotifyShutdown was called
-	hint      atomic.Int64 // the shutdown notice's reconnect hint, in ms
-	usedExt   atomic.Bool  // an Extension served a request
-	gone      func() bool  // HTTP sessions: stops watching the request's context
+	wrote     atomic.Bool // a frame was written since the timer last looked at the socket
+	// unread is the lag clock (unix nanos) of the oldest message written
+	// into the socket since the stall guard last saw the peer's window
+	// open; 0 if none.
+	unread   atomic.Int64
+	notified atomic.Bool  // NotifyShutdown was called
+	hint     atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	usedExt  atomic.Bool  // an Extension served a request
+	gone     func() bool  // HTTP sessions: stops watching the request's context
 
-	// The timer (timer.go): a runtime timer, no goroutine.
-	tmu   sync.Mutex
-	tl    timerState  // guarded by tmu
-	dueMu sync.Mutex  // a leaf lock
-	timer *time.Timer // guarded by dueMu; set once, by startTimer
-	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
-	// timerOff: stopped for good. Guarded by dueMu.
-	timerOff bool
+	// The timer (timer.go): a runtime timer, no goroutine. Nil for a
+	// long-poll, which has none.
+	tm *sessionTimer
 
 	endMu      sync.Mutex
 	ending     *ending       // guarded by endMu; set once
 	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
-	ended      chan struct{} // closed when ending is set
+	ended      chan struct{} // closed when ending is set; nil for a long-poll, which nothing waits on
 	writerDone chan struct{} // closed by the writer's goroutine when it has stopped
 	wound      chan struct{} // closed when windUp has finished
 
@@ -109,8 +108,11 @@ type ending struct {
 // a peer that sends what it should not is not waited for.
 const abortFlush = 250 * time.Millisecond
 
-func newSession(c *Core, t Transport, k kind) *Session {
-	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k, ended: make(chan struct{})}
+// newSession makes a session of kind k. parent is the context a long-poll's
+// session derives its own from (the request's: it ends when the client is
+// gone); the others' ignore it.
+func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
+	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k}
 	// A long-poll answers once from a shared page: it queues nothing,
 	// handles no requests, has no subscription and no writer, so it takes
 	// none of their state (a waiting long-poll is the most numerous
@@ -119,12 +121,22 @@ func newSession(c *Core, t Transport, k kind) *Session {
 		s.q = newQueue(c.cfg.QueueBytes)
 		s.writerDone, s.wound = make(chan struct{}), make(chan struct{})
 		s.subs, s.delivered = map[string]*sub{}, map[string]store.Cursor{}
+		s.tm = &sessionTimer{}
+		s.ended = make(chan struct{})
 	}
 	if k == framed {
 		s.slots = make(chan struct{}, c.cfg.MaxInFlight)
 	}
-	// Values only: the session's context ends when its end is decided.
-	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	if k == poll {
+		// A waiting long-poll has nothing to wind up when its client
+		// leaves: its context ends with the request's, and Finish takes
+		// Watch's verdict (no AfterFunc, the cost of one per waiting
+		// request).
+		s.ctx, s.cancel = context.WithCancelCause(parent)
+	} else {
+		// The session's context ends when its end is decided.
+		s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	}
 	if t != nil {
 		s.f, s.nc = t.Format(), t.NetConn()
 	}
@@ -278,7 +290,9 @@ func (s *Session) decide(e ending) bool {
 			s.c.log.Debug("close", "mode", e.mode, "err", err)
 		}
 	}
-	close(s.ended)
+	if s.ended != nil {
+		close(s.ended)
+	}
 	s.cancel(&conn.GoneError{Reason: e.reason})
 	if running {
 		go s.windUp() // it blocks (flush, requests); the decider must not

@@ -124,23 +124,43 @@ const (
 // answers what the channel holds now, not a page up to sharedPageTTL old
 // (the zero since shares any).
 func (r *sharedReads) read(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int, since time.Time) (*page, error) {
+	return r.readShared(ctx, st, channel, after, limit, since, false)
+}
+
+// readBeforeWait is read for a caller that waits on the store when the
+// page is empty (a long-poll's first read): it also takes a finished
+// empty page, however recent its start. A stale empty page costs such a
+// caller nothing: its store.Wait after the cursor returns at once if a
+// message came since, and the read after the wait shares no empty page.
+// Caught-up long-polls of a channel then share their first read instead
+// of each reading the store for nothing.
+func (r *sharedReads) readBeforeWait(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int, since time.Time) (*page, error) {
+	return r.readShared(ctx, st, channel, after, limit, since, true)
+}
+
+func (r *sharedReads) readShared(ctx context.Context, st store.Store, channel string, after store.Cursor, limit int, since time.Time, emptyOK bool) (*page, error) {
 	now := time.Now()
 	r.mu.Lock()
 	if r.chans == nil {
 		r.chans = map[string][]*page{}
 	}
 	for _, p := range r.chans[channel] {
-		if p.after != after || p.limit != limit || p.started.Before(since) {
+		if p.after != after || p.limit != limit {
 			continue
 		}
 		select {
 		case <-p.done:
-			if p.err == nil && len(p.res.Messages) > 0 && now.Sub(p.at) < sharedPageTTL {
+			empty := len(p.res.Messages) == 0 && !p.res.Gap
+			fresh := !p.started.Before(since) && len(p.res.Messages) > 0
+			if p.err == nil && (fresh || emptyOK && empty) && now.Sub(p.at) < sharedPageTTL {
 				r.mu.Unlock()
 				return p, nil
 			}
 			continue
 		default:
+		}
+		if p.started.Before(since) {
+			continue
 		}
 		r.mu.Unlock()
 		select { // a read in flight: join it

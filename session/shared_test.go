@@ -130,6 +130,47 @@ func TestSharedReadsSince(t *testing.T) {
 	}
 }
 
+// Long-polls that will wait share a recent empty page for their first
+// read, whenever it started; other reads do not.
+func TestSharedReadsEmptyBeforeWait(t *testing.T) {
+	st := openCounting(t)
+	ctx := context.Background()
+	r, err := st.Append(ctx, "fan", []byte(`1`), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads sharedReads
+	if p, err := reads.readBeforeWait(ctx, st, "fan", r.ID, 100, time.Now()); err != nil || len(p.res.Messages) != 0 {
+		t.Fatalf("first read = %+v, %v; want an empty page", p, err)
+	}
+	for range 10 {
+		if p, err := reads.readBeforeWait(ctx, st, "fan", r.ID, 100, time.Now()); err != nil || len(p.res.Messages) != 0 {
+			t.Fatalf("read before wait = %+v, %v; want the shared empty page", p, err)
+		}
+	}
+	if n := st.reads.Load(); n != 1 {
+		t.Fatalf("%d store reads for 11 reads before a wait, want 1", n)
+	}
+	if _, err := reads.read(ctx, st, "fan", r.ID, 100, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.reads.Load(); n != 2 {
+		t.Fatalf("a plain read shared the empty page (%d store reads, want 2)", n)
+	}
+	// After an append the empty page may still be handed to a read before
+	// a wait (the wait returns at once), but never to the read after it.
+	next, err := st.Append(ctx, "fan", []byte(`2`), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Wait(ctx, "fan", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := reads.read(ctx, st, "fan", r.ID, 100, time.Time{}); err != nil || len(p.res.Messages) != 1 || p.res.Messages[0].ID != next.ID {
+		t.Fatalf("read after the wait = %+v, %v; want the new message", p, err)
+	}
+}
+
 // A subscriber whose context ends while it leads a shared read must not
 // fail the others joined to it.
 func TestSharedReadsSurviveLeaderCancel(t *testing.T) {

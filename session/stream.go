@@ -42,7 +42,7 @@ const DefaultStreamHeartbeat = 15 * time.Second
 // p is who the stream acts for (Authenticate); a refusal by the limits is
 // a *limits.Error.
 func (c *Core) OpenStream(ctx context.Context, t Transport, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(c, t, stream)
+	s := newSession(ctx, c, t, stream)
 	if s.nc == nil {
 		s.nc = oi.Conn
 	}
@@ -64,9 +64,11 @@ func (s *Session) open(ctx context.Context, p *auth.Principal, oi registry.OpenI
 		return err
 	}
 	s.start(h)
-	s.gone = context.AfterFunc(ctx, func() {
-		s.decide(ending{reason: conn.ReasonOf(context.Cause(ctx))})
-	})
+	if s.kind != poll { // a long-poll's context is the request's child
+		s.gone = context.AfterFunc(ctx, func() {
+			s.decide(ending{reason: conn.ReasonOf(context.Cause(ctx))})
+		})
+	}
 	return nil
 }
 

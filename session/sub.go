@@ -148,16 +148,33 @@ func (sb *sub) queue(after store.Cursor, p *page) error {
 	}
 	frames := p.frames(sb.s.f)
 	for i, m := range res.Messages {
-		since := m.Time
-		if since.Before(sb.started) {
-			since = sb.started
-		}
-		it := item{frame: frames[i], app: true, channel: sb.channel, cursor: m.ID, since: since}
+		it := item{frame: frames[i], app: true, channel: sb.channel, cursor: m.ID, since: sb.lagClock(m)}
 		if err := q.pushMsg(sb.ctx, sb, it); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// lagClock is when m's lag clock starts: when it was appended, or when
+// the subscription started for history older than that.
+func (sb *sub) lagClock(m store.Message) time.Time {
+	if m.Time.Before(sb.started) {
+		return sb.started
+	}
+	return m.Time
+}
+
+// queueNow queues a page's message frames if the queue takes them all at
+// once (queue.pushNow), and reports whether it did. The page has no gap.
+func (sb *sub) queueNow(p *page) bool {
+	frames := p.frames(sb.s.f)
+	var buf [4]item
+	its := buf[:0]
+	for i, m := range p.res.Messages {
+		its = append(its, item{frame: frames[i], app: true, channel: sb.channel, cursor: m.ID, since: sb.lagClock(m)})
+	}
+	return sb.s.q.pushNow(its)
 }
 
 // fail ends a subscription the store gave up on, telling the client in

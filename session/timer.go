@@ -3,6 +3,7 @@ package session
 import (
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -19,7 +20,18 @@ import (
 // only if it is not due earlier anyway: under a fan-out, a message
 // queued or written costs no timer operation.
 
-// timerState is the timer's own; guarded by Session.tmu.
+// sessionTimer is a session's timer and its state; a long-poll has none.
+type sessionTimer struct {
+	tmu   sync.Mutex
+	tl    timerState  // guarded by tmu
+	dueMu sync.Mutex  // a leaf lock
+	timer *time.Timer // guarded by dueMu; set once, by startTimer
+	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
+	// timerOff: stopped for good. Guarded by dueMu.
+	timerOff bool
+}
+
+// timerState is the timer's own; guarded by sessionTimer.tmu.
 type timerState struct {
 	nextPing  time.Time
 	nextCheck time.Time
@@ -32,16 +44,16 @@ type timerState struct {
 // real wake-up. Called by start (framed) or Stream; a session whose end
 // was wound up already gets none.
 func (s *Session) startTimer() {
-	s.tl.nextPing = s.now().Add(s.pingInterval()) // no firing yet: tmu not needed
-	s.q.kick = s.lagStarted                       // before any push
-	s.dueMu.Lock()
-	defer s.dueMu.Unlock()
-	if s.timerOff {
+	s.tm.tl.nextPing = s.now().Add(s.pingInterval()) // no firing yet: tmu not needed
+	s.q.kick = s.lagStarted                          // before any push
+	s.tm.dueMu.Lock()
+	defer s.tm.dueMu.Unlock()
+	if s.tm.timerOff {
 		return
 	}
-	s.timer = time.AfterFunc(time.Hour, s.onTimer)
-	s.due = time.Time{}
-	s.timer.Reset(0)
+	s.tm.timer = time.AfterFunc(time.Hour, s.onTimer)
+	s.tm.due = time.Time{}
+	s.tm.timer.Reset(0)
 }
 
 // lagStarted is the queue's kick: a lag clock started at since, so a lag
@@ -63,28 +75,28 @@ func (s *Session) wroteData() {
 // and a comparison. Safe from any goroutine, with any lock held but
 // dueMu: it does not block.
 func (s *Session) wake(at time.Time) {
-	s.dueMu.Lock()
-	defer s.dueMu.Unlock()
-	if s.timer == nil || s.timerOff || !s.due.IsZero() && !at.Before(s.due) {
+	s.tm.dueMu.Lock()
+	defer s.tm.dueMu.Unlock()
+	if s.tm.timer == nil || s.tm.timerOff || !s.tm.due.IsZero() && !at.Before(s.tm.due) {
 		return
 	}
-	s.due = at
-	s.timer.Reset(max(time.Until(at), 0))
+	s.tm.due = at
+	s.tm.timer.Reset(max(time.Until(at), 0))
 }
 
 // onTimer is the timer's callback.
 func (s *Session) onTimer() {
-	s.tmu.Lock()
-	defer s.tmu.Unlock()
-	s.dueMu.Lock()
-	s.due = time.Time{} // firing: a wake while tick runs arms the timer
-	s.dueMu.Unlock()
+	s.tm.tmu.Lock()
+	defer s.tm.tmu.Unlock()
+	s.tm.dueMu.Lock()
+	s.tm.due = time.Time{} // firing: a wake while tick runs arms the timer
+	s.tm.dueMu.Unlock()
 	select {
 	case <-s.ended:
 		return
 	default:
 	}
-	if next, ok := s.tick(&s.tl); ok {
+	if next, ok := s.tick(&s.tm.tl); ok {
 		if soon := s.now().Add(time.Millisecond); next.Before(soon) {
 			next = soon
 		}
@@ -94,16 +106,16 @@ func (s *Session) onTimer() {
 
 // stopTimer stops the timer and waits for a firing in progress.
 func (s *Session) stopTimer() {
-	s.dueMu.Lock()
-	s.timerOff = true
-	t := s.timer
-	s.dueMu.Unlock()
+	s.tm.dueMu.Lock()
+	s.tm.timerOff = true
+	t := s.tm.timer
+	s.tm.dueMu.Unlock()
 	if t == nil {
 		return
 	}
 	t.Stop()
-	s.tmu.Lock()
-	s.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
+	s.tm.tmu.Lock()
+	s.tm.tmu.Unlock() //nolint:staticcheck // an empty critical section: waits out a firing
 }
 
 func (s *Session) pingInterval() time.Duration {
@@ -114,7 +126,7 @@ func (s *Session) pingInterval() time.Duration {
 }
 
 // tick runs one pass of the limits and returns when to look again; ok is
-// false when it decided the end. s.tmu is held.
+// false when it decided the end. s.tm.tmu is held.
 func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 	cfg := s.cfg
 	now := s.now()
@@ -143,7 +155,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 		// its kernel answers ours) cannot read our pings either: while a
 		// message waits for it, MaxLag decides, not the heartbeat; once it
 		// reads again it gets a full PingTimeout to answer.
-		deferBeat := tl.stalled && cfg.MaxLag > 0 && !s.q.oldest().IsZero()
+		deferBeat := tl.stalled && cfg.MaxLag > 0 && !s.oldest(tl).IsZero()
 		beatAt := time.Unix(0, max(s.lastRecv.Load(), tl.unstalled)).Add(cfg.PingTimeout)
 		if !now.Before(beatAt) && !deferBeat {
 			beatAt = s.kernelHeard(now, beatAt)
@@ -165,7 +177,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 			next = earliest(next, idleAt)
 		}
 	}
-	if oldest := s.q.oldest(); cfg.MaxLag > 0 && !oldest.IsZero() {
+	if oldest := s.oldest(tl); cfg.MaxLag > 0 && !oldest.IsZero() {
 		lagAt := oldest.Add(cfg.MaxLag)
 		if !now.Before(lagAt) {
 			s.decide(ending{reason: conn.ReasonSlowConsumer, mode: conn.CloseGraceful, noticed: now.Sub(lagAt), server: true,
@@ -235,8 +247,22 @@ func (s *Session) ping(now time.Time) {
 	s.q.forceCtrl(item{frame: s.f.Encode(wire.Ping{Type: wire.TypePing, ID: id})})
 }
 
+// oldest is the earliest lag clock of a message not yet delivered: queued
+// or waiting to be (queue.oldest) or, while the peer's window is closed,
+// written into the socket since the guard last saw it open (unread). The
+// writer gathers what is queued into one write, so a stalled peer's
+// messages may all sit in the kernel's buffer while the queue is empty:
+// they wait for the peer all the same. s.tm.tmu is held.
+func (s *Session) oldest(tl *timerState) time.Time {
+	t := s.q.oldest()
+	if u := s.unread.Load(); tl.stalled && u != 0 && (t.IsZero() || u < t.UnixNano()) {
+		t = time.Unix(0, u)
+	}
+	return t
+}
+
 // lookAtSocket runs the stall guard while written data may wait in the
-// socket. s.tmu is held.
+// socket. s.tm.tmu is held.
 func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
 	if s.guard == nil || now.Before(tl.nextCheck) {
 		return
@@ -251,6 +277,9 @@ func (s *Session) lookAtSocket(tl *timerState, now time.Time) {
 	}
 	if tl.stalled && !st.Stalled {
 		tl.unstalled = now.UnixNano()
+	}
+	if !st.Stalled {
+		s.unread.Store(0) // the peer reads, or all was delivered
 	}
 	tl.pending, tl.stalled = st.Pending, st.Stalled
 }

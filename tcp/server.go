@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/framebuf"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/wire"
@@ -186,7 +186,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // session core. A connection refused (no token or a bad one) gets one
 // error frame (unauthorized, token_expired) and is closed.
 func (s *Server) handle(nc net.Conn) {
-	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize), bw: bufio.NewWriterSize(nc, 32<<10)}
+	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize)}
 	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
 	first, err := c.lr.ReadFrame()
 	nc.SetReadDeadline(time.Time{})
@@ -231,18 +231,24 @@ func errorJSON(code, msg string) []byte {
 
 // tcpConn frames a TCP connection as NDJSON.
 type tcpConn struct {
-	nc net.Conn
-	lr *LineReader
-	bw *bufio.Writer // used by the writer goroutine only
+	nc  net.Conn
+	lr  *LineReader
+	out framebuf.Batch // used by the writer goroutine only
 }
 
 func (c *tcpConn) ReadFrame(context.Context) ([]byte, error) { return c.lr.ReadFrame() }
 
+// WriteFrame adds a line to the batch, written in one write(2) when flush
+// says nothing more is queued or it has grown to framebuf.FlushAt. The
+// batch's buffer comes from a pool and goes back after each write, so an
+// idle connection keeps none.
 func (c *tcpConn) WriteFrame(_ context.Context, frame []byte, flush bool) error {
-	c.bw.Write(frame)
-	c.bw.WriteByte('\n')
-	if flush || c.bw.Buffered() >= 16<<10 {
-		return c.bw.Flush()
+	if frame != nil {
+		c.out.Write(frame)
+		c.out.WriteByte('\n')
+	}
+	if flush || c.out.Len() >= framebuf.FlushAt {
+		return c.out.Flush(c.nc)
 	}
 	return nil
 }

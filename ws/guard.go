@@ -207,10 +207,19 @@ func (g *frameGuard) fill(n int) error {
 }
 
 // guardedConn is the net.Conn handed to the library: reads go through
-// the guard, everything else to the socket.
+// the guard, writes one at a time (the library's control frames and the
+// transport's data batches may come from different goroutines, and each
+// Write is one whole frame or batch), everything else to the socket.
 type guardedConn struct {
 	net.Conn
-	g *frameGuard
+	g   *frameGuard
+	wmu sync.Mutex // held for one Write
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) { return c.g.Read(p) }
+
+func (c *guardedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.Write(p)
+}

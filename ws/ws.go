@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -106,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// with an error frame and close 1009 (the library's limit counts
 	// payload as it reads it, and would close at once).
 	c.SetReadLimit(-1)
-	wc := &wsConn{c: c, nc: rec.nc, g: rec.g, limit: limit}
+	wc := &wsConn{c: c, nc: rec.nc, gc: rec.gc, g: rec.g, limit: limit}
 	if authErr != nil {
 		code, msg, _ := session.AuthCode(authErr)
 		session.Refuse(wc, code, msg)
@@ -151,6 +152,7 @@ type hijackRecorder struct {
 	limit int
 	nc    net.Conn
 	g     *frameGuard
+	gc    *guardedConn
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -161,20 +163,31 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h.nc = nc
 	buffered, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	h.g = newFrameGuard(io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), nc), h.limit)
-	gc := &guardedConn{Conn: nc, g: h.g}
-	brw.Reader.Reset(gc)
-	return gc, brw, nil
+	h.gc = &guardedConn{Conn: nc, g: h.g}
+	brw.Reader.Reset(h.gc)
+	// The library writes only control frames now (pong, close: at most
+	// 127 bytes each, RFC 6455 §5.5), each flushed at once from net/http's
+	// 4 KiB writer (which its connection keeps anyway): each is a single
+	// Write, which guardedConn serialises with the data batches.
+	brw.Writer.Reset(h.gc)
+	return h.gc, brw, nil
 }
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// wsConn frames a WebSocket connection: one frame per message.
+// wsConn frames a WebSocket connection: one frame per message. The
+// library reads, and writes the control frames (pong, close); the data
+// frames the session's writer sends are framed here, gathered in out and
+// written in one write(2) per wake-up of the writer (the library flushes
+// every message on its own). Both write through gc, which serialises them.
 type wsConn struct {
 	c     *websocket.Conn
 	nc    net.Conn
+	gc    *guardedConn
 	g     *frameGuard
 	limit int
 	buf   framebuf.Buffer // the reader goroutine's
+	out   framebuf.Batch  // the writer goroutine's
 	// code is the close status a protocol error calls for (1009, 1007),
 	// set by the reader before the session decides the end; 0: 1008.
 	code atomic.Int32
@@ -218,8 +231,35 @@ func (c *wsConn) readErr(err error) error {
 	return err
 }
 
-func (c *wsConn) WriteFrame(ctx context.Context, frame []byte, _ bool) error {
-	return c.c.Write(ctx, websocket.MessageText, frame)
+// WriteFrame adds frame to the batch as one unfragmented text frame,
+// unmasked as a server's are (RFC 6455 §5.1, §5.2), and writes the batch
+// when flush says nothing more is queued or it has grown to
+// framebuf.FlushAt.
+func (c *wsConn) WriteFrame(_ context.Context, frame []byte, flush bool) error {
+	if frame != nil {
+		var hdr [10]byte
+		c.out.Write(appendHeader(hdr[:0], len(frame)))
+		c.out.Write(frame)
+	}
+	if flush || c.out.Len() >= framebuf.FlushAt {
+		return c.out.Flush(c.gc)
+	}
+	return nil
+}
+
+// appendHeader appends the header of a final, unmasked text frame of n
+// bytes: FIN and opcode 1, then the payload length in 7 bits, or 126 and
+// 16 bits, or 127 and 64 bits, the shortest that holds it (RFC 6455
+// §5.2).
+func appendHeader(b []byte, n int) []byte {
+	b = append(b, 0x81)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 }
 
 // closeWait bounds the close handshake (the library waits up to 5s, and
@@ -258,7 +298,7 @@ const abortWait = 250 * time.Millisecond
 // Abort implements session.Aborter: after a protocol error nothing more
 // is read, so it writes the close frame (1009 for a frame too large, 1007
 // for invalid UTF-8, else 1008) within abortWait, and resets. The writer
-// has stopped, so the raw write does not interleave with the library's.
+// has stopped, and gc serialises the raw write with the library's.
 func (c *wsConn) Abort(reason conn.Reason) error {
 	c.g.stop()
 	code := websocket.StatusCode(c.code.Load())
@@ -268,7 +308,7 @@ func (c *wsConn) Abort(reason conn.Reason) error {
 	frame := []byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}
 	frame = append(frame, reason...)
 	c.nc.SetWriteDeadline(time.Now().Add(abortWait))
-	c.nc.Write(frame)
+	c.gc.Write(frame)
 	err := conn.CloseConn(c.nc, conn.CloseReset)
 	c.c.CloseNow()
 	return err

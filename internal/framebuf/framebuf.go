@@ -3,10 +3,13 @@
 // buffer between frames: a frame larger than that borrows a buffer from a
 // pool, by size class, and gives it back before the connection waits for
 // its next frame (the gobwas/ws write-up "A Million WebSockets and Go":
-// buffers belong to I/O in progress, not to connections).
+// buffers belong to I/O in progress, not to connections). A Batch does the
+// same for outgoing frames (WebSocket, TCP, SSE): the frames one wake-up of
+// a connection's writer finds queued go out in one write, from a buffer
+// borrowed for that write only.
 //
-// A Buffer is used by one goroutine at a time; the pools are safe for
-// concurrent use.
+// A Buffer or a Batch is used by one goroutine at a time; the pools are
+// safe for concurrent use.
 package framebuf
 
 import (
@@ -113,4 +116,72 @@ func (f *Buffer) ReadLimited(r io.Reader, max int) error {
 		}
 	}
 	return nil
+}
+
+// FlushAt is the size past which a Batch should be written out before
+// more is added: a wake-up with a long backlog still goes out in writes of
+// this order, and a batch borrows a buffer of one or two size classes.
+const FlushAt = 2 * minClass
+
+// Batch gathers the outgoing frames of one wake-up of a connection's
+// writer, so that they leave in one write(2) instead of one each. It holds
+// a buffer from the pools only while frames are pending: between batches
+// an idle connection keeps none.
+type Batch struct {
+	b *[]byte // borrowed; nil when nothing is pending
+}
+
+// Len is the number of bytes pending.
+func (w *Batch) Len() int {
+	if w.b == nil {
+		return 0
+	}
+	return len(*w.b)
+}
+
+// Write appends p; it never fails.
+func (w *Batch) Write(p []byte) (int, error) {
+	w.grow(len(p))
+	*w.b = append(*w.b, p...)
+	return len(p), nil
+}
+
+// WriteByte appends c; it never fails.
+func (w *Batch) WriteByte(c byte) error {
+	w.grow(1)
+	*w.b = append(*w.b, c)
+	return nil
+}
+
+func (w *Batch) grow(n int) {
+	if w.b == nil {
+		w.b = get(n)
+		return
+	}
+	if len(*w.b)+n <= cap(*w.b) {
+		return
+	}
+	p := get(max(2*cap(*w.b), len(*w.b)+n))
+	*p = append(*p, *w.b...)
+	put(w.b)
+	w.b = p
+}
+
+// Flush writes what is pending to dst in one Write and gives the buffer
+// back, whether or not the write succeeded.
+func (w *Batch) Flush(dst io.Writer) error {
+	if w.b == nil {
+		return nil
+	}
+	_, err := dst.Write(*w.b)
+	w.Discard()
+	return err
+}
+
+// Discard drops what is pending and gives the buffer back.
+func (w *Batch) Discard() {
+	if w.b != nil {
+		put(w.b)
+		w.b = nil
+	}
 }

@@ -44,3 +44,42 @@ func TestClass(t *testing.T) {
 		}
 	}
 }
+
+// countWriter counts the writes it gets.
+type countWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}
+
+func TestBatch(t *testing.T) {
+	var w Batch
+	var dst countWriter
+	var want []byte
+	for i := range 1000 { // grows past several size classes
+		frame := bytes.Repeat([]byte{byte('a' + i%26)}, i%300)
+		w.Write(frame)
+		w.WriteByte('\n')
+		want = append(append(want, frame...), '\n')
+	}
+	if w.Len() != len(want) {
+		t.Fatalf("Len = %d, want %d", w.Len(), len(want))
+	}
+	if err := w.Flush(&dst); err != nil {
+		t.Fatal(err)
+	}
+	if dst.writes != 1 || !bytes.Equal(dst.Bytes(), want) {
+		t.Fatalf("Flush: %d writes, %d bytes; want 1 write of %d bytes", dst.writes, dst.Len(), len(want))
+	}
+	if w.b != nil || w.Len() != 0 {
+		t.Fatal("after Flush the batch still holds a buffer")
+	}
+	// Nothing pending: no write at all.
+	if err := w.Flush(&dst); err != nil || dst.writes != 1 {
+		t.Fatalf("empty Flush: %d writes, %v", dst.writes, err)
+	}
+}
