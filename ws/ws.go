@@ -35,6 +35,13 @@ type Config struct {
 	Origins *origin.Matcher
 }
 
+// Subprotocol is the WebSocket subprotocol the server selects when the
+// client offers it. A browser offers it beside the one carrying its token
+// (auth.TokenProtocolPrefix), so that the handshake can select one that is
+// not the token: a browser refuses a handshake that selects none of those
+// it offered.
+const Subprotocol = "tether"
+
 // Handler serves the WebSocket transport: mount it at GET /v1/ws. Each
 // connection's goroutine is the ServeHTTP call that upgraded it (net/http
 // owns it); it writes the connection's frames for the session core, which
@@ -97,7 +104,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &hijackRecorder{ResponseWriter: je, limit: limit}
 	// The Origin was checked above, against the one list of allowed
 	// origins; the library's own check (host patterns) would differ.
-	c, err := websocket.Accept(rec, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	c, err := websocket.Accept(rec, r, &websocket.AcceptOptions{InsecureSkipVerify: true, Subprotocols: []string{Subprotocol}})
 	if err != nil {
 		je.finish() // Accept has answered the client: as JSON
 		return

@@ -310,7 +310,7 @@ export class Client extends Emitter<ClientEvents> {
               if (token) this.refreshLater(ws, token);
               this.onOpened(ws);
             },
-          });
+          }, token);
           t = ws;
           this.t = t;
           t.start();
@@ -336,7 +336,7 @@ export class Client extends Emitter<ClientEvents> {
     if (this.o.session) url = addQuery(url, 'session', this.o.session);
     if (this.o.getToken) {
       const tok = await this.o.getToken();
-      if (tok) return { url: addQuery(url, 'token', tok), token: tok };
+      if (tok) return { url, token: tok }; // offered as a subprotocol, not put in the URL
     }
     return { url };
   }

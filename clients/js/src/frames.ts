@@ -13,7 +13,16 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket constructor: the global one, or e.g. the `ws` package's in older Node. */
-export type WebSocketCtor = new (url: string) => WebSocketLike;
+export type WebSocketCtor = new (url: string, protocols?: string[]) => WebSocketLike;
+
+/**
+ * tokenProtocols are the WebSocket subprotocols that carry a token without
+ * putting it in the URL (where access logs and history keep it): the server
+ * reads `tether.token.<token>` and selects `tether` (docs/protocol.md).
+ */
+export function tokenProtocols(token: string): string[] {
+  return ['tether', 'tether.token.' + token];
+}
 
 /** A frame of docs/protocol.md, as parsed JSON. */
 export type Frame = { type: string; id?: string; [k: string]: unknown };
@@ -21,6 +30,8 @@ export type Frame = { type: string; id?: string; [k: string]: unknown };
 export interface FrameSocketOptions {
   heartbeatTimeout: number;
   connectTimeout: number;
+  /** Subprotocols to offer (tokenProtocols); none when absent. */
+  protocols?: string[];
 }
 
 export interface FrameSocketHandlers {
@@ -62,7 +73,7 @@ export class FrameSocket {
   start(): void {
     let ws: WebSocketLike;
     try {
-      ws = new this.ctor(this.url);
+      ws = this.opts.protocols ? new this.ctor(this.url, this.opts.protocols) : new this.ctor(this.url);
     } catch (err) {
       queueMicrotask(() => this.finish({ reason: 'transport-error', message: String(err), opened: false }));
       return;

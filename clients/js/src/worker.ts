@@ -11,9 +11,9 @@
  */
 import { Emitter } from './emitter.js';
 import { TetherError } from './errors.js';
-import { FrameSocket, globalWebSocket, type Frame, type WebSocketCtor } from './frames.js';
+import { FrameSocket, globalWebSocket, tokenProtocols, type Frame, type WebSocketCtor } from './frames.js';
 import type { EndInfo } from './transport.js';
-import { addQuery, backoffDelay, randomId, refreshDelay, tokenExpiry, type TokenSource } from './util.js';
+import { backoffDelay, randomId, refreshDelay, tokenExpiry, type TokenSource } from './util.js';
 
 export interface WorkerOptions {
   /** The server: `http://host:port`, `ws://host:port` or a full `ws://host:port/v1/ws`. */
@@ -152,9 +152,10 @@ export class Worker extends Emitter<WorkerEvents> {
     let token: string | undefined | null;
     if (this.o.getToken) {
       token = await this.o.getToken();
-      if (token) url = addQuery(url, 'token', token);
     }
-    const fs: FrameSocket = new FrameSocket(url, this.wsCtor, { heartbeatTimeout: this.o.heartbeatTimeout, connectTimeout: this.o.connectTimeout }, {
+    // The token rides as a subprotocol, out of the URL (and so out of access logs).
+    const protocols = token ? { protocols: tokenProtocols(token) } : {};
+    const fs: FrameSocket = new FrameSocket(url, this.wsCtor, { heartbeatTimeout: this.o.heartbeatTimeout, connectTimeout: this.o.connectTimeout, ...protocols }, {
       opened: () => {
         if (token) this.refreshLater(fs, token);
         this.register(fs);

@@ -1,5 +1,5 @@
 import { TetherError } from './errors.js';
-import { FrameSocket, type Frame, type WebSocketCtor } from './frames.js';
+import { FrameSocket, tokenProtocols, type Frame, type WebSocketCtor } from './frames.js';
 import type { PublishAck, Transport, TransportSink } from './transport.js';
 
 /** WSTransport speaks the framed protocol (docs/protocol.md) over one WebSocket. */
@@ -7,8 +7,8 @@ export class WSTransport implements Transport {
   readonly name = 'websocket' as const;
   private fs: FrameSocket;
 
-  constructor(url: string, ctor: WebSocketCtor, heartbeatTimeout: number, connectTimeout: number, private readonly sink: TransportSink) {
-    this.fs = new FrameSocket(url, ctor, { heartbeatTimeout, connectTimeout }, {
+  constructor(url: string, ctor: WebSocketCtor, heartbeatTimeout: number, connectTimeout: number, private readonly sink: TransportSink, token?: string) {
+    this.fs = new FrameSocket(url, ctor, { heartbeatTimeout, connectTimeout, ...(token ? { protocols: tokenProtocols(token) } : {}) }, {
       opened: () => sink.opened(),
       end: (info) => sink.end(info),
       frame: (f, size) => this.onFrame(f, size),

@@ -70,9 +70,11 @@ for (const mode of ['websocket', 'sse', 'longpoll']) {
     assert.ok(states.some((s) => s.startsWith('connected->connecting')), `the consumer saw the outage: ${states.join(', ')}`);
     assert.equal(consumer.transport, mode);
 
-    // The token travelled: ?token= on the WebSocket URL, Authorization on fetch.
+    // The token travelled: as a WebSocket subprotocol (never in the URL), Authorization on fetch.
     if (mode === 'websocket') {
-      assert.ok(proxy.seen.some((r) => r.upgrade && r.url.includes('token=tok-consumer') && r.url.includes('session=consumer-websocket')), 'token and session key on the WebSocket URL');
+      const upgrades = proxy.seen.filter((r) => r.upgrade);
+      assert.ok(upgrades.some((r) => r.headers['sec-websocket-protocol'] === 'tether, tether.token.tok-consumer' && r.url.includes('session=consumer-websocket')), 'token as a subprotocol, session key on the WebSocket URL');
+      assert.ok(upgrades.every((r) => !r.url.includes('token')), 'no token in a WebSocket URL: ' + upgrades.map((r) => r.url).join(' '));
     } else {
       assert.ok(proxy.seen.some((r) => r.headers.authorization === 'Bearer tok-consumer' && r.url.includes(channel)), 'Bearer token on reads');
       assert.ok(proxy.seen.some((r) => r.method === 'POST' && r.headers.authorization === 'Bearer tok-publisher'), 'Bearer token on publishes');

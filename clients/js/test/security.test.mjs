@@ -100,6 +100,13 @@ test('browser, allowed origin: publish, long-poll, SSE and WebSocket with a toke
       es.onmessage = (e) => (es.close(), res(JSON.parse(e.data).n));
       es.onerror = () => (es.close(), rej(new Error('EventSource failed')));
     });
+    // The token as a subprotocol: the server selects "tether", and the token stays out of the URL.
+    out.subprotocol = await new Promise((res) => {
+      const ws = new WebSocket(base.replace('http:', 'ws:') + '/v1/ws', ['tether', 'tether.token.' + tok]);
+      ws.onmessage = (e) => (ws.close(), res([ws.protocol, JSON.parse(e.data).type]));
+      ws.onopen = () => ws.send(JSON.stringify({ id: 's', type: 'subscribe', channel: 'room.1', after: '0' }));
+      ws.onerror = () => res('refused');
+    });
     const c = new window.tether.Client({ url: base, transports: ['websocket'], getToken: () => tok });
     const sub = c.subscribe('room.1', { after: '0' });
     const got = [];
@@ -112,7 +119,7 @@ test('browser, allowed origin: publish, long-poll, SSE and WebSocket with a toke
     c.close();
     return out;
   }, { base: srv.url, tok });
-  assert.deepEqual(out, { publish: 201, poll: [1], forbidden: [403, 'forbidden'], sse: 1, ws: [1, 2], transport: 'websocket' });
+  assert.deepEqual(out, { publish: 201, poll: [1], forbidden: [403, 'forbidden'], sse: 1, subprotocol: ['tether', 'reply'], ws: [1, 2], transport: 'websocket' });
 });
 
 test('browser, another origin: refused, and its no-cors POSTs store nothing', async () => {
