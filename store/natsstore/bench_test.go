@@ -1,18 +1,24 @@
 package natsstore
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nuid"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/store/storetest"
 )
 
 // The benchmarks mirror store/pebblestore's, so that the two engines'
 // figures sit side by side: the same message size, publishers and pages.
-// The NATS server runs in the benchmark's process, with sync always.
+// The NATS server runs in the benchmark's process, with sync always, unless
+// TETHER_BENCH_NATS names the servers of a running cluster (for example the
+// one scripts/nats-cluster.sh starts): each benchmark then opens a fresh
+// stream there, with the cluster's default replicas, and deletes it after.
 
 // BenchmarkAppend measures durable appends of 128-byte messages to one
 // channel by 1 and by 64 concurrent publishers.
@@ -75,6 +81,26 @@ func BenchmarkRead(b *testing.B) {
 
 func openBench(b *testing.B) *Store {
 	b.Helper()
+	s := openBenchStore(b)
+	// The first append waits for the new stream's leader: not timed.
+	if _, err := s.Append(b.Context(), "warmup", []byte("x"), store.AppendOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func openBenchStore(b *testing.B) *Store {
+	if urls := os.Getenv("TETHER_BENCH_NATS"); urls != "" {
+		s := openStore(b, urls, Config{Stream: "BENCH_" + nuid.Next()})
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			defer cancel()
+			if err := s.js.DeleteStream(ctx, s.cfg.Stream); err != nil {
+				b.Errorf("delete stream %s: %v", s.cfg.Stream, err)
+			}
+		})
+		return s
+	}
 	srv := startServer(b, b.TempDir())
 	return openStore(b, srv.ClientURL(), Config{})
 }

@@ -99,7 +99,9 @@ func (s *Store) leaderGet(ctx context.Context, req getRequest) (stored, error) {
 
 // parseHeaders reads the store's headers into m.
 func (m *stored) parseHeaders(h nats.Header) error {
-	if v := h.Get(hdrPrev); v != "" {
+	if v := h.Get(hdrPrev); v == prevAdjacent {
+		m.prev = m.seq - 1
+	} else if v != "" {
 		p, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return fmt.Errorf("message %d: bad %s %q", m.seq, hdrPrev, v)

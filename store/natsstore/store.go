@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,6 +42,14 @@ type Store struct {
 	// stream (an ordered consumer); it is what wakes Waits.
 	watch       jetstream.ConsumeContext
 	trimmerDone chan struct{}
+	// senders counts the channels' sender goroutines (sender.go); sendCtx
+	// bounds their requests and is cancelled by Close, which then waits
+	// for them.
+	senders    sync.WaitGroup
+	sendCtx    context.Context
+	sendCancel context.CancelFunc
+	// batches counts the atomic batches stored, for tests.
+	batches atomic.Int64
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
@@ -65,10 +74,13 @@ type channel struct {
 	// has reported every later message since: a Wait after last needs no
 	// round trip to the leader. Guarded by mu.
 	synced bool
-	// appendLock (capacity 1) serialises this store's appends to the
-	// channel: each append names its predecessor, so two from one store
-	// would only race each other.
-	appendLock chan struct{}
+	// queue holds this store's appends to the channel that wait for the
+	// channel's sender, oldest first; sending reports that a sender
+	// goroutine runs (sender.go). Appends to one channel from one store go
+	// out in order, one batch at a time: each names its predecessor, so two
+	// in flight would only refuse each other. Guarded by mu.
+	queue   []*appendOp
+	sending bool
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
@@ -89,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		trimmerDone: make(chan struct{}),
 		chans:       map[string]*channel{},
 	}
+	s.sendCtx, s.sendCancel = context.WithCancel(context.Background())
 	if s.nc == nil {
 		s.nc, err = nats.Connect(cfg.URLs,
 			nats.Name("tether"),
@@ -106,6 +119,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.ownConn = true
 	}
 	if err := s.open(ctx); err != nil {
+		s.sendCancel()
 		if s.ownConn {
 			s.nc.Close()
 		}
@@ -212,6 +226,8 @@ func (s *Store) streamConfig(replicas int) jetstream.StreamConfig {
 		Duplicates:        s.cfg.DedupWindow,
 		Replicas:          replicas,
 		AllowDirect:       true,
+		// Atomic batches carry a channel's queued appends (sender.go).
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -255,7 +271,7 @@ func (s *Store) observe(name string, seq uint64, create bool) {
 }
 
 func newChannel() *channel {
-	return &channel{appendLock: make(chan struct{}, 1)}
+	return &channel{}
 }
 
 // channelState returns the entry of a channel, creating it.
@@ -271,7 +287,7 @@ func (s *Store) channelState(name string) *channel {
 }
 
 // Close stops accepting calls, waits for those in progress, wakes blocked
-// Waits with store.ErrClosed, stops the watch and the trimmer, and closes
+// Waits with store.ErrClosed, stops the senders, the watch and the trimmer, and closes
 // the connection if Open dialled it. It returns store.ErrClosed when called
 // again.
 func (s *Store) Close() error {
@@ -284,6 +300,10 @@ func (s *Store) Close() error {
 	close(s.closing)
 	s.life.Unlock()
 
+	// Every Append has returned; senders may still work on appends whose
+	// callers gave up.
+	s.sendCancel()
+	s.senders.Wait()
 	s.watch.Stop()
 	<-s.watch.Closed()
 	<-s.trimmerDone
