@@ -160,6 +160,11 @@ type appendOp struct {
 	unsure bool
 }
 
+// stored is a's message as the stream stored it at seq.
+func (a *appendOp) stored(seq uint64) stored {
+	return stored{subject: a.subject, seq: seq, prev: a.prev, nonce: a.nonce, time: a.now, data: a.data}
+}
+
 // appendResult is what a sender answers an Append.
 type appendResult struct {
 	res store.AppendResult
@@ -215,7 +220,11 @@ func (s *Store) acked(ctx context.Context, a *appendOp, ack *jetstream.PubAck) (
 			return store.AppendResult{}, s.mapErr(ctx, err)
 		}
 	}
-	s.observe(a.channel, ack.Sequence, true)
+	if res.Duplicate {
+		s.observe(a.channel, ack.Sequence, true)
+	} else {
+		s.observeStored(a.channel, true, a.stored(ack.Sequence))
+	}
 	return res, nil
 }
 

@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tether-run/tether/store"
 )
@@ -33,6 +34,9 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 		return store.ReadResult{}, err
 	}
 	defer done()
+	if res, ok := s.readTail(channel, cur, limit); ok {
+		return res, nil
+	}
 	release, err := s.readSlot(ctx)
 	if err != nil {
 		return store.ReadResult{}, err
@@ -127,6 +131,9 @@ func (s *Store) Wait(ctx context.Context, channel string, after store.Cursor) er
 	c, notify, known, synced := s.register(channel)
 	defer s.deregister(c)
 	if known > cur {
+		if s.tailHas(c, cur) {
+			return nil
+		}
 		return s.checkCursor(ctx, channel, cur, known)
 	}
 	// A subscriber that has caught up waits after the newest message this
@@ -236,6 +243,7 @@ func (s *Store) register(name string) (*channel, chan struct{}, uint64, bool) {
 		c.notify = make(chan struct{})
 	}
 	c.waiters++
+	c.used = time.Now()
 	return c, c.notify, c.last, c.synced
 }
 

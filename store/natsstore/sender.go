@@ -159,7 +159,7 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 		}
 		last, err := s.publishBatch(ctx, ops, prev)
 		if err == nil {
-			s.batchStored(ops, last+1-uint64(len(ops)))
+			s.batchStored(ops, prev, last+1-uint64(len(ops)))
 			return
 		}
 		if ctx.Err() != nil {
@@ -182,7 +182,7 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 					return
 				}
 				if ok {
-					s.batchStored(ops, m.seq)
+					s.batchStored(ops, prev, m.seq)
 					return
 				}
 				unsure = false
@@ -272,11 +272,18 @@ func (s *Store) publishBatch(ctx context.Context, ops []*appendOp, prev uint64) 
 	return 0, errors.New("empty batch")
 }
 
-// batchStored answers ops, stored at consecutive sequences from first.
-func (s *Store) batchStored(ops []*appendOp, first uint64) {
+// batchStored answers ops, stored at consecutive sequences from first
+// after prev.
+func (s *Store) batchStored(ops []*appendOp, prev, first uint64) {
 	s.full.appended()
 	s.batches.Add(1)
-	s.observe(ops[0].channel, first+uint64(len(ops))-1, true)
+	msgs := make([]stored, len(ops))
+	for i, a := range ops {
+		a.prev = prev
+		msgs[i] = a.stored(first + uint64(i))
+		prev = msgs[i].seq
+	}
+	s.observeStored(ops[0].channel, true, msgs...)
 	for i, a := range ops {
 		a.deliver(store.AppendResult{ID: formatCursor(first + uint64(i)), Time: a.now}, nil)
 	}

@@ -38,8 +38,8 @@ type Store struct {
 	closing chan struct{}
 	// readSlots holds one token per read request in flight (readSlot).
 	readSlots chan struct{}
-	// watch delivers a header-only copy of every message stored in the
-	// stream (an ordered consumer); it is what wakes Waits.
+	// watch delivers every message stored in the stream (an ordered
+	// consumer); it wakes Waits and feeds the channels' tails.
 	watch       jetstream.ConsumeContext
 	trimmerDone chan struct{}
 	// senders counts the channels' sender goroutines (sender.go); sendCtx
@@ -53,6 +53,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
+	// tailBytes is the size of every channel's tail (tail.go). Guarded by
+	// mu.
+	tailBytes int
 
 	// full remembers refusals for want of space, for Health.
 	full fullness
@@ -81,6 +84,10 @@ type channel struct {
 	// in flight would only refuse each other. Guarded by mu.
 	queue   []*appendOp
 	sending bool
+	// tail holds the channel's newest messages while it is in use; used
+	// is when a Read or Wait last asked for it (tail.go). Guarded by mu.
+	tail tail
+	used time.Time
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
@@ -183,7 +190,6 @@ func (s *Store) open(ctx context.Context) error {
 		FilterSubjects: []string{s.prefix + "*"},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    info.State.LastSeq + 1,
-		HeadersOnly:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
@@ -242,7 +248,16 @@ func (s *Store) observeMsg(m jetstream.Msg) {
 		s.cfg.Logger.Warn("natsstore: watch: no metadata", "subject", m.Subject(), "err", err)
 		return
 	}
-	s.observe(ch, md.Sequence.Stream, false)
+	sm := stored{subject: m.Subject(), seq: md.Sequence.Stream, data: m.Data()}
+	if sm.data == nil {
+		sm.data = []byte{}
+	}
+	if err := sm.parseHeaders(m.Headers()); err != nil {
+		s.cfg.Logger.Warn("natsstore: watch", "err", err)
+		s.observe(ch, sm.seq, false)
+		return
+	}
+	s.observeStored(ch, false, sm)
 }
 
 // observe records that channel has a message at seq and wakes its waiters
@@ -252,14 +267,40 @@ func (s *Store) observeMsg(m jetstream.Msg) {
 func (s *Store) observe(name string, seq uint64, create bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c := s.entryLocked(name, create); c != nil {
+		s.advanceLocked(c, seq)
+	}
+}
+
+// observeStored is observe for whole messages, the channel's newest in
+// order: they also go to the channel's tail.
+func (s *Store) observeStored(name string, create bool, msgs ...stored) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.entryLocked(name, create)
+	if c == nil || len(msgs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		s.recordLocked(c, m)
+	}
+	s.advanceLocked(c, msgs[len(msgs)-1].seq)
+}
+
+// entryLocked returns the channel's entry, nil if there is none and create
+// is false. The caller holds mu.
+func (s *Store) entryLocked(name string, create bool) *channel {
 	c := s.chans[name]
-	if c == nil {
-		if !create {
-			return
-		}
+	if c == nil && create {
 		c = newChannel()
 		s.chans[name] = c
 	}
+	return c
+}
+
+// advanceLocked raises c.last to seq, waking c's waiters, if that is news.
+// The caller holds mu.
+func (s *Store) advanceLocked(c *channel, seq uint64) {
 	if seq <= c.last {
 		return
 	}
