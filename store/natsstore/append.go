@@ -123,7 +123,7 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 			// it cannot be stored twice, because only one message can follow
 			// prev, and landed recognises it by its nonce.
 			a.unsure = true
-		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		case leaderless(err):
 			// No stream leader right now (an election): nothing was stored.
 		default:
 			return store.AppendResult{}, s.mapErr(ctx, err)

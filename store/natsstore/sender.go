@@ -205,7 +205,7 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 			// (a new leader), or has too many batches open.
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			unsure = true
-		case errors.Is(err, nats.ErrNoResponders):
+		case leaderless(err):
 			// No stream leader right now: nothing stored.
 		default:
 			fail(ops, s.mapErr(ctx, err))

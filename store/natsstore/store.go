@@ -113,6 +113,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.nc, err = nats.Connect(cfg.URLs,
 			nats.Name("tether"),
 			nats.MaxReconnects(-1),
+			// After a server dies, try the others at once and then often:
+			// the watch and every request wait for the connection.
+			nats.ReconnectWait(reconnectWait),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				cfg.Logger.Warn("nats: disconnected", "err", err)
 			}),
@@ -398,8 +401,16 @@ func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // deadline.
 const openTimeout = 30 * time.Second
 
-// watchHeartbeat is how often the watch's server says it is alive.
-const watchHeartbeat = time.Second
+// watchHeartbeat is how often the watch's server says it is alive when it
+// has nothing to deliver; nats.go recreates the watch after two missed
+// ones. Short, so that Waits hear of appends within about a second of
+// the death of the server that holds the watch.
+// nats.go's shortest is 500ms.
+const watchHeartbeat = 500 * time.Millisecond
+
+// reconnectWait is how long the store's own connection waits before it
+// tries a server again.
+const reconnectWait = 250 * time.Millisecond
 
 // opTimeout is how long one call to the stream may take without a deadline
 // from the caller.
