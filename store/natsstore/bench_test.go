@@ -79,6 +79,35 @@ func BenchmarkRead(b *testing.B) {
 	}
 }
 
+// BenchmarkReadCaughtUp measures what a caught-up subscriber's read costs:
+// 99 messages after a cursor among the channel's newest, on a channel that
+// is in use (read before the appends).
+func BenchmarkReadCaughtUp(b *testing.B) {
+	s := openBench(b)
+	const page = 100
+	if _, err := s.Read(b.Context(), "caughtup", store.Start, 1); err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 128)
+	var after store.Cursor
+	for i := range page {
+		res, err := s.Append(b.Context(), "caughtup", data, store.AppendOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i == 0 {
+			after = res.ID
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := s.Read(b.Context(), "caughtup", after, page)
+		if err != nil || len(r.Messages) != page-1 {
+			b.Fatalf("Read after %s: %d messages, %v", after, len(r.Messages), err)
+		}
+	}
+}
+
 func openBench(b *testing.B) *Store {
 	b.Helper()
 	s := openBenchStore(b)
