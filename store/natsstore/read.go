@@ -8,7 +8,8 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
-// Read implements store.Store. It asks the leader for the channel's Latest,
+// Read implements store.Store. It answers from the channel's tail when it
+// can (tail.go); otherwise it asks the leader for the channel's Latest,
 // then reads the page from any replica (falling back to the leader if that
 // replica lags). The chain of Tether-Prev headers checks the cursor: the
 // first message returned names its predecessor, which is the cursor when
