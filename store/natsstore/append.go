@@ -160,9 +160,10 @@ type appendOp struct {
 	unsure bool
 }
 
-// stored is a's message as the stream stored it at seq.
+// stored is a's message as the stream stored it at seq, for the tail: its
+// data is copied, since the caller may reuse its buffer once Append returns.
 func (a *appendOp) stored(seq uint64) stored {
-	return stored{subject: a.subject, seq: seq, prev: a.prev, nonce: a.nonce, time: a.now, data: a.data}
+	return stored{subject: a.subject, seq: seq, prev: a.prev, nonce: a.nonce, time: a.now, data: append([]byte{}, a.data...)}
 }
 
 // appendResult is what a sender answers an Append.

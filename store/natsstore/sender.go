@@ -85,6 +85,11 @@ func (s *Store) runSender(c *channel) {
 // nextBatch takes what to send next from c's queue: a conditional append
 // alone, else as many unconditional ones as a batch holds. Appends whose
 // callers gave up are dropped unsent. An empty answer ends the sender.
+//
+// Only a replicated stream gets batches: a single server stages each atomic
+// batch in a file store of its own, synced, which costs more than the
+// batch saves (measured in docs/benchmarks.md), so there the appends go
+// one at a time.
 func (s *Store) nextBatch(c *channel) []*appendOp {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -94,7 +99,7 @@ func (s *Store) nextBatch(c *channel) []*appendOp {
 			return nil
 		}
 		n, size := 1, len(c.queue[0].data)
-		if !c.queue[0].conditional {
+		if !c.queue[0].conditional && s.clustered {
 			for n < len(c.queue) && n < maxBatchOps && !c.queue[n].conditional &&
 				size+len(c.queue[n].data) <= maxBatchBytes {
 				size += len(c.queue[n].data)

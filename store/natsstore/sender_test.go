@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,15 +11,22 @@ import (
 	"github.com/tether-run/tether/store"
 )
 
-// TestBatchedAppends appends concurrently to one channel of one Store, so
-// that the channel's sender sends atomic batches: every append is stored
+// TestBatchedAppends appends concurrently to one channel of one Store on a
+// replicated stream, so that the channel's sender sends atomic batches: every append is stored
 // once, each publisher's appends keep their order, the chain of
 // predecessors has no gap (batch messages after the first say "="), and an
 // idempotency key seen before is answered as a duplicate even when its
 // append was queued with others.
 func TestBatchedAppends(t *testing.T) {
-	srv := startServer(t, t.TempDir())
-	s := openStore(t, srv.ClientURL(), Config{})
+	if testing.Short() {
+		t.Skip("starts a 3-server cluster")
+	}
+	srvs := clusterServers(t, 3)
+	urls := make([]string, len(srvs))
+	for i, srv := range srvs {
+		urls[i] = srv.ClientURL()
+	}
+	s := openStore(t, strings.Join(urls, ","), Config{})
 	ctx := t.Context()
 	first, err := s.Append(ctx, "hot", []byte("first"), store.AppendOptions{IdempotencyKey: "seen"})
 	if err != nil {
