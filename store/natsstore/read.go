@@ -45,11 +45,13 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 	defer release()
 
 	subject := channelSubject(s.prefix, channel)
-	last, err := s.latest(ctx, subject)
-	if err != nil {
-		return store.ReadResult{}, s.mapErr(ctx, err)
+	last, ok := s.syncedLast(channel, cur)
+	if !ok {
+		if last, err = s.latest(ctx, subject); err != nil {
+			return store.ReadResult{}, s.mapErr(ctx, err)
+		}
+		s.observe(channel, last, false)
 	}
-	s.observe(channel, last, false)
 	if cur > last {
 		return store.ReadResult{}, store.ErrCursorAhead
 	}
@@ -77,6 +79,23 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 		res.Earliest = res.Messages[0].ID
 	}
 	return res, nil
+}
+
+// syncedLast returns the channel's newest message as this store knows it,
+// when the leader has confirmed that knowledge to a Wait (synced: the watch
+// has reported every later message since) and cur is not after it. A read
+// may then use it as Latest and save the round trip to the leader: what the
+// watch has not yet delivered is a moment away, as for a read from the
+// tail. A cursor after it may come from another node's newer append, and
+// only the leader can tell whether it is ahead.
+func (s *Store) syncedLast(channel string, cur uint64) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chans[channel]
+	if c == nil || !c.synced || cur > c.last {
+		return 0, false
+	}
+	return c.last, true
 }
 
 // Bounds implements store.Store.
