@@ -100,11 +100,16 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 		case isAPIError(err, codeWrongLastSeq), isAPIError(err, codeWrongLastSeqConst):
 			if a.unsure {
 				// An earlier try timed out: the message after prev may be it.
-				if m, ok, err := s.landed(ctx, a); err != nil {
-					return store.AppendResult{}, s.mapErr(ctx, err)
-				} else if ok {
+				m, o, lerr := s.landed(ctx, a)
+				if lerr != nil {
+					return store.AppendResult{}, s.mapErr(ctx, lerr)
+				}
+				if o == landedOurs {
 					s.observe(a.channel, m.seq, true)
 					return store.AppendResult{ID: formatCursor(m.seq), Time: a.now}, nil
+				}
+				if o == landedNotYet {
+					break // the same message again, later: still unsure
 				}
 			}
 			if conditional {
@@ -176,14 +181,37 @@ func (a *appendOp) deliver(res store.AppendResult, err error) {
 	a.result <- appendResult{res, err}
 }
 
-// landed reports whether the channel's message after a.prev is a's, stored
-// by a try that timed out.
-func (s *Store) landed(ctx context.Context, a *appendOp) (stored, bool, error) {
+// landing is what became of an append whose try timed out, once the stream
+// refused a later try because prev is no longer the channel's newest.
+type landing int
+
+const (
+	// landedNotYet: no message follows prev yet. The refusal came from a
+	// message still being replicated, which may be the timed-out try: it
+	// may yet be stored, so the append must not move on to a new
+	// predecessor (it would then be stored twice). It sends the same
+	// message again, later.
+	landedNotYet landing = iota
+	// landedOurs: the message after prev is the append's own.
+	landedOurs
+	// landedTheirs: another message follows prev, so the timed-out try can
+	// never be stored (only one message can follow prev).
+	landedTheirs
+)
+
+// landed tells what became of a's timed-out try, from the channel's
+// message after a.prev as the leader has it.
+func (s *Store) landed(ctx context.Context, a *appendOp) (stored, landing, error) {
 	m, err := s.leaderGet(ctx, getRequest{Seq: a.prev + 1, NextFor: a.subject})
-	if errors.Is(err, errNoMessage) {
-		return stored{}, false, nil
+	switch {
+	case errors.Is(err, errNoMessage):
+		return stored{}, landedNotYet, nil
+	case err != nil:
+		return stored{}, landedNotYet, err
+	case m.nonce == a.nonce:
+		return m, landedOurs, nil
 	}
-	return m, err == nil && m.nonce == a.nonce, err
+	return m, landedTheirs, nil
 }
 
 // publish sends a's message once and waits for the stream's

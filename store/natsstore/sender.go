@@ -181,14 +181,17 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 			if unsure {
 				// An earlier try timed out: it may be what follows prev.
 				ops[0].prev = prev
-				m, ok, lerr := s.landed(ctx, ops[0])
+				m, o, lerr := s.landed(ctx, ops[0])
 				if lerr != nil {
 					fail(ops, s.mapErr(ctx, lerr))
 					return
 				}
-				if ok {
+				if o == landedOurs {
 					s.batchStored(ops, prev, m.seq)
 					return
+				}
+				if o == landedNotYet {
+					break // the same batch again, later: still unsure
 				}
 				unsure = false
 			}

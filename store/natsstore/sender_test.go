@@ -132,3 +132,36 @@ func TestBatchLostAcknowledgement(t *testing.T) {
 		t.Fatalf("channel after the retry = %+v, %v; want three messages after %q", r, err, before.ID)
 	}
 }
+
+// TestLandedOutcomes checks what a timed-out append learns about its try:
+// nothing after its predecessor yet (it may still be stored: not yet), its
+// own message (ours), or another's (its try can never be stored: theirs).
+// Moving to a new predecessor on "not yet" would store the append twice
+// once the try in flight lands.
+func TestLandedOutcomes(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	s := openStore(t, srv.ClientURL(), Config{})
+	ctx := t.Context()
+	before, err := s.Append(ctx, "landed", []byte("before"), store.AppendOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, _ := parseCursor(before.ID)
+	a := &appendOp{channel: "landed", subject: channelSubject(s.prefix, "landed"), data: []byte("a"),
+		nonce: "test-nonce-a", prev: prev, now: time.Now()}
+	if _, o, err := s.landed(ctx, a); err != nil || o != landedNotYet {
+		t.Fatalf("landed with nothing after prev = %v, %v; want not yet", o, err)
+	}
+	ack, err := s.publish(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, o, err := s.landed(ctx, a); err != nil || o != landedOurs || m.seq != ack.Sequence {
+		t.Fatalf("landed after a's message = %d, %v, %v; want ours at %d", m.seq, o, err, ack.Sequence)
+	}
+	b := *a
+	b.nonce = "test-nonce-b"
+	if _, o, err := s.landed(ctx, &b); err != nil || o != landedTheirs {
+		t.Fatalf("landed for b after a's message = %v, %v; want theirs", o, err)
+	}
+}
