@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -74,6 +75,10 @@ func BenchmarkCancelToContext(b *testing.B) {
 // the first handler's start to the last job recorded final.
 //
 //	go test -run '^$' -bench Throughput -benchtime 5000x ./cmd/tether-worker/
+//
+// TETHER_BENCH_SERVE adds flags to tether serve, space-separated: for
+// example "--nats <URLs> --nats-stream <fresh name>" for the JetStream
+// engine.
 func BenchmarkThroughput(b *testing.B) {
 	for _, workers := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
@@ -84,7 +89,7 @@ func BenchmarkThroughput(b *testing.B) {
 				b.Fatalf("b.N = %d jobs: run with -benchtime Nx (e.g. 5000x)", b.N)
 			}
 			dir := b.TempDir()
-			srv := startServer(b, filepath.Join(dir, "data"))
+			srv := startServer(b, filepath.Join(dir, "data"), strings.Fields(os.Getenv("TETHER_BENCH_SERVE"))...)
 			effects := filepath.Join(dir, "effects.log")
 			ids := make([]string, b.N)
 			var wg sync.WaitGroup

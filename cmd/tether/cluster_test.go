@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -275,9 +276,12 @@ func TestClusterLosesNothing(t *testing.T) {
 
 	// Publishers alternate between the nodes. A publish that gets no answer
 	// is retried with the same idempotency key on whichever node is alive,
-	// so it lands once or is reported as never acknowledged.
+	// so it lands once or is reported as never acknowledged. A node that
+	// answers must answer 201: the engine rides through the NATS leader's
+	// death inside the request, so no publisher sees a 5xx.
 	var ackMu sync.Mutex
 	var acked []string
+	var serverErrors []string
 	killed := make(chan struct{})
 	reached := make(chan struct{})
 	var reachOnce sync.Once
@@ -294,7 +298,13 @@ func TestClusterLosesNothing(t *testing.T) {
 				data := fmt.Sprintf(`{"p":%d,"i":%d}`, p, i)
 				key := fmt.Sprintf("p%d-%d", p, i)
 				for try := 0; try < 20 && ctx.Err() == nil; try++ {
-					if id, ok := tryPublish(node((p+i+try)%2), channel, data, key); ok {
+					id, status, body := publishStatus(node((p+i+try)%2), channel, data, key)
+					if status >= 500 {
+						ackMu.Lock()
+						serverErrors = append(serverErrors, fmt.Sprintf("%s: %d %s", key, status, body))
+						ackMu.Unlock()
+					}
+					if status == http.StatusCreated {
 						ackMu.Lock()
 						acked = append(acked, id)
 						ackMu.Unlock()
@@ -331,7 +341,11 @@ func TestClusterLosesNothing(t *testing.T) {
 
 	ackMu.Lock()
 	final := append([]string(nil), acked...)
+	errs := serverErrors
 	ackMu.Unlock()
+	if len(errs) > 0 {
+		t.Errorf("%d publishes with an idempotency key answered 5xx, the first: %s", len(errs), errs[0])
+	}
 	if len(final) < publishers*perPublisher*9/10 {
 		t.Fatalf("only %d of %d publishes acknowledged: the cluster did not keep serving", len(final), publishers*perPublisher)
 	}
@@ -364,4 +378,23 @@ func TestClusterLosesNothing(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged messages reached all %d subscribers once (%d before the kills)", len(final), len(subs), before)
+}
+
+// publishStatus publishes data with an idempotency key and returns the
+// cursor, the HTTP status (0 when no answer came: a dead node) and, for an
+// error, the body.
+func publishStatus(p *proc, channel, data, key string) (id string, status int, body string) {
+	req, _ := http.NewRequest("POST", p.base+"/v1/channels/"+channel+"/messages", strings.NewReader(data))
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	var a struct{ ID string }
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &a) != nil {
+		return "", resp.StatusCode, string(b)
+	}
+	return a.ID, resp.StatusCode, ""
 }

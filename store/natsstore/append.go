@@ -30,14 +30,15 @@ const maxAttempts = 1000
 
 // Append implements store.Store.
 //
-// Every message names the channel's previous message twice: in Tether-Prev,
-// for readers to detect gaps, and in Nats-Expected-Last-Subject-Sequence,
-// so that the stream refuses it if another append got there first. This
-// store's appends to one channel go one at a time (they would only refuse
-// each other); an append that loses to another store learns the new
-// predecessor from the refusal and tries again. A conditional append
-// (ExpectLatest) names the expected cursor instead and does not retry: the
-// refusal is store.ErrConflict.
+// Every message names the channel's previous message: in Tether-Prev, for
+// readers to detect gaps, and (the first of each batch) in
+// Nats-Expected-Last-Subject-Sequence, so that the stream refuses it if
+// another store's append got there first. This store's appends to one
+// channel queue up in order behind the channel's sender (sender.go), which
+// sends all that are waiting as one atomic batch; an append that loses to
+// another store learns the new predecessor from the refusal and tries
+// again. A conditional append (ExpectLatest) is sent on its own, names the
+// expected cursor, and does not retry: the refusal is store.ErrConflict.
 func (s *Store) Append(ctx context.Context, channel string, data []byte, opts store.AppendOptions) (store.AppendResult, error) {
 	if !store.ValidChannel(channel) {
 		return store.AppendResult{}, store.ErrBadChannel
@@ -58,37 +59,30 @@ func (s *Store) Append(ctx context.Context, channel string, data []byte, opts st
 	ctx, cancel := opCtx(ctx)
 	defer cancel()
 
-	c := s.channelState(channel)
-	select {
-	case c.appendLock <- struct{}{}:
-	case <-ctx.Done():
-		return store.AppendResult{}, context.Cause(ctx)
-	case <-s.closing:
-		return store.AppendResult{}, store.ErrClosed
-	}
-	defer func() { <-c.appendLock }()
-
 	a := &appendOp{
-		channel: channel,
-		subject: channelSubject(s.prefix, channel),
-		data:    data,
-		nonce:   nuid.Next(),
-		prev:    expect,
+		ctx:         ctx,
+		channel:     channel,
+		subject:     channelSubject(s.prefix, channel),
+		data:        data,
+		nonce:       nuid.Next(),
+		prev:        expect,
+		conditional: conditional,
+		result:      make(chan appendResult, 1),
 	}
 	if opts.IdempotencyKey != "" {
 		a.id = msgID(channel, opts.IdempotencyKey)
 	}
-	if !conditional {
-		s.mu.Lock()
-		a.prev = c.last
-		s.mu.Unlock()
+	s.enqueue(a)
+	select {
+	case r := <-a.result:
+		return r.res, r.err
+	case <-ctx.Done():
+		return store.AppendResult{}, context.Cause(ctx)
 	}
-	a.now = time.Now()
-	return s.send(ctx, a, conditional)
 }
 
-// send publishes a's message until the stream stores it, refuses a
-// conditional append, or fails. The caller holds the channel's appendLock.
+// send publishes a's message alone until the stream stores it, refuses a
+// conditional append, or fails. The caller is the channel's sender.
 func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.AppendResult, error) {
 	for attempt := 1; ; attempt++ {
 		ack, err := s.publish(ctx, a)
@@ -106,11 +100,16 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 		case isAPIError(err, codeWrongLastSeq), isAPIError(err, codeWrongLastSeqConst):
 			if a.unsure {
 				// An earlier try timed out: the message after prev may be it.
-				if m, ok, err := s.landed(ctx, a); err != nil {
-					return store.AppendResult{}, s.mapErr(ctx, err)
-				} else if ok {
+				m, o, lerr := s.landed(ctx, a)
+				if lerr != nil {
+					return store.AppendResult{}, s.mapErr(ctx, lerr)
+				}
+				if o == landedOurs {
 					s.observe(a.channel, m.seq, true)
 					return store.AppendResult{ID: formatCursor(m.seq), Time: a.now}, nil
+				}
+				if o == landedNotYet {
+					break // the same message again, later: still unsure
 				}
 			}
 			if conditional {
@@ -129,7 +128,7 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 			// it cannot be stored twice, because only one message can follow
 			// prev, and landed recognises it by its nonce.
 			a.unsure = true
-		case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		case leaderless(err):
 			// No stream leader right now (an election): nothing was stored.
 		default:
 			return store.AppendResult{}, s.mapErr(ctx, err)
@@ -145,6 +144,12 @@ func (s *Store) send(ctx context.Context, a *appendOp, conditional bool) (store.
 
 // appendOp is one Append on its way to the stream.
 type appendOp struct {
+	// ctx is the caller's (bounded by opCtx): once it ends, nobody waits
+	// for the result, and a sender drops the append unless a try that may
+	// have stored it is unresolved.
+	ctx              context.Context
+	conditional      bool
+	result           chan appendResult // buffered: the sender never blocks on it
 	channel, subject string
 	data             []byte
 	id               string // Nats-Msg-Id, empty without an idempotency key
@@ -160,30 +165,63 @@ type appendOp struct {
 	unsure bool
 }
 
-// landed reports whether the channel's message after a.prev is a's, stored
-// by a try that timed out.
-func (s *Store) landed(ctx context.Context, a *appendOp) (stored, bool, error) {
+// stored is a's message as the stream stored it at seq, for the tail: its
+// data is copied, since the caller may reuse its buffer once Append returns.
+func (a *appendOp) stored(seq uint64) stored {
+	return stored{subject: a.subject, seq: seq, prev: a.prev, nonce: a.nonce, time: a.now, data: append([]byte{}, a.data...)}
+}
+
+// appendResult is what a sender answers an Append.
+type appendResult struct {
+	res store.AppendResult
+	err error
+}
+
+func (a *appendOp) deliver(res store.AppendResult, err error) {
+	a.result <- appendResult{res, err}
+}
+
+// landing is what became of an append whose try timed out, once the stream
+// refused a later try because prev is no longer the channel's newest.
+type landing int
+
+const (
+	// landedNotYet: no message follows prev yet. The refusal came from a
+	// message still being replicated, which may be the timed-out try: it
+	// may yet be stored, so the append must not move on to a new
+	// predecessor (it would then be stored twice). It sends the same
+	// message again, later.
+	landedNotYet landing = iota
+	// landedOurs: the message after prev is the append's own.
+	landedOurs
+	// landedTheirs: another message follows prev, so the timed-out try can
+	// never be stored (only one message can follow prev).
+	landedTheirs
+)
+
+// landed tells what became of a's timed-out try, from the channel's
+// message after a.prev as the leader has it.
+func (s *Store) landed(ctx context.Context, a *appendOp) (stored, landing, error) {
 	m, err := s.leaderGet(ctx, getRequest{Seq: a.prev + 1, NextFor: a.subject})
-	if errors.Is(err, errNoMessage) {
-		return stored{}, false, nil
+	switch {
+	case errors.Is(err, errNoMessage):
+		return stored{}, landedNotYet, nil
+	case err != nil:
+		return stored{}, landedNotYet, err
+	case m.nonce == a.nonce:
+		return m, landedOurs, nil
 	}
-	return m, err == nil && m.nonce == a.nonce, err
+	return m, landedTheirs, nil
 }
 
 // publish sends a's message once and waits for the stream's
 // acknowledgement, which comes once the message is stored at the stream's
 // replicas, or for tryTimeout.
 func (s *Store) publish(ctx context.Context, a *appendOp) (*jetstream.PubAck, error) {
-	m := nats.NewMsg(a.subject)
-	m.Data = a.data
+	m := a.message()
 	p := strconv.FormatUint(a.prev, 10)
 	m.Header.Set(hdrPrev, p)
 	m.Header.Set(hdrExpectedSubjSeq, p)
-	m.Header.Set(hdrTime, strconv.FormatInt(a.now.UnixNano(), 10))
-	m.Header.Set(hdrNonce, a.nonce)
-	if a.id != "" {
-		m.Header.Set(hdrMsgID, a.id)
-	}
 	ctx, cancel := context.WithTimeout(ctx, tryTimeout)
 	defer cancel()
 	return s.js.PublishMsg(ctx, m, jetstream.WithRetryAttempts(0))
@@ -211,7 +249,11 @@ func (s *Store) acked(ctx context.Context, a *appendOp, ack *jetstream.PubAck) (
 			return store.AppendResult{}, s.mapErr(ctx, err)
 		}
 	}
-	s.observe(a.channel, ack.Sequence, true)
+	if res.Duplicate {
+		s.observe(a.channel, ack.Sequence, true)
+	} else {
+		s.observeStored(a.channel, true, a.stored(ack.Sequence))
+	}
 	return res, nil
 }
 

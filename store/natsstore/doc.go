@@ -29,18 +29,26 @@
 // channel's order, whichever node appended. An append that loses the race
 // to another node learns the new predecessor from the refusal and tries
 // again; a conditional append (ExpectLatest) names the expected cursor and
-// fails with store.ErrConflict instead. A Store sends its own appends to
-// one channel one at a time. The acknowledgement comes once the message is
-// stored at the stream's replicas.
+// fails with store.ErrConflict instead. A Store's appends to one channel
+// queue behind the channel's sender goroutine, which sends all that wait
+// as one JetStream atomic batch, stored whole at consecutive sequences:
+// the batch's later messages carry Tether-Prev "=" (the sequence just
+// before their own). The acknowledgement comes once the message is stored
+// at the stream's replicas. Requests lost to a failover, and refusals
+// while the stream has no leader, are retried within the caller's
+// deadline.
 //
 // # Reads and Waits
 //
-// Read and Bounds ask the stream leader for the channel's newest message
-// (its Latest) and read pages with batched direct gets from any replica,
-// falling back to the leader when a replica lags. Each Store runs one
-// ordered, header-only consumer on the stream; it wakes Waits when any node
-// appends. A Wait registers before it asks the leader for Latest, so no
-// wakeup is lost between the two.
+// Each Store runs one ordered consumer on the stream (the watch); it
+// delivers every message, whoever appended it, wakes Waits, and feeds the
+// in-memory tail of each channel in use on this Store (its newest
+// messages, bounded). A Read after a cursor the tail holds is answered from
+// memory; otherwise Read and Bounds ask the stream leader for the channel's
+// newest message (its Latest) and read pages with batched direct gets from
+// any replica, falling back to the leader when a replica lags. A Wait
+// registers before it asks the leader for Latest, so no wakeup is lost
+// between the two.
 //
 // # Retention
 //
@@ -53,8 +61,9 @@
 //
 // All methods of Store are safe for concurrent use. Open starts the watch
 // (the ordered consumer's goroutines, owned by nats.go) and, with a MaxAge,
-// the trimmer goroutine. Close stops new calls, waits for those in
-// progress, wakes blocked Waits with store.ErrClosed, stops the watch and
-// the trimmer and closes the connection it dialled: after Close returns,
-// the store has no goroutine left.
+// the trimmer goroutine; Append starts a channel's sender, which exits when
+// the channel's queue is empty. Close stops new calls, waits for those in
+// progress, wakes blocked Waits with store.ErrClosed, stops the senders,
+// the watch and the trimmer and closes the connection it dialled: after
+// Close returns, the store has no goroutine left.
 package natsstore

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tether-run/tether/store"
 )
 
@@ -76,7 +77,8 @@ func (s *Store) leaderGet(ctx context.Context, req getRequest) (stored, error) {
 		if r.Error.Code == 404 {
 			return stored{}, errNoMessage
 		}
-		return stored{}, fmt.Errorf("message get: %s (%d)", r.Error.Description, r.Error.ErrCode)
+		return stored{}, fmt.Errorf("message get: %w", &jetstream.APIError{
+			Code: r.Error.Code, ErrorCode: jetstream.ErrorCode(r.Error.ErrCode), Description: r.Error.Description})
 	}
 	if r.Message == nil {
 		return stored{}, errors.New("message get: empty answer")
@@ -99,7 +101,9 @@ func (s *Store) leaderGet(ctx context.Context, req getRequest) (stored, error) {
 
 // parseHeaders reads the store's headers into m.
 func (m *stored) parseHeaders(h nats.Header) error {
-	if v := h.Get(hdrPrev); v != "" {
+	if v := h.Get(hdrPrev); v == prevAdjacent {
+		m.prev = m.seq - 1
+	} else if v != "" {
 		p, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return fmt.Errorf("message %d: bad %s %q", m.seq, hdrPrev, v)
@@ -186,9 +190,26 @@ func (s *Store) directBatchOnce(ctx context.Context, body []byte) ([]stored, err
 	}
 }
 
+// Codes of JetStream refusals that mean the stream or the cluster has no
+// leader for a moment (nats-server's jetstream_errors_generated.go).
+const (
+	codeClusterNotLeader jetstream.ErrorCode = 10009 // "JetStream cluster can not handle request"
+	codeStreamOffline    jetstream.ErrorCode = 10118 // "stream is offline"
+)
+
+// leaderless reports whether err says that nothing answered for the stream
+// because it, or the cluster, has no leader right now (an election after
+// a server died): nothing was stored or read, and the request may be sent
+// again.
+func leaderless(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		isAPIError(err, codeClusterNotAvailable) || isAPIError(err, codeClusterNotLeader) ||
+		isAPIError(err, codeStreamOffline)
+}
+
 // retry runs a read-only request f with tryTimeout per try, and tries
-// again after a try that timed out or found no responders (a failover
-// lost the request, or the stream has no leader yet) until ctx ends, or
+// again after a try that timed out or found no leader (a failover lost
+// the request, or the stream has no leader yet) until ctx ends, or
 // opTimeout passes when ctx has no deadline. Reads are safe to repeat.
 func (s *Store) retry(ctx context.Context, f func(ctx context.Context) error) error {
 	ctx, cancel := opCtx(ctx)
@@ -200,8 +221,7 @@ func (s *Store) retry(ctx context.Context, f func(ctx context.Context) error) er
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) &&
-			!errors.Is(err, nats.ErrNoResponders) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) && !leaderless(err) {
 			return err
 		}
 		if err := s.backoff(ctx, attempt); err != nil {

@@ -20,6 +20,11 @@ const (
 	// "0" for its first. It chains a channel's messages so that a reader
 	// can tell that retention removed some: see Read.
 	hdrPrev = "Tether-Prev"
+	// prevAdjacent is the Tether-Prev of a message that follows its
+	// channel's previous message directly in the stream: the second and
+	// later messages of an atomic batch (sender.go), whose predecessors'
+	// sequences are not known when they are sent.
+	prevAdjacent = "="
 	// hdrTime holds when the appending store accepted the message, in Unix
 	// nanoseconds: the message's Time.
 	hdrTime = "Tether-Time"

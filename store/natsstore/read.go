@@ -3,11 +3,13 @@ package natsstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/tether-run/tether/store"
 )
 
-// Read implements store.Store. It asks the leader for the channel's Latest,
+// Read implements store.Store. It answers from the channel's tail when it
+// can (tail.go); otherwise it asks the leader for the channel's Latest,
 // then reads the page from any replica (falling back to the leader if that
 // replica lags). The chain of Tether-Prev headers checks the cursor: the
 // first message returned names its predecessor, which is the cursor when
@@ -33,6 +35,9 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 		return store.ReadResult{}, err
 	}
 	defer done()
+	if res, ok := s.readTail(channel, cur, limit); ok {
+		return res, nil
+	}
 	release, err := s.readSlot(ctx)
 	if err != nil {
 		return store.ReadResult{}, err
@@ -40,11 +45,13 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 	defer release()
 
 	subject := channelSubject(s.prefix, channel)
-	last, err := s.latest(ctx, subject)
-	if err != nil {
-		return store.ReadResult{}, s.mapErr(ctx, err)
+	last, ok := s.syncedLast(channel, cur)
+	if !ok {
+		if last, err = s.latest(ctx, subject); err != nil {
+			return store.ReadResult{}, s.mapErr(ctx, err)
+		}
+		s.observe(channel, last, false)
 	}
-	s.observe(channel, last, false)
 	if cur > last {
 		return store.ReadResult{}, store.ErrCursorAhead
 	}
@@ -72,6 +79,23 @@ func (s *Store) Read(ctx context.Context, channel string, after store.Cursor, li
 		res.Earliest = res.Messages[0].ID
 	}
 	return res, nil
+}
+
+// syncedLast returns the channel's newest message as this store knows it,
+// when the leader has confirmed that knowledge to a Wait (synced: the watch
+// has reported every later message since) and cur is not after it. A read
+// may then use it as Latest and save the round trip to the leader: what the
+// watch has not yet delivered is a moment away, as for a read from the
+// tail. A cursor after it may come from another node's newer append, and
+// only the leader can tell whether it is ahead.
+func (s *Store) syncedLast(channel string, cur uint64) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.chans[channel]
+	if c == nil || !c.synced || cur > c.last {
+		return 0, false
+	}
+	return c.last, true
 }
 
 // Bounds implements store.Store.
@@ -127,6 +151,9 @@ func (s *Store) Wait(ctx context.Context, channel string, after store.Cursor) er
 	c, notify, known, synced := s.register(channel)
 	defer s.deregister(c)
 	if known > cur {
+		if s.tailHas(c, cur) {
+			return nil
+		}
 		return s.checkCursor(ctx, channel, cur, known)
 	}
 	// A subscriber that has caught up waits after the newest message this
@@ -236,6 +263,7 @@ func (s *Store) register(name string) (*channel, chan struct{}, uint64, bool) {
 		c.notify = make(chan struct{})
 	}
 	c.waiters++
+	c.used = time.Now()
 	return c, c.notify, c.last, c.synced
 }
 

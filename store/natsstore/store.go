@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,13 +38,24 @@ type Store struct {
 	closing chan struct{}
 	// readSlots holds one token per read request in flight (readSlot).
 	readSlots chan struct{}
-	// watch delivers a header-only copy of every message stored in the
-	// stream (an ordered consumer); it is what wakes Waits.
+	// watch delivers every message stored in the stream (an ordered
+	// consumer); it wakes Waits and feeds the channels' tails.
 	watch       jetstream.ConsumeContext
 	trimmerDone chan struct{}
+	// senders counts the channels' sender goroutines (sender.go); sendCtx
+	// bounds their requests and is cancelled by Close, which then waits
+	// for them.
+	senders    sync.WaitGroup
+	sendCtx    context.Context
+	sendCancel context.CancelFunc
+	// batches counts the atomic batches stored, for tests.
+	batches atomic.Int64
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
+	// tailBytes is the size of every channel's tail (tail.go). Guarded by
+	// mu.
+	tailBytes int
 
 	// full remembers refusals for want of space, for Health.
 	full fullness
@@ -65,10 +77,17 @@ type channel struct {
 	// has reported every later message since: a Wait after last needs no
 	// round trip to the leader. Guarded by mu.
 	synced bool
-	// appendLock (capacity 1) serialises this store's appends to the
-	// channel: each append names its predecessor, so two from one store
-	// would only race each other.
-	appendLock chan struct{}
+	// queue holds this store's appends to the channel that wait for the
+	// channel's sender, oldest first; sending reports that a sender
+	// goroutine runs (sender.go). Appends to one channel from one store go
+	// out in order, one batch at a time: each names its predecessor, so two
+	// in flight would only refuse each other. Guarded by mu.
+	queue   []*appendOp
+	sending bool
+	// tail holds the channel's newest messages while it is in use; used
+	// is when a Read or Wait last asked for it (tail.go). Guarded by mu.
+	tail tail
+	used time.Time
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
@@ -89,10 +108,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		trimmerDone: make(chan struct{}),
 		chans:       map[string]*channel{},
 	}
+	s.sendCtx, s.sendCancel = context.WithCancel(context.Background())
 	if s.nc == nil {
 		s.nc, err = nats.Connect(cfg.URLs,
 			nats.Name("tether"),
 			nats.MaxReconnects(-1),
+			// After a server dies, try the others at once and then often:
+			// the watch and every request wait for the connection.
+			nats.ReconnectWait(reconnectWait),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 				cfg.Logger.Warn("nats: disconnected", "err", err)
 			}),
@@ -106,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.ownConn = true
 	}
 	if err := s.open(ctx); err != nil {
+		s.sendCancel()
 		if s.ownConn {
 			s.nc.Close()
 		}
@@ -169,7 +193,6 @@ func (s *Store) open(ctx context.Context) error {
 		FilterSubjects: []string{s.prefix + "*"},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    info.State.LastSeq + 1,
-		HeadersOnly:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("tether: natsstore: watch stream %s: %w", s.cfg.Stream, err)
@@ -212,6 +235,8 @@ func (s *Store) streamConfig(replicas int) jetstream.StreamConfig {
 		Duplicates:        s.cfg.DedupWindow,
 		Replicas:          replicas,
 		AllowDirect:       true,
+		// Atomic batches carry a channel's queued appends (sender.go).
+		AllowAtomicPublish: true,
 	}
 }
 
@@ -226,7 +251,16 @@ func (s *Store) observeMsg(m jetstream.Msg) {
 		s.cfg.Logger.Warn("natsstore: watch: no metadata", "subject", m.Subject(), "err", err)
 		return
 	}
-	s.observe(ch, md.Sequence.Stream, false)
+	sm := stored{subject: m.Subject(), seq: md.Sequence.Stream, data: m.Data()}
+	if sm.data == nil {
+		sm.data = []byte{}
+	}
+	if err := sm.parseHeaders(m.Headers()); err != nil {
+		s.cfg.Logger.Warn("natsstore: watch", "err", err)
+		s.observe(ch, sm.seq, false)
+		return
+	}
+	s.observeStored(ch, false, sm)
 }
 
 // observe records that channel has a message at seq and wakes its waiters
@@ -236,14 +270,40 @@ func (s *Store) observeMsg(m jetstream.Msg) {
 func (s *Store) observe(name string, seq uint64, create bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c := s.entryLocked(name, create); c != nil {
+		s.advanceLocked(c, seq)
+	}
+}
+
+// observeStored is observe for whole messages, the channel's newest in
+// order: they also go to the channel's tail.
+func (s *Store) observeStored(name string, create bool, msgs ...stored) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.entryLocked(name, create)
+	if c == nil || len(msgs) == 0 {
+		return
+	}
+	for _, m := range msgs {
+		s.recordLocked(c, m)
+	}
+	s.advanceLocked(c, msgs[len(msgs)-1].seq)
+}
+
+// entryLocked returns the channel's entry, nil if there is none and create
+// is false. The caller holds mu.
+func (s *Store) entryLocked(name string, create bool) *channel {
 	c := s.chans[name]
-	if c == nil {
-		if !create {
-			return
-		}
+	if c == nil && create {
 		c = newChannel()
 		s.chans[name] = c
 	}
+	return c
+}
+
+// advanceLocked raises c.last to seq, waking c's waiters, if that is news.
+// The caller holds mu.
+func (s *Store) advanceLocked(c *channel, seq uint64) {
 	if seq <= c.last {
 		return
 	}
@@ -255,7 +315,7 @@ func (s *Store) observe(name string, seq uint64, create bool) {
 }
 
 func newChannel() *channel {
-	return &channel{appendLock: make(chan struct{}, 1)}
+	return &channel{}
 }
 
 // channelState returns the entry of a channel, creating it.
@@ -271,7 +331,7 @@ func (s *Store) channelState(name string) *channel {
 }
 
 // Close stops accepting calls, waits for those in progress, wakes blocked
-// Waits with store.ErrClosed, stops the watch and the trimmer, and closes
+// Waits with store.ErrClosed, stops the senders, the watch and the trimmer, and closes
 // the connection if Open dialled it. It returns store.ErrClosed when called
 // again.
 func (s *Store) Close() error {
@@ -284,6 +344,10 @@ func (s *Store) Close() error {
 	close(s.closing)
 	s.life.Unlock()
 
+	// Every Append has returned; senders may still work on appends whose
+	// callers gave up.
+	s.sendCancel()
+	s.senders.Wait()
 	s.watch.Stop()
 	<-s.watch.Closed()
 	<-s.trimmerDone
@@ -337,8 +401,16 @@ func opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // deadline.
 const openTimeout = 30 * time.Second
 
-// watchHeartbeat is how often the watch's server says it is alive.
-const watchHeartbeat = time.Second
+// watchHeartbeat is how often the watch's server says it is alive when it
+// has nothing to deliver; nats.go recreates the watch after two missed
+// ones. Short, so that Waits hear of appends within about a second of
+// the death of the server that holds the watch.
+// nats.go's shortest is 500ms.
+const watchHeartbeat = 500 * time.Millisecond
+
+// reconnectWait is how long the store's own connection waits before it
+// tries a server again.
+const reconnectWait = 250 * time.Millisecond
 
 // opTimeout is how long one call to the stream may take without a deadline
 // from the caller.
