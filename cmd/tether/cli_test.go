@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,9 +167,20 @@ func TestCLIPublishAndTail(t *testing.T) {
 		done <- out
 	}()
 	waitFor(t, 30*time.Second, "tail to subscribe", func() bool { return strings.Contains(cliOK(t, "connections", "ls", "--server", base), "news") })
-	cliOK(t, "publish", "--server", base, "news", `"fifth"`)
-	if out := <-done; out != "5\t\"fifth\"\n" {
-		t.Fatalf("tail of new messages: %q", out)
+	// The connection lists the channel a moment before its subscription
+	// has fixed where "now" is: publish until tail has one, and check it is
+	// a new one (none of the four above) and the only line.
+	var tailed string
+	for tailed == "" {
+		cliOK(t, "publish", "--server", base, "news", `"fifth"`)
+		select {
+		case tailed = <-done:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	cursor, data, ok := strings.Cut(strings.TrimSuffix(tailed, "\n"), "\t")
+	if n, err := strconv.Atoi(cursor); !ok || err != nil || n < 5 || data != `"fifth"` || strings.Count(tailed, "\n") != 1 {
+		t.Fatalf("tail of new messages: %q", tailed)
 	}
 
 	if out := cliOK(t, "publish", "--server", base, "counter", "--", "-1"); out != "counter: cursor 1\n" {

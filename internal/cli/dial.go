@@ -134,7 +134,7 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 		return
 	}
 	if c.dialing {
-		if sc.State == client.StateDisconnected && sc.Err != nil {
+		if (sc.State == client.StateDisconnected || sc.State == client.StateClosed) && sc.Err != nil {
 			if fatal(sc.Err) {
 				c.dialErr = sc.Err
 				cancelDial(sc.Err)
@@ -146,6 +146,15 @@ func (c *Conn) state(sc client.StateChange, cancelDial context.CancelCauseFunc) 
 		return
 	}
 	switch sc.State {
+	case client.StateClosed:
+		// The client closes itself on a refusal of its fixed token that
+		// no reconnect can mend (unauthorized, token_expired).
+		if refusals[sc.Reason] {
+			select {
+			case c.ended <- Explain(sc.Err):
+			default:
+			}
+		}
 	case client.StateDisconnected:
 		if refusals[sc.Reason] {
 			select {
