@@ -248,3 +248,39 @@ func TestGapAfterRetention(t *testing.T) {
 		t.Fatalf("after %s (just before earliest): %+v, want no gap", ids[6], a)
 	}
 }
+
+// A long-poll that will wait answers everything the channel held when it
+// came, although the shared reads hold an older empty page (which its
+// first read may take, since a wait follows) and an older page with fewer
+// messages (which the read after the wait must not take).
+func TestLongPollAnswersAllAfterStalePages(t *testing.T) {
+	n := startNode(t, nil)
+	url := n.base + "/v1/channels/stale/messages"
+	read := func(q string) []any {
+		t.Helper()
+		status, _, body, _ := httpDo(t, "GET", url+q, "", "")
+		var page struct{ Messages []any }
+		if status != 200 || json.Unmarshal(body, &page) != nil {
+			t.Fatalf("GET %s: %d %s", q, status, body)
+		}
+		return page.Messages
+	}
+	publish := func(v int) {
+		t.Helper()
+		if status, _, body, _ := httpDo(t, "POST", url, "", fmt.Sprint(v)); status != 201 {
+			t.Fatalf("publish: %d %s", status, body)
+		}
+	}
+	if got := read("?after=0&wait=0"); len(got) != 0 { // an empty page, shared for a second
+		t.Fatalf("empty channel: %v", got)
+	}
+	publish(1)
+	if got := read("?after=0&wait=0"); len(got) != 1 { // a page of one message
+		t.Fatalf("after one publish: %v", got)
+	}
+	publish(2)
+	publish(3)
+	if got := read("?after=0&wait=10s"); len(got) != 3 {
+		t.Fatalf("a waiting long-poll after three publishes answered %d messages, want 3: %v", len(got), got)
+	}
+}

@@ -92,16 +92,20 @@ func (s *Session) Poll(r PollRequest) (PollAnswer, error) {
 		return PollAnswer{After: after}, err
 	}
 	if len(p.res.Messages) == 0 && !p.res.Gap && r.Wait > 0 {
-		if p, err = s.waitAndRead(r, after); p == nil {
+		if p, err = s.waitAndRead(r, after, start); p == nil {
 			return PollAnswer{After: after}, err
 		}
 	}
 	return PollAnswer{Body: p.page(r.Format), After: after}, nil
 }
 
-// waitAndRead waits for a message after the cursor and reads it. A nil
-// page and nil error: the wait ran out, or the server ended the session.
-func (s *Session) waitAndRead(r PollRequest, after store.Cursor) (*page, error) {
+// waitAndRead waits for a message after the cursor and reads it, sharing
+// only a page whose read started after the poll did (since): the first
+// read may have been a stale empty page (readBeforeWait), and an older
+// non-empty page would answer less than the channel held when the poll
+// came. A nil page and nil error: the wait ran out, or the server ended
+// the session.
+func (s *Session) waitAndRead(r PollRequest, after store.Cursor, since time.Time) (*page, error) {
 	wctx, cancel := context.WithTimeout(s.ctx, r.Wait)
 	defer cancel()
 	if r.Waiting != nil {
@@ -111,7 +115,7 @@ func (s *Session) waitAndRead(r PollRequest, after store.Cursor) (*page, error) 
 	err := s.c.store.Wait(wctx, r.Channel, after)
 	switch {
 	case err == nil:
-		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit, time.Time{})
+		return s.c.reads.read(s.ctx, s.c.store, r.Channel, after, r.Limit, since)
 	case s.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
 		return nil, nil
 	case s.ctx.Err() != nil:
