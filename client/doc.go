@@ -35,7 +35,10 @@
 //     with its reason (Config.OnState). When the WebSocket upgrade is
 //     refused (a proxy), it falls back to SSE streams and HTTP publishing,
 //     and to long-polling when SSE is blocked too (Config.NoFallback turns
-//     that off).
+//     that off). A fixed Config.Token that the server refuses for good
+//     (unauthorized, token_expired) ends the client instead (StateClosed,
+//     calls return the refusal): a reconnect with it would be refused
+//     again. A Config.TokenSource reconnects with a fresh token.
 //   - Subscriptions resume after every reconnect after the last cursor
 //     received; a message received twice (by cursor) is delivered once;
 //     messages the server lost to retention are reported (EventGap), never

@@ -103,12 +103,7 @@ func connectionsList(ctx context.Context, a *cli.API, asJSON bool, stdout io.Wri
 		return err
 	}
 	if asJSON {
-		for _, raw := range ans.Connections {
-			if err := writeCompact(stdout, raw); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeCompactAll(stdout, ans.Connections)
 	}
 	rows := make([][]string, 0, len(ans.Connections))
 	for _, raw := range ans.Connections {

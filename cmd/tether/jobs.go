@@ -112,12 +112,7 @@ func jobsList(ctx context.Context, a *cli.API, path string, asJSON bool, stdout 
 		return err
 	}
 	if asJSON {
-		for _, raw := range ans.Jobs {
-			if err := writeCompact(stdout, raw); err != nil {
-				return err
-			}
-		}
-		return nil
+		return writeCompactAll(stdout, ans.Jobs)
 	}
 	rows := make([][]string, 0, len(ans.Jobs))
 	for _, raw := range ans.Jobs {
@@ -197,6 +192,16 @@ func jsonText(v json.RawMessage) string {
 		return cli.Printable(string(v), 1000)
 	}
 	return cli.Printable(b.String(), 1000)
+}
+
+// writeCompactAll writes each JSON value on a line of its own (--json).
+func writeCompactAll(w io.Writer, vs []json.RawMessage) error {
+	for _, v := range vs {
+		if err := writeCompact(w, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeCompact writes a JSON value on one line.
