@@ -52,8 +52,9 @@ const (
 // enqueue queues a behind its channel's sender, starting one if none runs.
 // The caller holds life read-locked, so Close waits for the start.
 func (s *Store) enqueue(a *appendOp) {
-	c := s.channelState(a.channel)
 	s.mu.Lock()
+	c := s.entryLocked(a.channel, true) // in the same lock: not evicted before it sends
+	c.used = time.Now()
 	c.queue = append(c.queue, a)
 	start := !c.sending
 	c.sending = true

@@ -57,6 +57,9 @@ type Store struct {
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
+	// sweep drops idle channels from chans (evict.go); nil while chans is
+	// empty or Config.ChannelIdle is negative. Guarded by mu.
+	sweep *time.Timer
 	// tailBytes is the size of every channel's tail (tail.go). Guarded by
 	// mu.
 	tailBytes int
@@ -91,7 +94,7 @@ type channel struct {
 	// tail holds the channel's newest messages while it is in use; used
 	// is when a Read or Wait last asked for it (tail.go). Guarded by mu.
 	tail tail
-	used time.Time
+	used time.Time // the last append, read or wait; see evict.go
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
@@ -299,8 +302,7 @@ func (s *Store) observeStored(name string, create bool, msgs ...stored) {
 func (s *Store) entryLocked(name string, create bool) *channel {
 	c := s.chans[name]
 	if c == nil && create {
-		c = newChannel()
-		s.chans[name] = c
+		c = s.addLocked(name)
 	}
 	return c
 }
@@ -318,20 +320,13 @@ func (s *Store) advanceLocked(c *channel, seq uint64) {
 	}
 }
 
-func newChannel() *channel {
-	return &channel{}
-}
-
-// channelState returns the entry of a channel, creating it.
+// channelState returns the entry of a channel, creating it. A sender's
+// entry is not evicted while it sends, a waiter's while it waits; any
+// other caller must not keep the entry past its lock.
 func (s *Store) channelState(name string) *channel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.chans[name]
-	if c == nil {
-		c = newChannel()
-		s.chans[name] = c
-	}
-	return c
+	return s.entryLocked(name, true)
 }
 
 // Close stops accepting calls, waits for those in progress, wakes blocked
@@ -355,6 +350,11 @@ func (s *Store) Close() error {
 	s.watch.Stop()
 	<-s.watch.Closed()
 	<-s.trimmerDone
+	s.mu.Lock()
+	if s.sweep != nil {
+		s.sweep.Stop()
+	}
+	s.mu.Unlock()
 	if s.ownConn {
 		s.nc.Close()
 	}
