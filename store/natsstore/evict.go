@@ -7,7 +7,8 @@ import "time"
 // A Store keeps an entry for every channel it appends to, reads or waits
 // on: the newest sequence it knows, its waiters, its sender's queue, its
 // tail. A node that serves many channels over time would keep them all, so
-// entries unused for Config.ChannelIdle are dropped: a timer (no
+// entries unused for Config.ChannelIdle (no append queued, no read, no
+// wait) are dropped: a timer (no
 // goroutine) looks every quarter of that while any entry exists. An entry
 // whose channel has waiters, queued appends or a running sender is kept,
 // whatever its age; every path that keeps an entry beyond its lock is one
@@ -19,7 +20,7 @@ import "time"
 // addLocked creates the entry of a channel and starts the sweep if none is
 // scheduled. The caller holds mu.
 func (s *Store) addLocked(name string) *channel {
-	c := &channel{used: time.Now()}
+	c := &channel{appended: time.Now()}
 	s.chans[name] = c
 	if s.sweep == nil && s.cfg.ChannelIdle > 0 {
 		s.sweep = time.AfterFunc(s.cfg.ChannelIdle/4, s.sweepIdle)
@@ -40,7 +41,8 @@ func (s *Store) sweepIdle() {
 	}
 	now := time.Now()
 	for name, c := range s.chans {
-		if c.waiters == 0 && !c.sending && len(c.queue) == 0 && now.Sub(c.used) > s.cfg.ChannelIdle {
+		idle := now.Sub(c.used) > s.cfg.ChannelIdle && now.Sub(c.appended) > s.cfg.ChannelIdle
+		if idle && c.waiters == 0 && !c.sending && len(c.queue) == 0 {
 			s.dropTailLocked(c)
 			delete(s.chans, name)
 		}

@@ -54,7 +54,7 @@ const (
 func (s *Store) enqueue(a *appendOp) {
 	s.mu.Lock()
 	c := s.entryLocked(a.channel, true) // in the same lock: not evicted before it sends
-	c.used = time.Now()
+	c.appended = time.Now()
 	c.queue = append(c.queue, a)
 	start := !c.sending
 	c.sending = true

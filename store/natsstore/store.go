@@ -94,7 +94,12 @@ type channel struct {
 	// tail holds the channel's newest messages while it is in use; used
 	// is when a Read or Wait last asked for it (tail.go). Guarded by mu.
 	tail tail
-	used time.Time // the last append, read or wait; see evict.go
+	used time.Time
+	// appended is when this store last queued an append to the channel (or
+	// created the entry);
+	// with used, it keeps the entry from eviction (evict.go). Guarded by
+	// mu.
+	appended time.Time
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
