@@ -41,9 +41,11 @@
 // while it is read and dispatched: between frames a connection holds no
 // buffer.
 //
-// Concurrency: a Handler is safe for concurrent use. Each connection is
-// served on the ServeHTTP goroutine that upgraded it, which is the core's
-// writer; the core starts the reader and timer goroutines and waits for
-// them. Stop ends nothing itself: it waits for the handlers, which the
-// Registry ends.
+// Concurrency: a Handler is safe for concurrent use. ServeHTTP returns
+// once the connection is upgraded and its session started
+// (session.Core.Start): the core reads only while the socket or the
+// connection holds bytes (the connection's Buffered, conn.Ready) and
+// writes only while something is queued, so an idle connection has no
+// goroutine. Stop ends nothing itself: it waits for every connection's
+// done, which the Registry brings about.
 package ws

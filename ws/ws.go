@@ -31,15 +31,16 @@ type Config struct {
 // it offered.
 const Subprotocol = "tether"
 
-// Handler serves the WebSocket transport: mount it at GET /v1/ws. Each
-// connection's goroutine is the ServeHTTP call that upgraded it (net/http
-// owns it); it writes the connection's frames for the session core, which
-// ends it (registry.Registry.Shutdown ends them all). Stop refuses new
-// upgrades and waits for the live ones.
+// Handler serves the WebSocket transport: mount it at GET /v1/ws.
+// ServeHTTP upgrades and hands the connection to the session core
+// (session.Core.Start), which serves it on goroutines that run only while
+// there is something to read or write, and ends it
+// (registry.Registry.Shutdown ends them all). Stop refuses new upgrades
+// and waits for the live connections to have wound up.
 type Handler struct {
 	cfg   Config
 	core  *session.Core
-	conns sync.WaitGroup
+	conns sync.WaitGroup // live connections: Done by ServeHTTP, or by the core's done
 
 	mu      sync.Mutex
 	stopped bool // guarded by mu
@@ -54,7 +55,8 @@ func New(cfg Config, core *session.Core) (*Handler, error) {
 	return &Handler{cfg: cfg, core: core}, nil
 }
 
-// ServeHTTP upgrades the request and serves the connection until it ends.
+// ServeHTTP upgrades the request, starts the connection's session and
+// returns: no goroutine stays with an idle connection.
 // ?session=KEY presents a session key (1 to 255 bytes of printable ASCII).
 // The token comes as "Authorization: Bearer" or, from a browser, which
 // cannot set headers on a WebSocket, as ?token=. A page from an origin
@@ -81,7 +83,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.conns.Add(1)
 	h.mu.Unlock()
-	defer h.conns.Done()
+	started := false
+	defer func() {
+		if !started {
+			h.conns.Done()
+		}
+	}()
 
 	if !h.cfg.Origins.AllowWebSocket(r) {
 		httpError(w, http.StatusForbidden, origin.CodeForbiddenOrigin, "origin "+r.Header.Get("Origin")+" is not in --allowed-origins")
@@ -107,11 +114,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	oi := registry.OpenInfo{Transport: registry.TransportWebSocket, Remote: r.RemoteAddr, SessionKey: key, Conn: nc}
-	h.core.Serve(context.WithoutCancel(r.Context()), wc, p, oi, nil)
+	// The core serves the connection on goroutines that run only while
+	// there is something to read or write, and calls Done once it has
+	// wound up: this goroutine (net/http's) returns now.
+	started = h.core.Start(context.WithoutCancel(r.Context()), wc, p, oi, nil, h.conns.Done) == nil
 }
 
-// Stop refuses new connections and waits for the live ones, which the
-// Registry ends (Registry.Shutdown: notify, then close); it ends none
+// Stop refuses new connections and waits for the live ones to have wound
+// up (the core's done), which the Registry ends (Registry.Shutdown: notify, then close); it ends none
 // itself. It returns ctx.Err() if ctx ends first.
 func (h *Handler) Stop(ctx context.Context) error {
 	h.mu.Lock()
