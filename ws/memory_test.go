@@ -170,7 +170,10 @@ func TestIdleCost(t *testing.T) {
 	perStack := float64(stack-baseStack) / n
 	perG := float64(g-baseG) / n
 	t.Logf("%d idle subscribed connections: heap %.0f bytes, stacks %.0f bytes and %.2f goroutines per connection", n, perHeap, perStack, perG)
-	if perHeap > 64<<10 {
-		t.Fatalf("heap per idle connection %.0f bytes, want under 64 KiB", perHeap)
+	// Before tether's own WebSocket server side: 27.9 KB of heap (the
+	// library's connection kept net/http's 4 KiB reader and writer), 16.4
+	// KB of stacks, 2 goroutines.
+	if perHeap > 12<<10 {
+		t.Errorf("heap per idle connection %.0f bytes, want under 12 KiB", perHeap)
 	}
 }
