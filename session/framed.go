@@ -32,7 +32,7 @@ type BufferedReader interface {
 type reader struct {
 	t     FramedTransport
 	buf   BufferedReader // nil without readiness
-	ready readyWatch     // nil without readiness
+	ready *conn.Ready    // nil without readiness
 
 	mu      sync.Mutex
 	running bool          // guarded by mu; a reader goroutine runs
@@ -44,7 +44,9 @@ type reader struct {
 func (s *Session) newReader(t FramedTransport) {
 	r := &reader{t: t, done: make(chan struct{})}
 	if b, ok := t.(BufferedReader); ok && t.NetConn() != nil {
-		if w, err := newReady(t.NetConn(), s.readable); err == nil {
+		// The callback takes r, not s.rd: the poller's goroutine that
+		// starts it has synchronised with NewReady only.
+		if w, err := conn.NewReady(t.NetConn(), func() { s.readable(r) }); err == nil {
 			r.buf, r.ready = b, w
 		} else {
 			s.c.log.Debug("no readiness: a reader goroutine per connection", "err", err)
@@ -81,8 +83,7 @@ func (s *Session) launchReader(first []byte) {
 }
 
 // readable is ready's callback: the socket has something to read.
-func (s *Session) readable() {
-	r := s.rd
+func (s *Session) readable(r *reader) {
 	r.mu.Lock()
 	if r.stopped {
 		r.mu.Unlock()
