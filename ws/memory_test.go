@@ -148,7 +148,7 @@ func idleDial(t testing.TB, addr, channel string) net.Conn {
 }
 
 // TestIdleCost measures what an idle, subscribed WebSocket connection
-// costs in heap and goroutines (the client's end of each socket, a
+// costs in heap, stacks and goroutines (the client's end of each socket, a
 // net.Conn of a few hundred bytes, is counted too), and bounds it.
 func TestIdleCost(t *testing.T) {
 	if testing.Short() || raceEnabled {
@@ -165,15 +165,23 @@ func TestIdleCost(t *testing.T) {
 	for i := range conns {
 		conns[i] = idleDial(t, addr, "idle")
 	}
-	heap, stack, g := heapInUse(), stackInUse(), runtime.NumGoroutine()
+	g := settle(baseG + 5) // writers that answered the subscribes exit
+	heap, stack := heapInUse(), stackInUse()
 	perHeap := float64(heap-baseHeap) / n
 	perStack := float64(stack-baseStack) / n
 	perG := float64(g-baseG) / n
 	t.Logf("%d idle subscribed connections: heap %.0f bytes, stacks %.0f bytes and %.2f goroutines per connection", n, perHeap, perStack, perG)
-	// Before tether's own WebSocket server side: 27.9 KB of heap (the
-	// library's connection kept net/http's 4 KiB reader and writer), 16.4
-	// KB of stacks, 2 goroutines.
-	if perHeap > 12<<10 {
-		t.Errorf("heap per idle connection %.0f bytes, want under 12 KiB", perHeap)
+	// Before tether's own WebSocket server side and the core's
+	// readiness-driven reader: 27.9 KB of heap (the library's connection
+	// kept net/http's 4 KiB reader and writer), 16.4 KB of stacks, 2
+	// goroutines. Now about 7.3 KB, 0.2 KB and none.
+	if perHeap > 10<<10 {
+		t.Errorf("heap per idle connection %.0f bytes, want under 10 KiB", perHeap)
+	}
+	if perStack > 1<<10 {
+		t.Errorf("stacks per idle connection %.0f bytes, want under 1 KiB", perStack)
+	}
+	if g > baseG+5 {
+		t.Errorf("%d idle connections hold %d goroutines, want none each", n, g-baseG)
 	}
 }
