@@ -118,10 +118,12 @@ func (s *source) probe() bool {
 	return true
 }
 
-// ReadFrame reads one message, text or binary, answering the pings that
-// come before it (the pongs do not count for the protocol's heartbeat,
-// docs/protocol.md). The buffer of the previous message goes back to its
-// pool first, so a connection waiting for a frame holds none.
+// ReadFrame reads one message, text or binary, or a ping, which it
+// answers with a pong, or a pong; after a ping or pong that is not between
+// the fragments of a message it returns nil (the pongs do not count for
+// the protocol's heartbeat, docs/protocol.md). The buffer of the previous
+// message goes back to its pool first, so a connection waiting for a
+// frame holds none.
 func (c *wsConn) ReadFrame(context.Context) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -131,10 +133,17 @@ func (c *wsConn) ReadFrame(context.Context) ([]byte, error) {
 			return nil, c.readErr(err)
 		}
 		switch op {
-		case wsframe.OpPing:
-			var b [2 + wsframe.MaxControl]byte
-			c.writeControl(wsframe.AppendControl(b[:0], wsframe.OpPong, p)) // a failure shows on the next read or write
-		case wsframe.OpPong:
+		case wsframe.OpPing, wsframe.OpPong:
+			if op == wsframe.OpPing {
+				var b [2 + wsframe.MaxControl]byte
+				c.writeControl(wsframe.AppendControl(b[:0], wsframe.OpPong, p)) // a failure shows on the next read or write
+			}
+			if !c.rd.Pending() {
+				// Not between the fragments of a message: nothing to
+				// dispatch, and the session looks (Buffered) before it
+				// reads again, so a lone ping leaves no reader waiting.
+				return nil, nil
+			}
 		case wsframe.OpClose:
 			return nil, c.peerClose(p)
 		default:
