@@ -2,13 +2,18 @@ package ws_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/session"
 )
 
@@ -128,4 +133,41 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond) // polling a condition against a deadline
 	}
+}
+
+// TestStopWaitsForConnections: with ServeHTTP returned, Stop still waits
+// for every live connection (the core's done), and refuses new upgrades.
+func TestStopWaitsForConnections(t *testing.T) {
+	e, _ := newCountingEnv(t, idleConfig)
+	nc, br := rawDial(t, e.url)
+	nc.Write(clientFrame(0x81, `{"id":"p","type":"ping"}`))
+	wantPong(t, nc, br, "p")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := e.h.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop with a live connection: %v, want the context's deadline", err)
+	}
+	// New upgrades are refused once stopping.
+	c2, err := net.Dial("tcp", e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if res, err := http.ReadResponse(bufio.NewReader(c2), nil); err != nil || res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("an upgrade after Stop: %v, %v; want 503", res, err)
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- e.h.Stop(ctx)
+	}()
+	nc.Write(clientFrame(0x88, closePayload(1000, "")))
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop once the connection ended: %v", err)
+	}
+	e.WantEnd(t, conn.ReasonClosed)
 }
