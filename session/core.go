@@ -63,7 +63,9 @@ type FramedTransport interface {
 	Transport
 	// ReadFrame returns the next client frame, valid until the next call.
 	// It is called from one goroutine. A frame over the size limit is an
-	// error wrapping ErrFrameTooLarge.
+	// error wrapping ErrFrameTooLarge. It may return nil and no error when
+	// it read only frames it handles itself (WebSocket control frames), so
+	// that a reader driven by readiness can leave an idle connection.
 	ReadFrame(ctx context.Context) ([]byte, error)
 }
 

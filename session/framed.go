@@ -123,6 +123,9 @@ func (s *Session) readRun(first []byte) {
 			s.readerExit()
 			return
 		}
+		if b == nil {
+			continue // only frames the transport handles itself (a WebSocket ping): look again
+		}
 		s.lastRecv.Store(s.now().UnixNano())
 		s.h.Count(len(b), 0)
 		if !s.dispatch(b) {

@@ -53,7 +53,7 @@ func (l countListener) Accept() (net.Conn, error) {
 }
 
 // newCountingEnv is newEnv whose sockets count what the server reads.
-func newCountingEnv(t *testing.T, pcfg session.Config) (*env, *atomic.Int64) {
+func newCountingEnv(t testing.TB, pcfg session.Config) (*env, *atomic.Int64) {
 	t.Helper()
 	e := &env{Node: prototest.NewNode(t, prototest.NodeConfig{Protocol: pcfg})}
 	var err error

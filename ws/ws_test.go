@@ -163,3 +163,23 @@ func TestInterleavedRequests(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLibraryPingAndClose: coder/websocket's client gets pongs to its
+// pings, and its close handshake completes with the status it sent.
+func TestLibraryPingAndClose(t *testing.T) {
+	e := newEnv(t, session.Config{})
+	c := connect(t, e.url, true)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.c.Ping(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+	}
+	admittedOK(t, c)
+	if err := c.c.Close(websocket.StatusCode(4001), "done"); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	e.WantEnd(t, conn.ReasonClosed)
+}
