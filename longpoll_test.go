@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +283,165 @@ func TestLongPollAnswersAllAfterStalePages(t *testing.T) {
 	publish(3)
 	if got := read("?after=0&wait=10s"); len(got) != 3 {
 		t.Fatalf("a waiting long-poll after three publishes answered %d messages, want 3: %v", len(got), got)
+	}
+}
+
+// parkedGET sends an HTTP/1.1 long-poll of channel after the cursor on c
+// (a new connection when c is nil) and returns it.
+func parkedGET(t *testing.T, addr string, c net.Conn, channel, query string) net.Conn {
+	t.Helper()
+	if c == nil {
+		var err error
+		if c, err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fmt.Fprintf(c, "GET /v1/channels/%s/messages?%s HTTP/1.1\r\nHost: %s\r\n\r\n", channel, query, addr); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// readAnswer reads one final long-poll answer from br.
+func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, pollAnswer) {
+	t.Helper()
+	resp := readFinal(t, br)
+	defer resp.Body.Close()
+	var a pollAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	return resp, a
+}
+
+// settledGoroutines waits until the goroutine count is at most want and
+// returns it, or the count after the deadline.
+func settledGoroutines(want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g := runtime.NumGoroutine()
+		if g <= want || time.Now().After(deadline) {
+			return g
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A long-poll that waits over HTTP/1.1 holds no goroutine (net/http's
+// connection goroutine is gone with the hijack, and conn.Ready watches
+// the socket); once answered, the same TCP connection serves the next
+// request.
+func TestPollParkedHoldsNoGoroutine(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("park", `0`)
+	br0 := bufio.NewReader(parkedGET(t, n.addr(), nil, "park", "wait=0"))
+	readAnswer(t, br0) // the server's own goroutines exist before the count
+	const total = 200
+	g0 := runtime.NumGoroutine()
+	conns := make([]net.Conn, total)
+	brs := make([]*bufio.Reader, total)
+	for i := range conns {
+		conns[i] = parkedGET(t, n.addr(), nil, "park", "wait=60s&after="+after)
+		brs[i] = bufio.NewReader(conns[i])
+		defer conns[i].Close()
+	}
+	n.waitingPolls(total)
+	// Constants: the channel's store waiter, conn.Ready's epoll drain.
+	const slack = 4
+	if g := settledGoroutines(g0 + slack); g > g0+slack {
+		t.Fatalf("%d goroutines with %d long-polls parked, %d before: %.2f per long-poll, want none", g, total, g0, float64(g-g0)/total)
+	}
+	id := n.publish("park", `"news"`)
+	for i, br := range brs {
+		resp, a := readAnswer(t, br)
+		if resp.StatusCode != 200 || len(a.Messages) != 1 || a.Messages[0].ID != id || resp.Close {
+			t.Fatalf("conn %d: status %d close %v answer %+v, want the message %s on a kept-alive connection", i, resp.StatusCode, resp.Close, a, id)
+		}
+		if resp.Header.Get("Vary") != "Origin" || resp.Header.Get("Content-Type") != "application/json" ||
+			resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Date") == "" || resp.ContentLength <= 0 {
+			t.Fatalf("conn %d: headers %v", i, resp.Header)
+		}
+	}
+	// The same connections serve the next poll, parked again.
+	for _, c := range conns {
+		parkedGET(t, n.addr(), c, "park", "wait=60s&after="+id)
+	}
+	n.waitingPolls(total)
+	id2 := n.publish("park", `"more"`)
+	for i, br := range brs {
+		if _, a := readAnswer(t, br); len(a.Messages) != 1 || a.Messages[0].ID != id2 {
+			t.Fatalf("conn %d: second answer %+v, want the message %s", i, a, id2)
+		}
+	}
+	if c := n.ends("poll", "completed"); c < 2*total {
+		t.Fatalf("%v long-polls ended completed, want %d", c, 2*total)
+	}
+}
+
+// A request pipelined behind a waiting long-poll is served after its
+// answer, on the same connection.
+func TestPollPipelinedAfterParked(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("pipe", `1`)
+	c, err := net.Dial("tcp", n.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	host := n.addr()
+	req := fmt.Sprintf("GET /v1/channels/pipe/messages?wait=30s&after=%s HTTP/1.1\r\nHost: %s\r\n\r\n", after, host) +
+		fmt.Sprintf("GET /v1/channels/pipe/messages?wait=0&after=0 HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	n.waitingPolls(1)
+	id := n.publish("pipe", `2`)
+	br := bufio.NewReader(c)
+	if _, a := readAnswer(t, br); len(a.Messages) != 1 || a.Messages[0].ID != id {
+		t.Fatalf("first answer %+v, want the message %s", a, id)
+	}
+	if _, a := readAnswer(t, br); len(a.Messages) != 2 || a.Next != id {
+		t.Fatalf("pipelined answer %+v, want both messages", a)
+	}
+	// And the connection still serves.
+	parkedGET(t, host, c, "pipe", "wait=0&after="+after)
+	if _, a := readAnswer(t, br); len(a.Messages) != 1 {
+		t.Fatalf("third answer %+v", a)
+	}
+}
+
+// A shutdown answers every parked long-poll with the keepalive and its
+// reconnect hint, and closes their connections.
+func TestShutdownAnswersParkedPolls(t *testing.T) {
+	n := startNode(t, func(c *tether.Config) { c.ShutdownSpread = time.Second })
+	after := n.publish("many", `1`)
+	const total = 1000
+	brs := make([]*bufio.Reader, total)
+	for i := range brs {
+		c := parkedGET(t, n.addr(), nil, "many", "wait=60s&after="+after)
+		defer c.Close()
+		brs[i] = bufio.NewReader(c)
+	}
+	n.waitingPolls(total)
+	start := time.Now()
+	n.stop()
+	if el := time.Since(start); el > 8*time.Second {
+		t.Fatalf("stop took %v", el)
+	}
+	for i, br := range brs {
+		resp := readFinal(t, br)
+		var a struct {
+			pollAnswer
+			ReconnectAfterMS *int64 `json:"reconnect_after_ms"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		if resp.StatusCode != 200 || len(a.Messages) != 0 || a.Next != after || a.ReconnectAfterMS == nil {
+			t.Fatalf("conn %d: status %d close %v answer %+v, want the keepalive with a hint", i, resp.StatusCode, resp.Close, a)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("conn %d: after the answer: %v, want EOF", i, err)
+		}
 	}
 }

@@ -186,9 +186,9 @@ func (c *replayConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// Replayed returns the connection under c, for http.Server.ConnContext
-// (conn.ConnContext recognises only the connections of conn.Listen).
-func (c *replayConn) Replayed() net.Conn { return c.Conn }
+// NetConn returns the connection under c, as tls.Conn's does (conn.Ready
+// finds the socket through it).
+func (c *replayConn) NetConn() net.Conn { return c.Conn }
 
 // Unreplayed returns the connection a handed-back c wraps, or c.
 func Unreplayed(c net.Conn) net.Conn {

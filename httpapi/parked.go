@@ -67,7 +67,7 @@ type parkedPoll struct {
 	channel    string
 	remote     string
 	closeAfter bool // the request asked for Connection: close
-	rdy        readiness
+	rdy        *conn.Ready
 
 	rmu   sync.Mutex // held while the connection is read, and to take in
 	armed bool       // guarded by rmu: readiness was asked for and has not fired
@@ -92,7 +92,7 @@ type parkedPoll struct {
 // done, otherwise: the handler waits on its goroutine.
 func (a *API) parkPoll(w http.ResponseWriter, r *http.Request, s *session.Session, wait *session.PollWait) bool {
 	l := listenerFrom(r.Context())
-	if !canWatch || l == nil || r.ProtoMajor != 1 || r.ProtoMinor < 1 || !l.open() {
+	if l == nil || r.ProtoMajor != 1 || r.ProtoMinor < 1 || !l.open() {
 		return false
 	}
 	var head bytes.Buffer
@@ -112,7 +112,7 @@ func (a *API) parkPoll(w http.ResponseWriter, r *http.Request, s *session.Sessio
 	if slot := slotFrom(r.Context()); slot != nil {
 		slot.parked = true // the request's end is the parked poll's to record
 	}
-	if pp.rdy, err = newReadiness(c, pp.readable); err != nil {
+	if pp.rdy, err = conn.NewReady(c, pp.readable); err != nil {
 		// Not a socket after all: wait here, and answer on c.
 		ans, err := wait.Wait(context.Background())
 		pp.answered(ans, err)
