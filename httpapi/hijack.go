@@ -63,21 +63,24 @@ var probeGaps = [...]time.Duration{100 * time.Millisecond, time.Second}
 
 // watch starts watching h.c; in is what net/http had read already.
 func (h *hijacked) watch(in []byte) error {
+	h.mu.Lock()
 	if h.keep {
 		h.in = in
 	}
 	h.read = len(in)
-	var err error
-	if h.rdy, err = conn.NewReady(h.c, h.readable); err != nil {
+	h.mu.Unlock()
+	rdy, err := conn.NewReady(h.c, h.readable)
+	if err != nil {
 		return err
 	}
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	h.rdy = rdy // before any use: the caller publishes h after watch
 	if _, isTLS := h.c.(*tls.Conn); isTLS {
 		go h.readable() // decrypted bytes the socket no longer shows
 		return nil
 	}
-	h.rmu.Lock()
-	defer h.rmu.Unlock()
-	if h.read < maxPipelined {
+	if len(in) < maxPipelined {
 		h.arm()
 	}
 	return nil

@@ -80,12 +80,14 @@ func (a *API) parkPoll(w http.ResponseWriter, r *http.Request, s *session.Sessio
 	if slot := slotFrom(r.Context()); slot != nil {
 		slot.parked = true // the request's end is the parked poll's to record
 	}
-	wait.Park(pp.answered)
+	// Watched first: a departure seen before the wait parks ends the
+	// session, and Park answers at once.
 	if err := pp.h.watch(in); err != nil {
 		// Not a socket after all: its departure is seen when the answer
 		// is written.
 		pp.a.log.Debug("long-poll: no readiness", "err", err)
 	}
+	wait.Park(pp.answered)
 	return true
 }
 

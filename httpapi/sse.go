@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -44,11 +46,15 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	t := &sseTransport{w: w, rc: http.NewResponseController(w), nc: conn.NetConn(ctx)}
+	if l := listenerFrom(ctx); l != nil && r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
+		t.hijack = r // HTTP/1.1: the stream is written on the raw connection
+	}
 	oi := registry.OpenInfo{Transport: registry.TransportSSE, Remote: r.RemoteAddr, Conn: t.nc}
 	s, err := a.core.OpenStream(ctx, t, pr, oi)
 	if !admitted(w, ctx, s, err) {
 		return
 	}
+	t.s = s
 	after := p.cursorArg()
 	err = s.Stream(p.channel, after, session.StreamOptions{
 		Heartbeat: a.sseHeartbeat,
@@ -56,6 +62,15 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
 		Presence:  r.URL.Query().Get("presence") == "1",
 	})
+	if raw := t.raw.Load(); raw != nil {
+		// Hijacked: Watch saw nothing of the client since; the raw
+		// connection's watch did.
+		e := raw.end()
+		s.Finish(e)
+		a.endedAs("events", p.channel, r.RemoteAddr, ctx, e)
+		t.end(raw)
+		return
+	}
 	var ef *wire.ErrorFrame
 	if _, ended := s.ServerEnded(); denied(err) {
 		writeDenied(w, err)
@@ -79,11 +94,32 @@ type sseTransport struct {
 	rc  *http.ResponseController
 	nc  net.Conn // nil when the request did not come through conn.ConnContext
 	buf framebuf.Batch
+	s   *session.Session
+
+	// hijack is the request when the stream is to be written on the raw
+	// connection (HTTP/1.1 through a Listener); begin clears it.
+	hijack *http.Request
+	// raw is the hijacked connection, once begin has hijacked it: events
+	// go out in HTTP/1.1 chunks, and the client's departure is watched
+	// without a goroutine (hijacked).
+	// Set by the writer (begin); read by the wind-up too.
+	raw      atomic.Pointer[hijacked]
+	graceful atomic.Bool // CloseGracefully was called
 }
+
+// sseProbe is a chunk holding a comment line: a probe after the client's
+// FIN that EventSource ignores.
+var sseProbe = []byte("2\r\n:\n\r\n")
 
 // begin commits the response: headers, and the reconnection delay for
 // EventSource.
 func (t *sseTransport) begin(retry time.Duration) (int, error) {
+	if r := t.hijack; r != nil {
+		t.hijack = nil
+		if n, err, ok := t.beginRaw(r, retry); ok {
+			return n, err
+		}
+	}
 	h := t.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -109,17 +145,99 @@ func (t *sseTransport) flush() error {
 	if t.buf.Len() == 0 {
 		return nil
 	}
+	if raw := t.raw.Load(); raw != nil {
+		return t.buf.Flush(chunkWriter{raw})
+	}
 	if err := t.buf.Flush(t.w); err != nil {
 		return err
 	}
 	return t.rc.Flush()
 }
 
-// CloseGracefully: the response ends when the handler returns.
-func (t *sseTransport) CloseGracefully(conn.Reason) error { return nil }
-func (t *sseTransport) Close() error                      { return nil }
-func (t *sseTransport) NetConn() net.Conn                 { return t.nc }
-func (t *sseTransport) Reason(err error) conn.Reason      { return session.ReasonOf(err) }
+// CloseGracefully: the response ends when the handler returns. A
+// hijacked stream's last chunk is written by the handler too (end), once
+// the Registry has the session's end, as net/http's response ends only
+// after the handler returned.
+func (t *sseTransport) CloseGracefully(conn.Reason) error {
+	t.graceful.Store(true)
+	return nil
+}
+
+// Close closes a hijacked stream's connection, unless it is to end
+// gracefully (end does it).
+func (t *sseTransport) Close() error {
+	raw := t.raw.Load()
+	if raw == nil || t.graceful.Load() {
+		return nil
+	}
+	raw.stop()
+	return raw.c.Close()
+}
+
+// end finishes a hijacked stream's response once the session has wound
+// up: the last chunk and a graceful close, or a plain close.
+func (t *sseTransport) end(raw *hijacked) {
+	raw.stop()
+	if t.graceful.Load() && raw.write([]byte("0\r\n\r\n")) == nil {
+		conn.CloseConn(raw.c, conn.CloseGraceful)
+		return
+	}
+	raw.c.Close()
+}
+
+func (t *sseTransport) NetConn() net.Conn            { return t.nc }
+func (t *sseTransport) Reason(err error) conn.Reason { return session.ReasonOf(err) }
+
+// beginRaw hijacks the connection of r, writes the response's head and
+// first chunk on it, and watches it for the client's departure. ok is
+// false, with nothing done, when the connection cannot be hijacked.
+func (t *sseTransport) beginRaw(r *http.Request, retry time.Duration) (n int, err error, ok bool) {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h := t.w.Header().Clone() // the middlewares' (CORS, Vary)
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer the stream
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Transfer-Encoding", "chunked")
+	h.Write(&head)
+	head.WriteString("\r\n")
+	c, _, err := t.rc.Hijack()
+	if err != nil {
+		return 0, nil, false
+	}
+	if slot := slotFrom(r.Context()); slot != nil {
+		slot.parked = true // the handler records the end (Watch sees nothing now)
+	}
+	// What the client sent (it should send nothing) is discarded.
+	raw := &hijacked{c: c, probe: sseProbe, left: func(reason conn.Reason, _ time.Duration) { t.s.End(reason) }}
+	first := "retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n"
+	head.WriteString(strconv.FormatInt(int64(len(first)), 16) + "\r\n" + first + "\r\n")
+	werr := raw.write(head.Bytes())
+	if err := raw.watch(nil); err != nil {
+		t.s.Logger().Debug("sse: no readiness", "err", err)
+	}
+	t.raw.Store(raw)
+	return len(first), werr, true
+}
+
+// chunkWriter writes each Write as one HTTP/1.1 chunk (RFC 9112 §7.1), in
+// one write(2).
+type chunkWriter struct{ h *hijacked }
+
+func (w chunkWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var size [18]byte
+	hdr := append(strconv.AppendInt(size[:0], int64(len(p)), 16), '\r', '\n')
+	if err := w.h.writeBuffers(net.Buffers{hdr, p, crlf}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var crlf = []byte("\r\n")
 
 // sseFormat writes the core's events as SSE. Messages are events whose id
 // is the cursor; a gap and the shutdown notice are named events without an
