@@ -2,11 +2,24 @@ package tether_test
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -443,5 +456,134 @@ func TestShutdownAnswersParkedPolls(t *testing.T) {
 		if _, err := br.ReadByte(); err != io.EOF {
 			t.Fatalf("conn %d: after the answer: %v, want EOF", i, err)
 		}
+	}
+}
+
+// tlsNode starts a node serving TLS with a fresh self-signed certificate
+// and returns it with the pool that trusts it.
+func tlsNode(t *testing.T) (*node, *x509.CertPool) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, func(c *tether.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	n.base = "https://" + n.addr()
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return n, pool
+}
+
+// Over TLS (HTTP/1.1: the node's own TLS listener offers no h2), a
+// long-poll parks (the hijack works on a tls.Conn) and keeps its
+// connection, and SSE streams.
+func TestPollOverTLS(t *testing.T) {
+	n, pool := tlsNode(t)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	pub := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer pub.CloseIdleConnections()
+	checkWaitAndStream(t, n.base, hc, pub, "HTTP/1.1", n.waitingPolls)
+}
+
+// HTTP/2 cannot hijack: through Handler on a server of one's own that
+// speaks h2, a long-poll and an SSE stream wait on their handler's
+// goroutine, as before.
+func TestPollOverHTTP2(t *testing.T) {
+	n := startNode(t, nil)
+	ts := httptest.NewUnstartedServer(n.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.Config.ConnContext = tether.ConnContext
+	ts.StartTLS()
+	defer ts.Close()
+	hc := ts.Client()
+	checkWaitAndStream(t, ts.URL, hc, hc, "HTTP/2.0", n.waitingPolls)
+}
+
+// checkWaitAndStream: two long-polls that wait, answered by a publish, on
+// one connection, and an SSE event, all over proto.
+func checkWaitAndStream(t *testing.T, base string, hc, pub *http.Client, proto string, waiting func(int)) {
+	t.Helper()
+	publish := func(body string) string {
+		t.Helper()
+		resp, err := pub.Post(base+"/v1/channels/tls/messages", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a publishAnswer
+		decodeStatus(t, resp, http.StatusCreated, &a)
+		return a.ID
+	}
+	after := publish(`0`)
+	var reused []bool
+	for i := range 2 {
+		got := make(chan pollAnswer, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", base+"/v1/channels/tls/messages?wait=20s&after="+after, nil)
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(ci httptrace.GotConnInfo) { reused = append(reused, ci.Reused) },
+			}))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Error(err)
+				close(got)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.Proto != proto {
+				t.Errorf("answered over %s, want %s", resp.Proto, proto)
+			}
+			var a pollAnswer
+			decodeStatus(t, resp, 200, &a)
+			got <- a
+		}()
+		waiting(1)
+		after = publish(fmt.Sprintf(`%d`, i+1))
+		if a, ok := <-got; !ok || len(a.Messages) != 1 || a.Messages[0].ID != after {
+			t.Fatalf("poll %d: %+v, want the message %s", i, a, after)
+		}
+	}
+	if len(reused) != 2 || !reused[1] {
+		t.Fatalf("connection reuse %v, want the second poll on the first's connection", reused)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/channels/tls/events", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Proto != proto || resp.StatusCode != 200 {
+		t.Fatalf("SSE over %s: %d", resp.Proto, resp.StatusCode)
+	}
+	id := publish(`"sse"`)
+	s := &sseReader{br: bufio.NewReader(resp.Body)}
+	if ev := s.next(t); ev.id != id {
+		t.Fatalf("SSE event %+v, want %s", ev, id)
 	}
 }

@@ -42,7 +42,8 @@ type hijacked struct {
 	wmu sync.Mutex
 
 	mu         sync.Mutex
-	quiet      bool          // guarded by mu: the request is done; readable hands over to idle
+	quiet      bool          // guarded by mu: the request is done (end): nothing more is read
+	idling     bool          // guarded by mu: the response is out: readable calls idle
 	in         []byte        // guarded by mu: what was read (keep)
 	read       int           // guarded by mu: bytes read in all
 	eof        bool          // guarded by mu: the client's FIN was read
@@ -76,7 +77,7 @@ func (h *hijacked) watch(in []byte) error {
 	h.rmu.Lock()
 	defer h.rmu.Unlock()
 	h.rdy = rdy // before any use: the caller publishes h after watch
-	if _, isTLS := h.c.(*tls.Conn); isTLS {
+	if isTLS(h.c) {
 		go h.readable() // decrypted bytes the socket no longer shows
 		return nil
 	}
@@ -105,15 +106,14 @@ func (h *hijacked) readable() {
 	defer h.rmu.Unlock()
 	h.armed = false
 	h.mu.Lock()
-	quiet := h.quiet
+	quiet, idling := h.quiet, h.idling
 	h.mu.Unlock()
-	if quiet {
-		if h.idle != nil {
-			h.idle()
-		}
-		return
+	switch {
+	case idling:
+		h.idle()
+	case !quiet:
+		h.readSome()
 	}
-	h.readSome()
 }
 
 // readSome reads what the client sent without waiting for more, and
@@ -123,8 +123,14 @@ func (h *hijacked) readSome() {
 	t0 := time.Now()
 	for {
 		h.mu.Lock()
-		room := maxPipelined - h.read
+		room, quiet := maxPipelined-h.read, h.quiet
 		h.mu.Unlock()
+		if quiet {
+			// Answering: what comes now is the next request, net/http's
+			// to read (idling).
+			h.c.SetReadDeadline(time.Time{})
+			return
+		}
 		if room <= 0 {
 			return // stop reading, as net/http does
 		}
@@ -216,7 +222,7 @@ func (h *hijacked) write(b []byte) error {
 func (h *hijacked) writeBuffers(bufs net.Buffers) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
-	if _, isTLS := h.c.(*tls.Conn); isTLS {
+	if isTLS(h.c) {
 		// One TLS record, not one per buffer.
 		var n int
 		for _, b := range bufs {
@@ -251,6 +257,18 @@ func (h *hijacked) end() conn.End {
 	return conn.End{Reason: conn.ReasonCompleted}
 }
 
+// idleNext makes readable call idle from now on, and arms; h.rmu is
+// held.
+func (h *hijacked) idleNext() error {
+	h.mu.Lock()
+	h.idling = true
+	h.mu.Unlock()
+	if h.rdy == nil {
+		return errors.ErrUnsupported
+	}
+	return h.arm()
+}
+
 // finRead reports whether the client's FIN was read, and since when.
 func (h *hijacked) finRead() (bool, time.Time) {
 	h.mu.Lock()
@@ -279,4 +297,13 @@ func (h *hijacked) stop() {
 	if h.rdy != nil {
 		h.rdy.Stop()
 	}
+}
+
+// isTLS reports whether c is a TLS connection (handed back or not).
+func isTLS(c net.Conn) bool {
+	if r, ok := c.(*replayConn); ok {
+		c = r.Conn
+	}
+	_, ok := c.(*tls.Conn)
+	return ok
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"net/http"
 	"strconv"
 	"sync"
@@ -107,8 +106,9 @@ func (pp *parkedPoll) answered(ans session.PollAnswer, err error) {
 		e.Err = err
 	}
 	eof, t0 := pp.h.finRead()
-	_, isTLS := pp.h.c.(*tls.Conn)
-	replay := isTLS && pp.h.pending() // a tls.Conn cannot take bytes back
+	// A tls.Conn cannot take bytes back: net/http would serve the next
+	// request on a wrapper, without its TLS state (r.TLS).
+	replay := isTLS(pp.h.c) && pp.h.pending()
 	keep := !gone && !eof && !pp.closeAfter && !replay && pp.l.open()
 	rw := &rawResponse{}
 	if !keep {
@@ -172,7 +172,7 @@ func (pp *parkedPoll) keepAlive() {
 	pp.mu.Lock()
 	pp.idleT = time.AfterFunc(pp.l.idleTimeout(), pp.idleTimeout)
 	pp.mu.Unlock()
-	if pp.h.rdy == nil || pp.h.arm() != nil {
+	if pp.h.idleNext() != nil {
 		pp.handBack()
 	}
 }
