@@ -179,18 +179,35 @@ func (c *Core) Registry() *registry.Registry { return c.reg }
 // Logger is the Core's logger.
 func (c *Core) Logger() *slog.Logger { return c.log }
 
-// Serve runs one framed connection (WebSocket, TCP) until it ends: it
-// admits it against the limits and opens it in the Registry (p is who it
-// acts for, from Authenticate; oi says what the transport knows; ctx
-// bounds the admission wait only), serves its frames, and returns once
-// Handle.End has recorded its one end reason. first, when not nil, is a
-// frame the transport already read, served before any other. Serve
-// returns an error only when the connection was refused (a limit, or the
-// Registry); the client has then been sent an error frame
-// (too_many_connections, unavailable) and the connection closed. The
-// connection ends through the Registry (Close, Shutdown), its peer, the
-// expiry of its token, or the core's own limits; Serve has no other stop.
+// Serve runs one framed connection (WebSocket, TCP) until it ends: Start,
+// then wait for its done. It returns Start's error.
 func (c *Core) Serve(ctx context.Context, t FramedTransport, p *auth.Principal, oi registry.OpenInfo, first []byte) error {
+	ended := make(chan struct{})
+	if err := c.Start(ctx, t, p, oi, first, func() { close(ended) }); err != nil {
+		return err
+	}
+	<-ended
+	return nil
+}
+
+// Start serves one framed connection (WebSocket, TCP) and returns once it
+// runs, without waiting for its end: it admits it against the limits and
+// opens it in the Registry (p is who it acts for, from Authenticate; oi
+// says what the transport knows; ctx bounds the admission wait only), then
+// serves its frames on goroutines that run only while there is something
+// to read or write (see the package doc, Concurrency). first, when not
+// nil, is a frame the transport already read, served before any other.
+//
+// done, if not nil, is called once, on a goroutine of the session, after
+// Handle.End has recorded the connection's one end reason and every
+// goroutine of the session but that one has stopped; the transport counts
+// its live connections with it. Start returns an error only when the
+// connection was refused (a limit, or the Registry); the client has then
+// been sent an error frame (too_many_connections, unavailable), the
+// connection closed, and done is not called. The connection ends through
+// the Registry (Close, Shutdown), its peer, the expiry of its token, or
+// the core's own limits; it has no other stop.
+func (c *Core) Start(ctx context.Context, t FramedTransport, p *auth.Principal, oi registry.OpenInfo, first []byte, done func()) error {
 	s := newSession(ctx, c, t, framed)
 	lease, err := c.admit(p, &oi)
 	if err != nil {
@@ -200,6 +217,7 @@ func (c *Core) Serve(ctx context.Context, t FramedTransport, p *auth.Principal, 
 	}
 	s.p.Store(p)
 	s.lease = lease
+	s.done = done
 	h, err := c.reg.Open(ctx, oi, s)
 	if err != nil {
 		s.releaseLease()

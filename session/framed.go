@@ -6,48 +6,205 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
 
-// readLoop reads and dispatches frames until the connection ends.
-func (s *Session) readLoop(t FramedTransport, first []byte) {
+// BufferedReader is an optional interface of a FramedTransport: Buffered
+// reports whether the transport holds bytes it read from the socket and
+// has not yet returned as frames (a tls.Conn's decrypted bytes count).
+// With it, and a socket conn.Ready can watch, the session reads only while
+// there is something to read: no goroutine waits on an idle connection.
+// Without it, a reader goroutine blocks in ReadFrame for the connection's
+// life.
+type BufferedReader interface {
+	Buffered() bool
+}
+
+// reader is a framed session's reader. With readiness (ready not nil), a
+// reader goroutine runs only while there is something to read: it reads
+// and dispatches frames while the transport holds bytes, then arms ready
+// and exits; ready's callback starts the next. Without, one goroutine
+// reads for the connection's life.
+type reader struct {
+	t     FramedTransport
+	buf   BufferedReader // nil without readiness
+	ready *conn.Ready    // nil without readiness
+
+	mu      sync.Mutex
+	running bool          // guarded by mu; a reader goroutine runs
+	stopped bool          // guarded by mu; no reader starts any more
+	done    chan struct{} // closed once stopped and no reader runs
+}
+
+// newReader prepares the reader of s; launchReader starts it.
+func (s *Session) newReader(t FramedTransport) {
+	r := &reader{t: t, done: make(chan struct{})}
+	if b, ok := t.(BufferedReader); ok && t.NetConn() != nil {
+		// The callback takes r, not s.rd: the poller's goroutine that
+		// starts it has synchronised with NewReady only.
+		if w, err := conn.NewReady(t.NetConn(), func() { s.readable(r) }); err == nil {
+			r.buf, r.ready = b, w
+		} else {
+			s.c.log.Debug("no readiness: a reader goroutine per connection", "err", err)
+		}
+	}
+	s.rd = r
+}
+
+// launchReader serves first (a frame the transport read already, or nil)
+// and then reads: at once if the transport holds bytes or has no
+// readiness, else once the socket is readable.
+func (s *Session) launchReader(first []byte) {
+	r := s.rd
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	if r.ready == nil || first != nil || r.buf.Buffered() {
+		r.running = true
+		r.mu.Unlock()
+		go s.readRun(first)
+		return
+	}
+	err := r.ready.Arm()
+	if err != nil {
+		r.running = true // until the end is decided
+	}
+	r.mu.Unlock()
+	if err != nil {
+		s.readFailed(r.t, err)
+		s.readerExit()
+	}
+}
+
+// readable is ready's callback: the socket has something to read.
+func (s *Session) readable(r *reader) {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return
+	}
+	r.running = true
+	r.mu.Unlock()
+	s.readRun(nil)
+}
+
+// readRun serves first, if not nil, and then reads and dispatches frames
+// until the transport holds none and the reader armed ready, or the
+// connection ends. It reads at least one frame unless first was given:
+// it runs because the transport holds bytes or the socket is readable.
+func (s *Session) readRun(first []byte) {
+	r := s.rd
+	look := first != nil // whether to look before reading
 	if first != nil {
 		s.h.Count(len(first), 0)
 		if !s.dispatch(first) {
+			s.readerExit()
 			return
 		}
 	}
 	for {
+		if look && r.ready != nil && !r.buf.Buffered() {
+			s.rearm()
+			return
+		}
+		look = true
 		// Not s.ctx: a WebSocket read cancelled by its context closes the
 		// connection, and a graceful close still reads the peer's goodbye.
 		// Closing the socket ends the read.
-		b, err := t.ReadFrame(context.Background())
+		b, err := r.t.ReadFrame(context.Background())
 		if err != nil {
-			switch {
-			case errors.Is(err, ErrFrameTooLarge):
-				msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
-				s.protocolError(wire.CodeFrameTooLarge, msg)
-				return
-			case errors.Is(err, wire.ErrInvalidUTF8):
-				s.protocolError(wire.CodeInvalidUTF8, "a frame is not valid UTF-8")
-				return
-			}
-			reason := t.Reason(err)
-			if reason == "" {
-				reason = conn.ReasonClosed
-			}
-			s.decide(ending{reason: reason})
+			s.readFailed(r.t, err)
+			s.readerExit()
 			return
 		}
 		s.lastRecv.Store(s.now().UnixNano())
 		s.h.Count(len(b), 0)
 		if !s.dispatch(b) {
+			s.readerExit()
 			return
 		}
 	}
+}
+
+// rearm ends the reader's turn: it arms ready, so that the next bytes
+// start another; or, when ready cannot be armed (the socket is closed:
+// the peer left or the session closed it), it decides the end as a
+// failed read would.
+func (s *Session) rearm() {
+	r := s.rd
+	r.mu.Lock()
+	if r.stopped {
+		r.running = false
+		close(r.done)
+		r.mu.Unlock()
+		return
+	}
+	// Arm under mu: stopReader, which takes mu, then Stops ready, so no
+	// callback of this Arm runs after the reader stopped. A callback may
+	// start at once (level-triggered): it waits for mu, then runs.
+	err := r.ready.Arm()
+	if err == nil {
+		r.running = false
+	}
+	r.mu.Unlock()
+	if err != nil {
+		s.readFailed(r.t, err)
+		s.readerExit()
+	}
+}
+
+// readerExit ends a reader goroutine for good.
+func (s *Session) readerExit() {
+	r := s.rd
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.running = false
+	if r.stopped {
+		close(r.done)
+	}
+}
+
+// stopReader stops the reader once the connection is closed: no reader
+// starts after it, and it waits for a running one (which the closed
+// socket ends).
+func (s *Session) stopReader() {
+	r := s.rd
+	r.mu.Lock()
+	r.stopped = true
+	if !r.running {
+		close(r.done)
+	}
+	r.mu.Unlock()
+	if r.ready != nil {
+		r.ready.Stop()
+	}
+	<-r.done
+}
+
+// readFailed decides the end after a read failed (or readiness could not
+// be armed): a frame too large or not UTF-8 is a protocol error; anything
+// else is how the peer left.
+func (s *Session) readFailed(t FramedTransport, err error) {
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
+		s.protocolError(wire.CodeFrameTooLarge, msg)
+		return
+	case errors.Is(err, wire.ErrInvalidUTF8):
+		s.protocolError(wire.CodeInvalidUTF8, "a frame is not valid UTF-8")
+		return
+	}
+	reason := t.Reason(err)
+	if reason == "" {
+		reason = conn.ReasonClosed
+	}
+	s.decide(ending{reason: reason})
 }
 
 // protocolError ends the connection after a frame it cannot trust: the
@@ -58,14 +215,36 @@ func (s *Session) protocolError(code wire.Code, msg string) {
 		abort: true, final: errEvent("", code, msg)})
 }
 
-// writeLoop writes queued frames until the queue is closed and drained or
-// a write fails. It runs on the goroutine that serves the connection.
+// startWriter lets the queue start the writer on demand: a push that
+// finds no writer running starts one on a new goroutine (writeRun), which
+// writes what is queued and exits once the queue is empty. An idle
+// session has no writer goroutine. Call it once, after start (the writer
+// counts what it writes in the registry.Handle). waitWriter returns once
+// the queue is closed and drained and the writer has exited.
+func (s *Session) startWriter() {
+	s.q.enable(func() { go s.writeRun() })
+}
+
+// waitWriter waits until nothing more will be written: the queue is closed
+// (by the wind-up, or a failed write) and drained, and no writer runs.
+func (s *Session) waitWriter() { <-s.q.stopped }
+
+// writeLoop runs the writer until the queue is closed and drained: the
+// blocking form, for Stream.
+func (s *Session) writeLoop() {
+	s.startWriter()
+	s.waitWriter()
+}
+
+// writeRun writes queued frames until the queue is empty (the writer's
+// turn ends; the next push starts another) or closed and drained, or a
+// write fails. The queue starts it on its own goroutine.
 //
 // Frames popped while more are queued are written with flush false, so
 // that the transport sends everything queued at one wake-up in one write;
 // if the queue turns out empty after all (an unsubscribe dropped its
-// frames), idle flushes what the transport holds before pop waits.
-func (s *Session) writeLoop() {
+// frames), idle flushes what the transport holds before the turn ends.
+func (s *Session) writeRun() {
 	// Not s.ctx, which ends before a graceful close's flush.
 	ctx := context.Background()
 	pending := false // the transport holds frames not yet flushed
@@ -75,60 +254,68 @@ func (s *Session) writeLoop() {
 		flushErr = s.t.WriteFrame(ctx, nil, true)
 	}
 	for {
-		var it item
-		var more, ok bool
-		if pending {
-			it, more, ok = s.q.pop(ctx, idle)
-		} else {
-			it, more, ok = s.q.pop(ctx, nil)
+		f := idle
+		if !pending {
+			f = nil
 		}
+		it, more, st := s.q.next(f)
 		if flushErr != nil {
-			s.writeFailed(flushErr)
+			if st == popItem {
+				s.q.written()
+			}
+			s.writeFailed(flushErr, st == popItem)
 			return
 		}
-		if !ok {
-			if pending {
-				s.t.WriteFrame(ctx, nil, true) // what a discarding close left
-			}
+		if st != popItem {
 			return
 		}
 		err := s.t.WriteFrame(ctx, it.frame, !more)
 		pending = more
 		s.q.written()
 		if err != nil {
-			s.writeFailed(err)
+			s.writeFailed(err, true)
 			return
 		}
-		now := s.now().UnixNano()
-		s.lastWrite.Store(now)
-		if !s.wrote.Swap(true) && s.guard != nil {
-			s.wroteData() // the stall guard looks at the socket from now on
-		}
-		s.h.Count(0, len(it.frame))
-		if it.app {
-			s.lastApp.Store(now)
-		}
-		if !it.since.IsZero() && s.guard != nil {
-			s.unread.CompareAndSwap(0, it.since.UnixNano())
-		}
-		if it.cursor != "" {
-			s.mu.Lock()
-			if _, ok := s.delivered[it.channel]; ok {
-				s.delivered[it.channel] = it.cursor
-			}
-			s.mu.Unlock()
-		}
+		s.wroteFrame(it)
 	}
 }
 
-// writeFailed ends the connection after a failed write.
-func (s *Session) writeFailed(err error) {
+// wroteFrame records a frame written: the clocks, the stall guard's
+// first look, the byte count, the lag clock and the delivered cursor.
+func (s *Session) wroteFrame(it item) {
+	now := s.now().UnixNano()
+	s.lastWrite.Store(now)
+	if !s.wrote.Swap(true) && s.guard != nil {
+		s.wroteData() // the stall guard looks at the socket from now on
+	}
+	s.h.Count(0, len(it.frame))
+	if it.app {
+		s.lastApp.Store(now)
+	}
+	if !it.since.IsZero() && s.guard != nil {
+		s.unread.CompareAndSwap(0, it.since.UnixNano())
+	}
+	if it.cursor != "" {
+		s.mu.Lock()
+		if _, ok := s.delivered[it.channel]; ok {
+			s.delivered[it.channel] = it.cursor
+		}
+		s.mu.Unlock()
+	}
+}
+
+// writeFailed ends the connection after a failed write. writer says the
+// caller still holds the writer's turn, which it ends.
+func (s *Session) writeFailed(err error, writer bool) {
 	reason := s.t.Reason(err)
 	if reason == "" {
 		reason = conn.ReasonWriteFailed
 	}
 	s.decide(ending{reason: reason})
 	s.q.close(true)
+	if writer {
+		s.q.quit()
+	}
 }
 
 // dispatch serves one client frame on the reader goroutine. Requests that

@@ -48,13 +48,20 @@ func (l *lane) pop() item {
 // to limit. The writer takes control frames first, so a reply is never
 // stuck behind a backlog of messages. Within the message lane, frames of
 // one channel stay in order.
+//
+// The writer runs only while something is queued: once enabled (enable),
+// the push that finds no writer running starts one (the function enable
+// was given, which starts a goroutine), and the writer exits when next
+// finds the queue empty. An idle connection has no writer goroutine.
 type queue struct {
 	limit int
-	ready chan struct{} // cap 1: something was queued, or the queue closed
 	// kick, when set, is called (with mu held; it must not block) when a
 	// lag clock starts at since, so that the session's timer looks again
 	// in time.
 	kick func(since time.Time)
+	// stopped is closed once the queue is closed and empty and no writer
+	// runs: nothing more will be written.
+	stopped chan struct{}
 
 	mu      sync.Mutex
 	ctrl    lane               // guarded by mu
@@ -63,19 +70,49 @@ type queue struct {
 	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock
 	writing time.Time          // guarded by mu; lag clock of the message frame being written
 	closed  bool               // guarded by mu
+	// run starts a writer; nil until enable. Called with mu held: it
+	// must not block (it starts a goroutine). Guarded by mu.
+	run     func()
+	writer  bool // guarded by mu; a writer runs or was started
+	stopSet bool // guarded by mu; stopped is closed
 }
 
 func newQueue(limit int) *queue {
 	return &queue{
-		limit: limit, ready: make(chan struct{}, 1),
+		limit: limit, stopped: make(chan struct{}),
 		space: make(chan struct{}), waiting: map[*sub]time.Time{},
 	}
 }
 
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
+// enable lets pushes start the writer with run (which must start a
+// goroutine and return), and starts it now if anything is queued or the
+// queue was closed meanwhile.
+func (q *queue) enable(run func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.run = run
+	q.wakeLocked()
+}
+
+// wakeLocked starts a writer if there is work for one and none runs:
+// frames to write, or a closed queue to report stopped. q.mu is held.
+func (q *queue) wakeLocked() {
+	if q.run == nil || q.writer || q.stopSet {
+		return
+	}
+	if len(q.ctrl.items)+len(q.msgs.items) == 0 && !q.closed {
+		return
+	}
+	q.writer = true
+	q.run()
+}
+
+// stopLocked closes stopped if the queue is closed and empty and no
+// writer runs. q.mu is held.
+func (q *queue) stopLocked() {
+	if q.closed && !q.writer && !q.stopSet && len(q.ctrl.items)+len(q.msgs.items) == 0 {
+		q.stopSet = true
+		close(q.stopped)
 	}
 }
 
@@ -99,7 +136,7 @@ func (q *queue) forceCtrl(it item) bool {
 		return false
 	}
 	q.ctrl.push(it)
-	signal(q.ready)
+	q.wakeLocked()
 	return true
 }
 
@@ -112,7 +149,7 @@ func (q *queue) tryCtrl(it item) bool {
 		return false
 	}
 	q.ctrl.push(it)
-	signal(q.ready)
+	q.wakeLocked()
 	return true
 }
 
@@ -157,7 +194,7 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 		q.kicked(it.since)
 	}
 	l.push(it)
-	signal(q.ready)
+	q.wakeLocked()
 	return nil
 }
 
@@ -181,16 +218,26 @@ func (q *queue) pushNow(its []item) bool {
 	for _, it := range its {
 		q.msgs.push(it)
 	}
-	signal(q.ready)
+	q.wakeLocked()
 	return true
 }
 
-// pop takes the next frame, control first. ok is false once the queue is
-// closed and drained, or ctx is done. idle, if not nil, is called (without
-// the lock) each time pop is about to wait for a frame: the writer flushes
-// there what it buffered (frames dropped after an unsubscribe may have
-// taken away the frame it expected next).
-func (q *queue) pop(ctx context.Context, idle func()) (it item, more, ok bool) {
+// popState says what next found.
+type popState uint8
+
+const (
+	popItem   popState = iota // a frame: the writer writes it and calls next again
+	popEmpty                  // nothing queued: the writer has exited (the next push starts another)
+	popClosed                 // closed and drained: nothing more will be written
+)
+
+// next takes the next frame for the writer, control first. When the
+// queue is empty it calls idle, if not nil, without the lock, and looks
+// again (the writer flushes there what it buffered: frames dropped after
+// an unsubscribe may have taken away the frame it expected next); then it
+// ends the writer's turn: popEmpty, or popClosed once the queue is closed.
+// Only popItem leaves the caller the writer.
+func (q *queue) next(idle func()) (it item, more bool, st popState) {
 	for {
 		q.mu.Lock()
 		l := &q.ctrl
@@ -204,24 +251,32 @@ func (q *queue) pop(ctx context.Context, idle func()) (it item, more, ok bool) {
 			q.space = make(chan struct{})
 			more = len(q.ctrl.items)+len(q.msgs.items) > 0
 			q.mu.Unlock()
-			return it, more, true
-		}
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return item{}, false, false
+			return it, more, popItem
 		}
 		if idle != nil {
+			q.mu.Unlock()
 			idle()
 			idle = nil
 			continue // look again: something may have come meanwhile
 		}
-		select {
-		case <-q.ready:
-		case <-ctx.Done():
-			return item{}, false, false
+		q.writer = false
+		st = popEmpty
+		if q.closed {
+			q.stopLocked()
+			st = popClosed
 		}
+		q.mu.Unlock()
+		return item{}, false, st
 	}
+}
+
+// quit ends the writer's turn after a failed write (the writer has closed
+// the queue, discarding what it held).
+func (q *queue) quit() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.writer = false
+	q.stopLocked()
 }
 
 // written says the frame pop returned last has been written (or failed).
@@ -244,7 +299,8 @@ func (q *queue) close(discard bool) {
 	if discard {
 		q.ctrl, q.msgs = lane{}, lane{}
 	}
-	signal(q.ready)
+	q.stopLocked()
+	q.wakeLocked() // a writer drains what is left, or reports stopped
 }
 
 // dropMessages removes the queued message frames of channel (after an
@@ -265,6 +321,7 @@ func (q *queue) dropMessages(channel string) {
 	q.msgs.items = kept
 	close(q.space)
 	q.space = make(chan struct{})
+	q.stopLocked()
 }
 
 // oldest returns the earliest lag clock among undelivered message frames:

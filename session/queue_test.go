@@ -32,9 +32,9 @@ func TestQueueBoundAndPriority(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"c", "mmmmmm"} {
-		it, _, ok := q.pop(ctx, nil)
-		if !ok || string(it.frame) != want {
-			t.Fatalf("pop = %q, %v; want %q", it.frame, ok, want)
+		it, _, st := q.next(nil)
+		if st != popItem || string(it.frame) != want {
+			t.Fatalf("next = %q, %v; want %q", it.frame, st, want)
 		}
 		q.written()
 	}
@@ -49,8 +49,13 @@ func TestQueueBoundAndPriority(t *testing.T) {
 		t.Fatalf("oldest after drop = %v, want none", got)
 	}
 	q.close(false)
-	if _, _, ok := q.pop(ctx, nil); ok {
-		t.Fatal("pop on a closed, empty queue succeeded")
+	if _, _, st := q.next(nil); st != popClosed {
+		t.Fatalf("next on a closed, empty queue = %v, want popClosed", st)
+	}
+	select {
+	case <-q.stopped:
+	default:
+		t.Fatal("a closed, drained queue with no writer does not say stopped")
 	}
 	if err := q.pushCtrl(ctx, item{frame: []byte("x")}); err != errQueueClosed {
 		t.Fatalf("push after close = %v, want errQueueClosed", err)

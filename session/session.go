@@ -73,8 +73,13 @@ type Session struct {
 	ending     *ending       // guarded by endMu; set once
 	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
 	ended      chan struct{} // closed when ending is set; nil for a long-poll, which nothing waits on
-	writerDone chan struct{} // closed by the writer's goroutine when it has stopped
+	writerDone chan struct{} // Stream's: closed by Stream once its writer has stopped
 	wound      chan struct{} // closed when windUp has finished
+
+	// Framed sessions only: the reader (framed.go), and done, called once
+	// the session has wound up (Core.Start).
+	rd   *reader
+	done func()
 
 	mu        sync.Mutex
 	subs      map[string]*sub         // guarded by mu
@@ -169,21 +174,32 @@ func (s *Session) start(h *registry.Handle) {
 	}
 }
 
-// runFramed serves a framed connection: the caller's goroutine writes, a
-// reader goroutine reads and dispatches, the timer keeps the limits, and
-// once the end is decided windUp winds the session up.
+// runFramed starts serving a framed connection and returns: the
+// session's goroutines run only while there is work. The reader reads
+// while there is something to read (readiness, framed.go), the writer
+// writes while something is queued (queue.enable), the timer keeps the
+// limits, and once the end is decided windUp winds the session up and
+// finishFramed records the end and calls done.
 func (s *Session) runFramed(h *registry.Handle, t FramedTransport, first []byte) {
+	s.newReader(t)
 	s.start(h)
-	var reader sync.WaitGroup
-	reader.Go(func() { s.readLoop(t, first) })
-	s.writeLoop()
-	close(s.writerDone)
-	<-s.wound
-	reader.Wait()
+	s.startWriter()
+	s.launchReader(first)
+}
+
+// finishFramed runs on the wind-up's goroutine once windUp has finished:
+// it waits for the writer and the reader to stop, closes the connection,
+// records the end and calls done.
+func (s *Session) finishFramed() {
+	s.waitWriter()
 	s.t.Close()
+	s.stopReader()
 	e := s.end()
 	s.releaseLease()
-	h.End(e.reason, e.noticed)
+	s.h.End(e.reason, e.noticed)
+	if s.done != nil {
+		s.done()
+	}
 }
 
 // releaseLease gives the session's place in the limits back, once.
@@ -196,9 +212,17 @@ func (s *Session) releaseLease() {
 // windUp runs on its own goroutine once the end is decided: it stops the
 // timer, the requests and the subscriptions, tells extensions and
 // followers, and closes the connection (flushing first when graceful).
-// The goroutine that serves the connection waits for it (s.wound).
+// Stream waits for it (s.wound); a framed session finishes on its
+// goroutine (finishFramed).
 func (s *Session) windUp() {
-	defer close(s.wound)
+	s.windDown()
+	close(s.wound)
+	if s.kind == framed {
+		s.finishFramed()
+	}
+}
+
+func (s *Session) windDown() {
 	s.stopTimer()
 	e := s.end()
 	s.workMu.Lock()
@@ -215,7 +239,7 @@ func (s *Session) windUp() {
 		}
 	}
 	if e.mode == conn.CloseGraceful {
-		s.closeGracefully(e, s.writerDone)
+		s.closeGracefully(e, s.q.stopped)
 	} else {
 		s.q.close(true)
 	}

@@ -31,15 +31,17 @@ type Config struct {
 }
 
 // Server serves the framed protocol over plain TCP, one NDJSON frame per
-// line. Its goroutines: one accept loop per Serve, one per connection
-// (which writes the connection's frames for the session core). The core
-// ends connections (registry.Registry.Shutdown ends them all); Stop closes
-// the listeners and waits for every goroutine.
+// line. Its goroutines: one accept loop per Serve, and one per connection
+// until its first frame (hello) is read and the session core has started
+// it (session.Core.Start); from then on the connection has goroutines only
+// while there is something to read or write. The core ends connections
+// (registry.Registry.Shutdown ends them all); Stop closes the listeners
+// and waits for every connection to have wound up.
 type Server struct {
 	cfg   Config
 	core  *session.Core
-	stop  chan struct{} // closed by StopAccepting
-	conns sync.WaitGroup
+	stop  chan struct{}  // closed by StopAccepting
+	conns sync.WaitGroup // live connections: Done by handle, or by the core's done
 
 	mu    sync.Mutex
 	lns   []net.Listener // guarded by mu
@@ -136,7 +138,8 @@ func (s *Server) accept(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		s.conns.Go(func() { s.handle(nc) })
+		s.conns.Add(1)
+		go s.handle(nc)
 	}
 }
 
@@ -162,9 +165,9 @@ func (s *Server) stopped() bool {
 }
 
 // Stop stops accepting and waits for the accept loops and for every
-// connection's goroutine; the connections themselves are ended by the
-// Registry (Registry.Shutdown), not by Stop. It returns ctx.Err() if ctx
-// ends first.
+// connection to have wound up; the connections themselves are ended by
+// the Registry (Registry.Shutdown), not by Stop. It returns ctx.Err() if
+// ctx ends first.
 func (s *Server) Stop(ctx context.Context) error {
 	s.StopAccepting()
 	finished := make(chan struct{})
@@ -183,9 +186,16 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // handle reads the first frame, which may be a hello carrying a session
 // key and a token, authenticates the connection, then hands it to the
-// session core. A connection refused (no token or a bad one) gets one
-// error frame (unauthorized, token_expired) and is closed.
+// session core and returns; the core calls s.conns.Done once the
+// connection has wound up. A connection refused (no token or a bad one)
+// gets one error frame (unauthorized, token_expired) and is closed.
 func (s *Server) handle(nc net.Conn) {
+	started := false
+	defer func() {
+		if !started {
+			s.conns.Done()
+		}
+	}()
 	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize)}
 	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
 	first, err := c.lr.ReadFrame()
@@ -222,7 +232,7 @@ func (s *Server) handle(nc net.Conn) {
 		session.Refuse(c, code, msg)
 		return
 	}
-	s.core.Serve(context.Background(), c, p, oi, first)
+	started = s.core.Start(context.Background(), c, p, oi, first, s.conns.Done) == nil
 }
 
 func errorJSON(code, msg string) []byte {
@@ -237,6 +247,10 @@ type tcpConn struct {
 }
 
 func (c *tcpConn) ReadFrame(context.Context) ([]byte, error) { return c.lr.ReadFrame() }
+
+// Buffered implements session.BufferedReader: the connection is served by
+// readiness, holding no goroutine and no read buffer while idle.
+func (c *tcpConn) Buffered() bool { return c.lr.Buffered() }
 
 // WriteFrame adds a line to the batch, written in one write(2) when flush
 // says nothing more is queued or it has grown to framebuf.FlushAt. The

@@ -50,6 +50,10 @@ type Store struct {
 	sendCancel context.CancelFunc
 	// batches counts the atomic batches stored, for tests.
 	batches atomic.Int64
+	// comb combines appends to different channels (combine.go); combined
+	// counts the combined batches stored, for tests.
+	comb     combiner
+	combined atomic.Int64
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
