@@ -280,10 +280,11 @@ func TestSSEHijackedDepartures(t *testing.T) {
 	})
 }
 
-// An idle SSE stream over HTTP/1.1 holds no reader goroutine: net/http's
-// connection goroutine and background read are gone with the hijack.
-// (Its writer still runs on the handler's goroutine until the session's
-// writer starts on demand.)
+// An idle SSE stream over HTTP/1.1 holds no goroutine: net/http's
+// connection goroutine and background read are gone with the hijack, its
+// subscription waits parked with the channel's, its writer runs only
+// while something is queued, conn.Ready watches its socket. A publish
+// reaches every stream, and they go back to idle.
 func TestSSEIdleGoroutines(t *testing.T) {
 	n := startNode(t, nil)
 	c0, s0 := rawSSE(t, n, "idle-sse") // the server's own goroutines exist before the count
@@ -291,20 +292,30 @@ func TestSSEIdleGoroutines(t *testing.T) {
 	s0.next(t)
 	const total = 100
 	g0 := runtime.NumGoroutine()
-	for range total {
-		c, _ := rawSSE(t, n, "idle-sse")
+	streams := make([]*sseReader, total)
+	for i := range streams {
+		c, s := rawSSE(t, n, "idle-sse")
 		defer c.Close()
+		streams[i] = s
 	}
 	eventually(t, 5*time.Second, "streams waiting", func() bool {
 		return n.metric("tether_http_waiting_requests", map[string]string{"route": "events"}) == total+1
 	})
+	// Constants: the channel's store waiter, conn.Ready's epoll drain.
 	const slack = 4
-	want := g0 + total*sseGoroutines + slack
-	if g := settledGoroutines(want); g > want {
-		t.Fatalf("%d goroutines with %d idle SSE streams, %d before: %.2f per stream, want %d", g, total, g0, float64(g-g0)/total, sseGoroutines)
+	check := func(when string) {
+		t.Helper()
+		if g := settledGoroutines(g0 + slack); g > g0+slack {
+			t.Fatalf("%s: %d goroutines with %d idle SSE streams, %d before: %.2f per stream, want none", when, g, total, g0, float64(g-g0)/total)
+		}
 	}
+	check("opened")
+	id := n.publish("idle-sse", `1`)
+	for i, s := range streams {
+		if ev := s.next(t); ev.id != id {
+			t.Fatalf("stream %d: %+v, want %s", i, ev, id)
+		}
+	}
+	check("after a publish")
 	c0.Close()
 }
-
-// sseGoroutines is what an idle SSE stream holds: its writer's goroutine.
-const sseGoroutines = 1

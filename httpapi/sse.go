@@ -55,21 +55,31 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.s = s
-	after := p.cursorArg()
-	err = s.Stream(p.channel, after, session.StreamOptions{
+	opt := session.StreamOptions{
 		Heartbeat: a.sseHeartbeat,
 		Waiting:   a.metrics.waitingEvents,
 		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
 		Presence:  r.URL.Query().Get("presence") == "1",
-	})
-	if raw := t.raw.Load(); raw != nil {
-		// Hijacked: Watch saw nothing of the client since; the raw
-		// connection's watch did.
-		e := raw.end()
-		s.Finish(e)
-		a.endedAs("events", p.channel, r.RemoteAddr, ctx, e)
-		t.end(raw)
-		return
+	}
+	if t.hijack != nil {
+		// HTTP/1.1: the handler returns once the stream runs on its
+		// hijacked connection; done finishes it.
+		channel, remote := p.channel, r.RemoteAddr
+		ended := make(chan struct{})
+		err = s.StreamStart(p.channel, p.cursorArg(), opt, func() {
+			if raw := t.raw.Load(); raw != nil {
+				t.finish(a, raw, channel, remote)
+			}
+			close(ended)
+		})
+		if err == nil && t.raw.Load() == nil {
+			<-ended // not hijacked after all: the stream went out on w
+		}
+	} else {
+		err = s.Stream(p.channel, p.cursorArg(), opt)
+	}
+	if t.raw.Load() != nil {
+		return // the stream goes on without this goroutine, or has ended
 	}
 	var ef *wire.ErrorFrame
 	if _, ended := s.ServerEnded(); denied(err) {
@@ -174,9 +184,16 @@ func (t *sseTransport) Close() error {
 	return raw.c.Close()
 }
 
-// end finishes a hijacked stream's response once the session has wound
-// up: the last chunk and a graceful close, or a plain close.
-func (t *sseTransport) end(raw *hijacked) {
+// finish records a hijacked stream's end once the session has wound up
+// (Watch saw nothing of the client after the hijack; the raw
+// connection's watch did), then ends its response: the last chunk and a
+// graceful close, or a plain close. The Registry has the end before the
+// client sees the stream end, as when net/http ends it after the
+// handler.
+func (t *sseTransport) finish(a *API, raw *hijacked, channel, remote string) {
+	e := raw.end()
+	t.s.Finish(e)
+	a.endedAs("events", channel, remote, context.Background(), e)
 	raw.stop()
 	if t.graceful.Load() && raw.write([]byte("0\r\n\r\n")) == nil {
 		conn.CloseConn(raw.c, conn.CloseGraceful)
@@ -207,8 +224,10 @@ func (t *sseTransport) beginRaw(r *http.Request, retry time.Duration) (n int, er
 		return 0, nil, false
 	}
 	if slot := slotFrom(r.Context()); slot != nil {
-		slot.parked = true // the handler records the end (Watch sees nothing now)
+		slot.parked = true // finish records the end (Watch sees nothing now)
 	}
+	t.s.Unwatch() // the request's context ends with the handler, not the stream
+	t.w, t.rc = nil, nil
 	// What the client sent (it should send nothing) is discarded.
 	raw := &hijacked{c: c, probe: sseProbe, left: func(reason conn.Reason, _ time.Duration) { t.s.End(reason) }}
 	first := "retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n"

@@ -97,9 +97,9 @@ func (w *PollWait) Wait(ctx context.Context) (PollAnswer, error) {
 	}
 }
 
-// End ends a long-poll whose client left (reason says how), unless its
-// end was decided already: a parked long-poll is answered with the
-// session's end (Park's done gets an error).
+// End ends an HTTP session whose client left (reason says how), unless
+// its end was decided already: a parked long-poll is answered with the
+// session's end (Park's done gets an error), a stream winds up.
 func (s *Session) End(reason conn.Reason) {
 	s.decide(ending{reason: reason})
 }
