@@ -587,3 +587,24 @@ func checkWaitAndStream(t *testing.T, base string, hc, pub *http.Client, proto s
 		t.Fatalf("SSE event %+v, want %s", ev, id)
 	}
 }
+
+// A connection whose parked long-poll was answered waits for its next
+// request outside net/http; a shutdown closes it all the same, as
+// http.Server.Shutdown closes its idle connections.
+func TestShutdownClosesAnsweredConnections(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("kept", `1`)
+	c := parkedGET(t, n.addr(), nil, "kept", "wait=30s&after="+after)
+	defer c.Close()
+	n.waitingPolls(1)
+	n.publish("kept", `2`)
+	br := bufio.NewReader(c)
+	if resp, a := readAnswer(t, br); resp.Close || len(a.Messages) != 1 {
+		t.Fatalf("answer %+v close %v, want a message on a kept-alive connection", a, resp.Close)
+	}
+	n.stop()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after shutdown: %v, want EOF", err)
+	}
+}

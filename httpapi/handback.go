@@ -33,10 +33,16 @@ type Listener struct {
 	once     sync.Once
 
 	mu     sync.Mutex
-	back   []net.Conn // guarded by mu: handed back, not yet accepted
-	closed bool       // guarded by mu
-	err    error      // Close's result
+	back   []net.Conn            // guarded by mu: handed back, not yet accepted
+	idle   map[idleConn]struct{} // guarded by mu: answered, waiting for their next request
+	closed bool                  // guarded by mu
+	err    error                 // Close's result
 }
+
+// idleConn is a connection answered on its own, waiting for its next
+// request before it comes back: Close closes it, as http.Server.Shutdown
+// closes its idle connections.
+type idleConn interface{ closeIdle() }
 
 type accepted struct {
 	c   net.Conn
@@ -102,19 +108,22 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// Close closes the listener under l and every connection handed back and
-// not yet accepted.
+// Close closes the listener under l, every connection handed back and not
+// yet accepted, and every one waiting for its next request.
 func (l *Listener) Close() error {
 	l.once.Do(func() {
 		l.mu.Lock()
 		l.closed = true
-		back := l.back
-		l.back = nil
+		back, idle := l.back, l.idle
+		l.back, l.idle = nil, nil
 		l.mu.Unlock()
 		close(l.done)
 		l.err = l.Listener.Close()
 		for _, c := range back {
 			c.Close()
+		}
+		for c := range idle {
+			c.closeIdle()
 		}
 	})
 	return l.err
@@ -138,6 +147,31 @@ func (l *Listener) handBack(c net.Conn, buffered []byte) bool {
 	default:
 	}
 	return true
+}
+
+// addIdle records c as waiting for its next request; false once l is
+// closed.
+func (l *Listener) addIdle(c idleConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	if l.idle == nil {
+		l.idle = map[idleConn]struct{}{}
+	}
+	l.idle[c] = struct{}{}
+	return true
+}
+
+// removeIdle forgets c.
+func (l *Listener) removeIdle(c idleConn) {
+	l.mu.Lock()
+	delete(l.idle, c)
+	if len(l.idle) == 0 {
+		l.idle = nil // Go maps never shrink
+	}
+	l.mu.Unlock()
 }
 
 // open reports whether l still takes connections back.

@@ -169,8 +169,12 @@ func (pp *parkedPoll) keepAlive() {
 		pp.handBack()
 		return
 	}
+	if !pp.l.addIdle(pp) {
+		pp.close(true) // the listener closed meanwhile
+		return
+	}
 	pp.mu.Lock()
-	pp.idleT = time.AfterFunc(pp.l.idleTimeout(), pp.idleTimeout)
+	pp.idleT = time.AfterFunc(pp.l.idleTimeout(), pp.closeIdle)
 	pp.mu.Unlock()
 	if pp.h.idleNext() != nil {
 		pp.handBack()
@@ -190,6 +194,7 @@ func (pp *parkedPoll) handBack() {
 		pp.idleT.Stop()
 	}
 	pp.mu.Unlock()
+	pp.l.removeIdle(pp)
 	pp.h.stop()
 	c := pp.h.c
 	c.SetDeadline(time.Time{})
@@ -198,15 +203,20 @@ func (pp *parkedPoll) handBack() {
 	}
 }
 
-// idleTimeout closes a connection whose next request did not come.
-func (pp *parkedPoll) idleTimeout() {
+// closeIdle closes a connection whose next request did not come in time,
+// or whose listener closed.
+func (pp *parkedPoll) closeIdle() {
 	pp.mu.Lock()
 	if pp.done {
 		pp.mu.Unlock()
 		return
 	}
 	pp.done = true
+	if pp.idleT != nil {
+		pp.idleT.Stop()
+	}
 	pp.mu.Unlock()
+	pp.l.removeIdle(pp)
 	pp.h.stop()
 	pp.h.c.Close()
 }

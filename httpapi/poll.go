@@ -39,11 +39,14 @@ type pollResponse struct {
 // The long-poll is a session of the core that answers once: its reads are
 // shared with every subscriber of the channel (and its answer encoded once
 // per page), the Registry lists it and may end it (an operator's close,
-// a shutdown: both answer the keepalive). The request's context is
-// conn.Watch's: it ends only when the client is really gone (closed or
-// reset, not half-closed). Reading never consumes, so a client that
-// vanished before this answer reached it gets the same messages again with
-// the same cursor.
+// a shutdown: both answer the keepalive). Over HTTP/1.1 through a
+// Listener a long-poll that must wait is parked on its hijacked
+// connection (parkPoll) and holds no goroutine; otherwise it waits on
+// the handler's goroutine, and the request's context is conn.Watch's: it
+// ends only when the client is really gone (closed or reset, not
+// half-closed). Reading never consumes, so a client that vanished before
+// this answer reached it gets the same messages again with the same
+// cursor.
 func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), "", a.limits)
 	if e != nil {

@@ -32,8 +32,11 @@ var sseFiller = []byte(":\n")
 // The stream is a session of the core: its subscription shares reads and
 // encodings with every other subscriber of the channel, and the core's
 // queue, lag limit (slow-consumer), stall guard, heartbeats and shutdown
-// notice apply. This handler only frames events (sseFormat) and reads
-// nothing from the client; the client's departure is conn.Watch's.
+// notice apply. This handler only frames events (sseFormat). Over
+// HTTP/1.1 through a Listener the stream is hijacked once it begins and
+// holds no goroutine while idle (hijacked watches the client's
+// departure); otherwise the handler's goroutine writes it and the
+// client's departure is conn.Watch's.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), r.Header.Get("Last-Event-ID"), a.limits)
 	if e != nil {
