@@ -155,10 +155,8 @@ func (h *hijacked) readSome() {
 			h.eof, h.t0 = true, t0
 			h.mu.Unlock()
 			h.sendProbe()
-		case errors.Is(err, syscall.ECONNRESET):
-			h.leave(conn.ReasonReset, time.Since(t0))
 		default:
-			h.leave(conn.ReasonOf(err), time.Since(t0))
+			h.leave(goneReason(err, false), time.Since(t0))
 		}
 		return
 	}
@@ -183,7 +181,7 @@ func (h *hijacked) sendProbe() {
 	case !ok:
 		return
 	case err != nil:
-		h.leave(conn.ReasonClosed, time.Since(t0))
+		h.leave(goneReason(err, true), time.Since(t0))
 		return
 	}
 	h.mu.Lock()
@@ -306,4 +304,21 @@ func isTLS(c net.Conn) bool {
 	}
 	_, ok := c.(*tls.Conn)
 	return ok
+}
+
+// goneReason classifies the error of a read, or of a probe written after
+// the client's FIN (probe), as conn.Watch does: Linux reports ETIMEDOUT
+// when keepalive or TCP_USER_TIMEOUT gave up, ECONNRESET for an RST on an
+// open connection, EPIPE for an RST after the client's FIN, which is
+// "closed" when a probe provoked it.
+func goneReason(err error, probe bool) conn.Reason {
+	switch {
+	case errors.Is(err, syscall.ETIMEDOUT):
+		return conn.ReasonTimeout
+	case probe && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)):
+		return conn.ReasonClosed
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return conn.ReasonReset
+	}
+	return conn.ReasonOf(err)
 }
