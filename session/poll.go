@@ -54,7 +54,10 @@ type PollAnswer struct {
 // request is over. p is who the long-poll acts for (Authenticate); a
 // refusal by the limits is a *limits.Error.
 func (c *Core) OpenPoll(ctx context.Context, p *auth.Principal, oi registry.OpenInfo) (*Session, error) {
-	s := newSession(context.WithoutCancel(ctx), c, nil, poll)
+	// Not the request's context, nor a child of it: a parked long-poll
+	// would keep the request's whole chain of contexts (net/http's,
+	// Watch's) alive while it waits. The core reads no context values.
+	s := newSession(context.Background(), c, nil, poll)
 	s.nc = oi.Conn
 	return s, s.open(ctx, p, oi)
 }
