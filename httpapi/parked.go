@@ -125,16 +125,16 @@ func (pp *parkedPoll) answered(ans session.PollAnswer, err error) {
 		writeError(rw, ae)
 	})
 	keep = keep && rw.Header().Get("Connection") != "close"
-	if !eof {
-		// The end is recorded before the answer goes out, as net/http's
-		// handler returns before its response is flushed.
-		pp.finish(e)
-	}
 	var werr error
 	if rw.status != 0 {
+		pp.s.Release()
 		werr = pp.h.write(rw.bytes(pp.head))
 	}
-	if eof {
+	if !eof {
+		// Recorded once the answer is out: the Registry's lock, which a
+		// fan-out's answers all take, does not delay them.
+		pp.finish(e)
+	} else {
 		// After a FIN, the answer is the last probe: a client that
 		// fully closed answered an earlier one with RST, and this write
 		// fails; one that reads got it (half-closed).

@@ -283,6 +283,11 @@ func (w *PollWait) unwatch() {
 	w.stop()
 }
 
+// Release gives the long-poll's place in the limits back before Finish
+// records its end, so that a client polling again on another connection
+// the moment it has its answer is not refused for the one it just had.
+func (s *Session) Release() { s.releaseLease() }
+
 // Wrote counts bytes an HTTP transport wrote for the session (shown in
 // the Registry's Info).
 func (s *Session) Wrote(n int) { s.h.Count(0, n) }
