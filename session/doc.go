@@ -73,30 +73,50 @@
 //
 // # Concurrency
 //
-// A Core is safe for concurrent use. Each framed connection has: the
-// goroutine that called Serve, which writes the queued frames; a reader
-// goroutine; one goroutine per request in flight (at most
-// Config.MaxInFlight); one per subscription that is behind, reading its
-// channel from the store and queueing. A caught-up subscription has no
-// goroutine: it is parked (park.go), and the subscriptions of a channel
-// parked at one cursor share one goroutine waiting on the store, owned by
-// the Core, which exits once it woke them or they all left. An SSE stream
-// has the handler's goroutine (the writer), and its subscription's while
-// it is behind; a long-poll only the handler's. Pings, heartbeats and
-// the idle, heartbeat and lag limits run on a runtime timer
-// (time.AfterFunc), so an idle connection has no goroutine for them; once
-// the end is decided a short-lived goroutine winds the session up (stops
-// requests and subscriptions, tells extensions, flushes or resets). Serve
-// and Stream wait for every one of them before they return. The Session
-// implements registry.Peer, whose methods are safe to call from any
-// goroutine at any time; they never block on the network.
+// A Core is safe for concurrent use. A framed connection (Core.Start, or
+// Core.Serve, which is Start and then a wait for its done) has goroutines
+// only while it has work:
+//
+//   - a reader while there is something to read. A transport that
+//     implements BufferedReader is watched with conn.Ready: the reader
+//     reads and dispatches frames while the transport holds bytes
+//     (Buffered), then arms the Ready and exits; the Ready's callback
+//     starts the next reader once the socket is readable (bytes, FIN, a
+//     reset). A frame that is only partly in keeps its reader until the
+//     rest comes. A transport without Buffered, or whose socket conn.Ready
+//     cannot watch, keeps one reader goroutine for the connection's life;
+//   - a writer while something is queued: the push that finds no writer
+//     running starts one, which writes everything queued (one write per
+//     wake-up) and exits once the queue is empty;
+//   - one goroutine per request in flight (at most Config.MaxInFlight),
+//     and one per subscription that is behind, reading its channel from
+//     the store and queueing. A caught-up subscription has no goroutine:
+//     it is parked (park.go), and the subscriptions of a channel parked
+//     at one cursor share one goroutine waiting on the store, owned by the
+//     Core, which exits once it woke them or they all left.
+//
+// Start's caller keeps no goroutine: Start returns once the session runs,
+// and done is called once it has wound up. An SSE stream has the
+// handler's goroutine (Stream), the on-demand writer, and its
+// subscription's while it is behind; a long-poll only the handler's.
+// Pings, heartbeats and the idle, heartbeat and lag limits run on a
+// runtime timer (time.AfterFunc), so an idle connection has no goroutine
+// for them. Once the end is decided a short-lived goroutine winds the
+// session up (stops requests and subscriptions, tells extensions, flushes
+// or resets); for a framed session it then waits for the writer to drain
+// and the reader to stop (the Ready stopped first, so no reader starts
+// after), records the end and calls done. The Session implements
+// registry.Peer, whose methods are safe to call from any goroutine at any
+// time; they never block on the network.
 //
 // Locks: Core.presence.mu guards who is subscribed where (a leaf: events
 // are queued after it is released); Core.parking.mu guards the parked subscriptions (a leaf but for
 // the Gauge it counts them in); Session.mu guards the subscriptions, Session.workMu the request
 // work group, Session.endMu the decided end, Session.tmu the timer's state
 // and the stall guard, Session.dueMu (a leaf) when the timer fires next;
-// the queue has its own. Order: tmu before endMu, mu and the queue's lock
+// the queue has its own (it starts the writer with it held: a go
+// statement, nothing that blocks); the reader's (framed.go) is held
+// across conn.Ready's Arm, whose own lock is a leaf. Order: tmu before endMu, mu and the queue's lock
 // (a timer firing reads the queue and the subscriptions, and may decide
 // the end); the queue's lock before dueMu (a push that starts a lag clock
 // wakes the timer); no other lock is held while taking another.

@@ -40,6 +40,9 @@ func (l *lane) pop() item {
 	it := l.items[0]
 	l.items[0] = item{}
 	l.items = l.items[1:]
+	if len(l.items) == 0 {
+		l.items = nil // an idle connection keeps no backing array
+	}
 	l.bytes -= len(it.frame)
 	return it
 }
@@ -66,8 +69,8 @@ type queue struct {
 	mu      sync.Mutex
 	ctrl    lane               // guarded by mu
 	msgs    lane               // guarded by mu
-	space   chan struct{}      // guarded by mu; closed and replaced when room is made
-	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock
+	space   chan struct{}      // guarded by mu; made by a push that waits for room, closed when room is made
+	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock; nil until one is
 	writing time.Time          // guarded by mu; lag clock of the message frame being written
 	closed  bool               // guarded by mu
 	// run starts a writer; nil until enable. Called with mu held: it
@@ -78,10 +81,7 @@ type queue struct {
 }
 
 func newQueue(limit int) *queue {
-	return &queue{
-		limit: limit, stopped: make(chan struct{}),
-		space: make(chan struct{}), waiting: map[*sub]time.Time{},
-	}
+	return &queue{limit: limit, stopped: make(chan struct{})}
 }
 
 // enable lets pushes start the writer with run (which must start a
@@ -105,6 +105,14 @@ func (q *queue) wakeLocked() {
 	}
 	q.writer = true
 	q.run()
+}
+
+// roomLocked wakes the pushes waiting for room. q.mu is held.
+func (q *queue) roomLocked() {
+	if q.space != nil {
+		close(q.space)
+		q.space = nil
+	}
 }
 
 // stopLocked closes stopped if the queue is closed and empty and no
@@ -171,7 +179,13 @@ func (q *queue) push(ctx context.Context, it item, s *sub) error {
 			if len(q.waiting) == 0 && len(q.msgs.items) == 0 {
 				q.kicked(it.since)
 			}
+			if q.waiting == nil {
+				q.waiting = map[*sub]time.Time{}
+			}
 			q.waiting[s] = it.since
+		}
+		if q.space == nil {
+			q.space = make(chan struct{})
 		}
 		space := q.space
 		q.mu.Unlock()
@@ -247,8 +261,7 @@ func (q *queue) next(idle func()) (it item, more bool, st popState) {
 		if len(l.items) > 0 {
 			it = l.pop()
 			q.writing = it.since
-			close(q.space)
-			q.space = make(chan struct{})
+			q.roomLocked()
 			more = len(q.ctrl.items)+len(q.msgs.items) > 0
 			q.mu.Unlock()
 			return it, more, popItem
@@ -293,8 +306,7 @@ func (q *queue) close(discard bool) {
 	defer q.mu.Unlock()
 	if !q.closed {
 		q.closed = true
-		close(q.space)
-		q.space = make(chan struct{})
+		q.roomLocked()
 	}
 	if discard {
 		q.ctrl, q.msgs = lane{}, lane{}
@@ -319,8 +331,7 @@ func (q *queue) dropMessages(channel string) {
 	}
 	clear(q.msgs.items[len(kept):])
 	q.msgs.items = kept
-	close(q.space)
-	q.space = make(chan struct{})
+	q.roomLocked()
 	q.stopLocked()
 }
 

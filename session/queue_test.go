@@ -85,3 +85,57 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestQueueWriterOnDemand: once enabled, a push that finds no writer
+// starts one, and only one; the writer's turn ends when next finds the
+// queue empty, and the next push starts another; a closed, drained queue
+// with no writer says stopped.
+func TestQueueWriterOnDemand(t *testing.T) {
+	q := newQueue(100)
+	starts := 0
+	q.forceCtrl(item{frame: []byte("early")}) // before enable: no writer
+	if starts != 0 {
+		t.Fatal("a writer started before enable")
+	}
+	q.enable(func() { starts++ })
+	if starts != 1 {
+		t.Fatalf("enable with a frame queued started %d writers, want 1", starts)
+	}
+	q.forceCtrl(item{frame: []byte("more")})
+	if starts != 1 {
+		t.Fatalf("a push while the writer runs started another: %d starts", starts)
+	}
+	for _, want := range []string{"early", "more"} {
+		if it, _, st := q.next(nil); st != popItem || string(it.frame) != want {
+			t.Fatalf("next = %q, %v; want %q", it.frame, st, want)
+		}
+	}
+	flushed := false
+	if _, _, st := q.next(func() { flushed = true }); st != popEmpty || !flushed {
+		t.Fatalf("next on an empty queue = %v (idle called: %v), want popEmpty after idle", st, flushed)
+	}
+	q.tryCtrl(item{frame: []byte("again")})
+	if starts != 2 {
+		t.Fatalf("a push after the writer's turn ended: %d starts, want 2", starts)
+	}
+	q.close(false)
+	select {
+	case <-q.stopped:
+		t.Fatal("stopped with a frame still queued")
+	default:
+	}
+	if it, _, st := q.next(nil); st != popItem || string(it.frame) != "again" {
+		t.Fatalf("next = %q, %v; want again", it.frame, st)
+	}
+	if _, _, st := q.next(nil); st != popClosed {
+		t.Fatalf("next on a closed, drained queue = %v, want popClosed", st)
+	}
+	select {
+	case <-q.stopped:
+	default:
+		t.Fatal("a closed, drained queue whose writer exited does not say stopped")
+	}
+	if q.forceCtrl(item{frame: []byte("late")}) || starts != 2 {
+		t.Fatalf("a push after close was queued or started a writer (%d starts)", starts)
+	}
+}

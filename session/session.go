@@ -127,13 +127,16 @@ func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
 	// connection of all).
 	if k != poll {
 		s.q = newQueue(c.cfg.QueueBytes)
-		s.writerDone, s.wound = make(chan struct{}), make(chan struct{})
+		s.wound = make(chan struct{})
 		s.subs, s.delivered = map[string]*sub{}, map[string]store.Cursor{}
 		s.tm = &sessionTimer{}
 		s.ended = make(chan struct{})
 	}
 	if k == framed {
 		s.slots = make(chan struct{}, c.cfg.MaxInFlight)
+	}
+	if k == stream {
+		s.writerDone = make(chan struct{})
 	}
 	if k == poll {
 		// A waiting long-poll has nothing to wind up when its client

@@ -22,7 +22,12 @@
 // errors tell a reset from a close.
 //
 // Concurrency: a Server's methods are safe for concurrent use. It runs one
-// accept goroutine per listener and one goroutine per connection, which
-// reads the first frame and then is the core's writer (Core.Serve); Stop
-// waits for all of them but ends no connection itself: the Registry does.
+// accept goroutine per listener and, per connection, one goroutine that
+// reads the first frame, hands the connection to the core (Core.Start)
+// and exits. From then on the core runs the connection's reader and
+// writer only while there is something to read or write: an idle
+// connection has no goroutine, and its LineReader holds no buffer
+// (Buffered gives it back to the pool). Stop waits for the accept loops
+// and for every connection's end (the core's done) but ends no
+// connection itself: the Registry does.
 package tcp

@@ -238,3 +238,29 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(time.Millisecond) // polling a condition against a deadline
 	}
 }
+
+// TestEndWhileReading: an end decided while the reader is running, blocked
+// on the rest of a frame: the reset closes the socket under it, the reader
+// stops, and the connection leaves no goroutine behind.
+func TestEndWhileReading(t *testing.T) {
+	e := newEnv(t, idleConfig)
+	base := runtime.NumGoroutine()
+	c := dialRaw(t, e.addr)
+	c.ping(t, "warm")
+	if got := settle(t, base+1); got > base+1 { // conn.Ready's poller
+		t.Fatalf("%d goroutines with one idle connection, want %d", got, base+1)
+	}
+	c.write(t, `{"type":"ping","id":"never-ends`)
+	waitFor(t, "the reader to wait for the rest of the frame", func() bool { return runtime.NumGoroutine() > base+1 })
+	infos := e.Registry.List()
+	if len(infos) != 1 {
+		t.Fatalf("%d connections listed, want 1", len(infos))
+	}
+	if err := e.Registry.Close(infos[0].ID, conn.CloseReset); err != nil {
+		t.Fatal(err)
+	}
+	e.WantEnd(t, conn.ReasonKicked)
+	if got := settle(t, base); got > base {
+		t.Fatalf("%d goroutines after the end, want %d", got, base)
+	}
+}

@@ -84,12 +84,18 @@ func TestIdleConnectionCost(t *testing.T) {
 	heapInUse()
 	runtime.ReadMemStats(&before)
 	goroutines := runtime.NumGoroutine()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() { // one cleanup, not one per connection: it is counted
+		for _, nc := range conns {
+			nc.Close()
+		}
+	})
 	for i := range n {
 		nc, err := net.Dial("tcp", e.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nc.Close() })
+		conns = append(conns, nc)
 		fmt.Fprintf(nc, `{"type":"hello","session":"m%d"}`+"\n"+`{"type":"subscribe","id":"s","channel":"idle"}`+"\n", i)
 		var b [512]byte
 		got := 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"os"
 	"sync"
 
 	"github.com/tether-run/tether/session"
@@ -138,6 +139,21 @@ func (lr *LineReader) Buffered() bool {
 	}
 	lr.release()
 	return false
+}
+
+// readNow reads once without waiting, through arm and disarm (which set
+// and clear an expired read deadline), and reports whether that brought
+// bytes (or an error other than the deadline's, which ReadFrame returns
+// next). It finds what a tls.Conn holds decrypted, or read from the socket
+// and not yet decrypted, which the socket's readiness no longer shows.
+func (lr *LineReader) readNow(arm, disarm func()) bool {
+	arm()
+	lr.fill()
+	disarm()
+	if lr.err != nil && errors.Is(lr.err, os.ErrDeadlineExceeded) {
+		lr.err = nil
+	}
+	return lr.Buffered() || lr.err != nil
 }
 
 // readSize is the first buffer a read borrows: large enough for most

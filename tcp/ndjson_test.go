@@ -46,16 +46,45 @@ func TestLineReader(t *testing.T) {
 }
 
 // TestLineReaderBounded: a frame without end is refused after reading at
-// most the limit plus one buffer, whatever its length.
-
+// most the limit plus one byte of it (before: plus 64 KiB), whatever its
+// length.
 func TestLineReaderBounded(t *testing.T) {
 	r := &countingReader{}
 	lr := NewLineReader(r, 1024)
 	if _, err := lr.ReadFrame(); !errors.Is(err, session.ErrFrameTooLarge) {
 		t.Fatalf("err = %v, want session.ErrFrameTooLarge", err)
 	}
-	if r.n > 1024+64<<10 {
-		t.Fatalf("read %d bytes before refusing, want at most limit + 64 KiB", r.n)
+	if r.n > 1024+1 {
+		t.Fatalf("read %d bytes before refusing, want at most limit + 1", r.n)
+	}
+}
+
+// TestLineReaderBuffered: Buffered reports the bytes read and not yet
+// returned (whole frames, or part of one), and once there are none the
+// reader holds no buffer.
+func TestLineReaderBuffered(t *testing.T) {
+	r, w := io.Pipe()
+	defer r.Close()
+	lr := NewLineReader(r, 100)
+	if lr.Buffered() || lr.buf != nil {
+		t.Fatal("a new reader holds bytes")
+	}
+	go w.Write([]byte("a\nbb\ncc")) // one read: two frames and a part
+	for _, want := range []string{"a", "bb"} {
+		b, err := lr.ReadFrame()
+		if err != nil || string(b) != want {
+			t.Fatalf("ReadFrame = %q, %v; want %q", b, err, want)
+		}
+		if !lr.Buffered() {
+			t.Fatalf("after %q: Buffered false with bytes held", want)
+		}
+	}
+	go w.Write([]byte("c\n"))
+	if b, err := lr.ReadFrame(); err != nil || string(b) != "ccc" {
+		t.Fatalf("ReadFrame = %q, %v; want ccc", b, err)
+	}
+	if lr.Buffered() || lr.buf != nil {
+		t.Fatalf("after the last frame: Buffered %v, buffer held %v; want neither", lr.Buffered(), lr.buf != nil)
 	}
 }
 

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -196,7 +197,7 @@ func (s *Server) handle(nc net.Conn) {
 			s.conns.Done()
 		}
 	}()
-	c := &tcpConn{nc: nc, lr: NewLineReader(nc, s.core.Config().MaxFrameSize)}
+	c := newTCPConn(nc, s.core.Config().MaxFrameSize)
 	nc.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
 	first, err := c.lr.ReadFrame()
 	nc.SetReadDeadline(time.Time{})
@@ -244,13 +245,45 @@ type tcpConn struct {
 	nc  net.Conn
 	lr  *LineReader
 	out framebuf.Batch // used by the writer goroutine only
+
+	// tls is nc when it is a *tls.Conn, whose buffers Buffered looks in.
+	tls *tls.Conn
+	// mu orders Buffered's look into a tls.Conn (an expired read
+	// deadline, then none) before CloseGracefully's drain, which sets a
+	// deadline of its own.
+	mu      sync.Mutex
+	closing bool // guarded by mu; CloseGracefully began
+}
+
+func newTCPConn(nc net.Conn, limit int) *tcpConn {
+	c := &tcpConn{nc: nc, lr: NewLineReader(nc, limit)}
+	c.tls, _ = nc.(*tls.Conn)
+	return c
 }
 
 func (c *tcpConn) ReadFrame(context.Context) ([]byte, error) { return c.lr.ReadFrame() }
 
 // Buffered implements session.BufferedReader: the connection is served by
-// readiness, holding no goroutine and no read buffer while idle.
-func (c *tcpConn) Buffered() bool { return c.lr.Buffered() }
+// readiness, holding no goroutine and no read buffer while idle. Over TLS
+// it also reads once without waiting: a tls.Conn may hold a decrypted
+// record, or records read from the socket and not yet decrypted, that the
+// socket's readiness no longer shows.
+func (c *tcpConn) Buffered() bool {
+	if c.lr.Buffered() {
+		return true
+	}
+	if c.tls == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false // the graceful close drains what is left
+	}
+	return c.lr.readNow(
+		func() { c.tls.SetReadDeadline(time.Unix(1, 0)) },
+		func() { c.tls.SetReadDeadline(time.Time{}) })
+}
 
 // WriteFrame adds a line to the batch, written in one write(2) when flush
 // says nothing more is queued or it has grown to framebuf.FlushAt. The
@@ -267,8 +300,14 @@ func (c *tcpConn) WriteFrame(_ context.Context, frame []byte, flush bool) error 
 	return nil
 }
 
-func (c *tcpConn) CloseGracefully(conn.Reason) error { return conn.CloseConn(c.nc, conn.CloseGraceful) }
-func (c *tcpConn) Close() error                      { return c.nc.Close() }
-func (c *tcpConn) NetConn() net.Conn                 { return c.nc }
-func (c *tcpConn) Reason(err error) conn.Reason      { return session.ReasonOf(err) }
-func (c *tcpConn) Format() session.Format            { return session.JSON }
+func (c *tcpConn) CloseGracefully(conn.Reason) error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	return conn.CloseConn(c.nc, conn.CloseGraceful)
+}
+
+func (c *tcpConn) Close() error                 { return c.nc.Close() }
+func (c *tcpConn) NetConn() net.Conn            { return c.nc }
+func (c *tcpConn) Reason(err error) conn.Reason { return session.ReasonOf(err) }
+func (c *tcpConn) Format() session.Format       { return session.JSON }
