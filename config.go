@@ -62,10 +62,12 @@ type Config struct {
 	// 507 storage_full (reads go on) until space returns. Zero means
 	// pebblestore.DefaultReserve; negative turns the check off.
 	DataReserve int64
-	// ChannelIdle is how long the embedded engine keeps a channel's state
-	// in memory after its last use while nobody waits on it; the next use
-	// loads it from disk. Zero means pebblestore.DefaultChannelIdle;
-	// negative keeps the state of every channel used.
+	// ChannelIdle is how long either engine keeps a channel's state in
+	// memory after its last use while nobody waits on it; the next use
+	// loads it again (Pebble: from disk; JetStream: from the stream). Zero
+	// means the engine's default (pebblestore.DefaultChannelIdle,
+	// natsstore.DefaultChannelIdle, both a minute); negative keeps the
+	// state of every channel used.
 	ChannelIdle time.Duration
 	// NATS, when its URLs are set, puts channels and jobs on a NATS
 	// JetStream cluster instead of the embedded engine: every node pointed

@@ -274,6 +274,7 @@ func (n *Node) openStore(given store.Store) (store.Store, bool, error) {
 		st, err := natsstore.Open(ctx, natsstore.Config{
 			URLs: n.cfg.NATS.URLs, Stream: n.cfg.NATS.Stream, Replicas: n.cfg.NATS.Replicas,
 			Retention: n.cfg.Retention, DedupWindow: n.cfg.DedupWindow, Logger: n.log,
+			ChannelIdle: n.cfg.ChannelIdle,
 		})
 		if err != nil {
 			return nil, false, fmt.Errorf("open NATS JetStream store: %w", err)

@@ -172,7 +172,7 @@ func serveFlags(cfg *tether.Config, opts *serveOptions) *flag.FlagSet {
 	fs.StringVar(&cfg.Addr, "addr", tether.DefaultAddr, "`address` to listen on")
 	fs.StringVar(&cfg.DataDir, "data", tether.DefaultDataDir, "`directory` for the embedded store")
 	fs.Int64Var(&cfg.DataReserve, "data-reserve", pebblestore.DefaultReserve, "free `bytes` the embedded store keeps on its disk: below, publishes get 507 storage_full (negative: off)")
-	fs.DurationVar(&cfg.ChannelIdle, "channel-idle", pebblestore.DefaultChannelIdle, "the embedded store drops a channel's state from memory after this long unused and unwaited, and reloads it from disk on next use (negative: never)")
+	fs.DurationVar(&cfg.ChannelIdle, "channel-idle", pebblestore.DefaultChannelIdle, "either engine drops a channel's state from memory after this long unused and unwaited, and loads it again on next use (negative: never)")
 	fs.StringVar(&cfg.NATS.URLs, "nats", "", "comma-separated NATS `URLs`: keep channels on a JetStream cluster instead of the embedded store (--data then holds nothing)")
 	fs.StringVar(&cfg.NATS.Stream, "nats-stream", tether.DefaultNATSStream, "JetStream stream holding the channels; every node of one service uses the same")
 	fs.IntVar(&cfg.NATS.Replicas, "nats-replicas", 0, "servers holding each message before a publish is acknowledged (0: 3 on a JetStream cluster, else 1)")

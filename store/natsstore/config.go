@@ -48,7 +48,18 @@ type Config struct {
 	// Logger receives the store's log messages. Nil means they are
 	// discarded.
 	Logger *slog.Logger
+
+	// ChannelIdle is how long the store keeps what it knows of a channel
+	// (its newest sequence, its tail) after its last append, read or wait
+	// while nobody waits on it; the next use learns it again from the
+	// stream (an append naming a stale predecessor is refused once and
+	// retried). Zero means DefaultChannelIdle; negative keeps every
+	// channel used.
+	ChannelIdle time.Duration
 }
+
+// DefaultChannelIdle is Config.ChannelIdle's default.
+const DefaultChannelIdle = time.Minute
 
 const (
 	defaultStream   = "TETHER"
@@ -62,6 +73,9 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	if c.Stream == "" {
 		c.Stream = defaultStream
+	}
+	if c.ChannelIdle == 0 {
+		c.ChannelIdle = DefaultChannelIdle
 	}
 	switch {
 	case c.Conn == nil && c.URLs == "":

@@ -254,11 +254,7 @@ func (s *Store) checkCursor(ctx context.Context, channel string, cur, last uint6
 func (s *Store) register(name string) (*channel, chan struct{}, uint64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.chans[name]
-	if c == nil {
-		c = newChannel()
-		s.chans[name] = c
-	}
+	c := s.entryLocked(name, true)
 	if c.notify == nil {
 		c.notify = make(chan struct{})
 	}

@@ -52,8 +52,9 @@ const (
 // enqueue queues a behind its channel's sender, starting one if none runs.
 // The caller holds life read-locked, so Close waits for the start.
 func (s *Store) enqueue(a *appendOp) {
-	c := s.channelState(a.channel)
 	s.mu.Lock()
+	c := s.entryLocked(a.channel, true) // in the same lock: not evicted before it sends
+	c.appended = time.Now()
 	c.queue = append(c.queue, a)
 	start := !c.sending
 	c.sending = true
@@ -71,12 +72,10 @@ func (s *Store) runSender(c *channel) {
 	defer s.senders.Done()
 	for {
 		ops := s.nextBatch(c)
-		switch {
-		case len(ops) == 0:
+		switch len(ops) {
+		case 0:
 			return
-		case s.clustered && !ops[0].conditional:
-			s.sendGroup(c, ops) // combined with other channels' (combine.go)
-		case len(ops) == 1:
+		case 1:
 			s.sendOne(c, ops[0])
 		default:
 			s.sendBatch(c, ops)
@@ -164,7 +163,7 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 				return
 			}
 		}
-		last, err := s.publishBatch(ctx, batchPart{ops: ops, prev: prev})
+		last, err := s.publishBatch(ctx, ops, prev)
 		if err == nil {
 			s.batchStored(ops, prev, last+1-uint64(len(ops)))
 			return
@@ -232,75 +231,54 @@ func (s *Store) resend(ctx context.Context, c *channel, ops []*appendOp, prev ui
 	}
 }
 
-// A batchPart is one channel's appends in an atomic batch, and the
-// predecessor the first names.
-type batchPart struct {
-	ops  []*appendOp
-	prev uint64
-}
-
-// publishBatch sends parts as one atomic batch, each part's messages
-// consecutive, and waits for the stream's acknowledgement of the commit,
-// or for tryTimeout. It returns the sequence of the batch's last message.
-func (s *Store) publishBatch(ctx context.Context, parts ...batchPart) (uint64, error) {
+// publishBatch sends ops as one atomic batch naming prev and waits for the
+// stream's acknowledgement of the commit, or for tryTimeout. It returns the
+// sequence of the batch's last message.
+func (s *Store) publishBatch(ctx context.Context, ops []*appendOp, prev uint64) (uint64, error) {
 	id := nuid.Next()
-	n := 0
-	for _, p := range parts {
-		n += len(p.ops)
-	}
-	i := 0
-	for _, p := range parts {
-		for j, a := range p.ops {
-			i++
-			m := a.message()
-			if j == 0 {
-				prev := strconv.FormatUint(p.prev, 10)
-				m.Header.Set(hdrPrev, prev)
-				m.Header.Set(hdrExpectedSubjSeq, prev)
-			} else {
-				m.Header.Set(hdrPrev, prevAdjacent)
-			}
-			m.Header.Set(hdrBatchID, id)
-			m.Header.Set(hdrBatchSeq, strconv.Itoa(i))
-			if i < n {
-				// Staged by the leader; only the commit is answered.
-				if err := s.nc.PublishMsg(m); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			m.Header.Set(hdrBatchCommit, "1")
-			return s.commitBatch(ctx, m, id, n)
+	for i, a := range ops {
+		m := a.message()
+		if i == 0 {
+			p := strconv.FormatUint(prev, 10)
+			m.Header.Set(hdrPrev, p)
+			m.Header.Set(hdrExpectedSubjSeq, p)
+		} else {
+			m.Header.Set(hdrPrev, prevAdjacent)
 		}
+		m.Header.Set(hdrBatchID, id)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		if i < len(ops)-1 {
+			// Staged by the leader; only the commit is answered.
+			if err := s.nc.PublishMsg(m); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		m.Header.Set(hdrBatchCommit, "1")
+		tctx, cancel := context.WithTimeout(ctx, tryTimeout)
+		defer cancel()
+		resp, err := s.nc.RequestMsgWithContext(tctx, m)
+		if err != nil {
+			return 0, err
+		}
+		var ack struct {
+			Error *jetstream.APIError `json:"error"`
+			Seq   uint64              `json:"seq"`
+			Batch string              `json:"batch"`
+			Count int                 `json:"count"`
+		}
+		if err := json.Unmarshal(resp.Data, &ack); err != nil {
+			return 0, fmt.Errorf("batch acknowledgement: %w", err)
+		}
+		if ack.Error != nil {
+			return 0, ack.Error
+		}
+		if ack.Batch != id || ack.Count != len(ops) || ack.Seq < uint64(len(ops)) {
+			return 0, fmt.Errorf("batch acknowledgement %+v; want batch %s of %d", ack, id, len(ops))
+		}
+		return ack.Seq, nil
 	}
 	return 0, errors.New("empty batch")
-}
-
-// commitBatch sends a batch's last message, m, and reads the
-// acknowledgement of the batch id of n messages.
-func (s *Store) commitBatch(ctx context.Context, m *nats.Msg, id string, n int) (uint64, error) {
-	tctx, cancel := context.WithTimeout(ctx, tryTimeout)
-	defer cancel()
-	resp, err := s.nc.RequestMsgWithContext(tctx, m)
-	if err != nil {
-		return 0, err
-	}
-	var ack struct {
-		Error *jetstream.APIError `json:"error"`
-		Seq   uint64              `json:"seq"`
-		Batch string              `json:"batch"`
-		Count int                 `json:"count"`
-	}
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return 0, fmt.Errorf("batch acknowledgement: %w", err)
-	}
-	if ack.Error != nil {
-		return 0, ack.Error
-	}
-	if ack.Batch != id || ack.Count != n || ack.Seq < uint64(n) {
-		return 0, fmt.Errorf("batch acknowledgement %+v; want batch %s of %d", ack, id, n)
-	}
-	return ack.Seq, nil
 }
 
 // batchStored answers ops, stored at consecutive sequences from first

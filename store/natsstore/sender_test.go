@@ -115,7 +115,7 @@ func TestBatchLostAcknowledgement(t *testing.T) {
 		ops = append(ops, a)
 	}
 	stamp(ops)
-	last, err := s.publishBatch(ctx, batchPart{ops: ops, prev: prev}) // the try whose acknowledgement is "lost"
+	last, err := s.publishBatch(ctx, ops, prev) // the try whose acknowledgement is "lost"
 	if err != nil {
 		t.Fatal(err)
 	}

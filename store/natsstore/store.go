@@ -50,13 +50,12 @@ type Store struct {
 	sendCancel context.CancelFunc
 	// batches counts the atomic batches stored, for tests.
 	batches atomic.Int64
-	// comb combines appends to different channels (combine.go); combined
-	// counts the combined batches stored, for tests.
-	comb     combiner
-	combined atomic.Int64
 
 	mu    sync.Mutex
 	chans map[string]*channel // guarded by mu
+	// sweep drops idle channels from chans (evict.go); nil while chans is
+	// empty or Config.ChannelIdle is negative. Guarded by mu.
+	sweep *time.Timer
 	// tailBytes is the size of every channel's tail (tail.go). Guarded by
 	// mu.
 	tailBytes int
@@ -92,6 +91,11 @@ type channel struct {
 	// is when a Read or Wait last asked for it (tail.go). Guarded by mu.
 	tail tail
 	used time.Time
+	// appended is when this store last queued an append to the channel (or
+	// created the entry);
+	// with used, it keeps the entry from eviction (evict.go). Guarded by
+	// mu.
+	appended time.Time
 }
 
 // Open connects to NATS (unless cfg.Conn is set), creates the stream or
@@ -299,8 +303,7 @@ func (s *Store) observeStored(name string, create bool, msgs ...stored) {
 func (s *Store) entryLocked(name string, create bool) *channel {
 	c := s.chans[name]
 	if c == nil && create {
-		c = newChannel()
-		s.chans[name] = c
+		c = s.addLocked(name)
 	}
 	return c
 }
@@ -318,20 +321,13 @@ func (s *Store) advanceLocked(c *channel, seq uint64) {
 	}
 }
 
-func newChannel() *channel {
-	return &channel{}
-}
-
-// channelState returns the entry of a channel, creating it.
+// channelState returns the entry of a channel, creating it. A sender's
+// entry is not evicted while it sends, a waiter's while it waits; any
+// other caller must not keep the entry past its lock.
 func (s *Store) channelState(name string) *channel {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.chans[name]
-	if c == nil {
-		c = newChannel()
-		s.chans[name] = c
-	}
-	return c
+	return s.entryLocked(name, true)
 }
 
 // Close stops accepting calls, waits for those in progress, wakes blocked
@@ -355,6 +351,11 @@ func (s *Store) Close() error {
 	s.watch.Stop()
 	<-s.watch.Closed()
 	<-s.trimmerDone
+	s.mu.Lock()
+	if s.sweep != nil {
+		s.sweep.Stop()
+	}
+	s.mu.Unlock()
 	if s.ownConn {
 		s.nc.Close()
 	}
