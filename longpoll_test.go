@@ -2,11 +2,25 @@ package tether_test
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +296,315 @@ func TestLongPollAnswersAllAfterStalePages(t *testing.T) {
 	publish(3)
 	if got := read("?after=0&wait=10s"); len(got) != 3 {
 		t.Fatalf("a waiting long-poll after three publishes answered %d messages, want 3: %v", len(got), got)
+	}
+}
+
+// parkedGET sends an HTTP/1.1 long-poll of channel after the cursor on c
+// (a new connection when c is nil) and returns it.
+func parkedGET(t *testing.T, addr string, c net.Conn, channel, query string) net.Conn {
+	t.Helper()
+	if c == nil {
+		var err error
+		if c, err = net.Dial("tcp", addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fmt.Fprintf(c, "GET /v1/channels/%s/messages?%s HTTP/1.1\r\nHost: %s\r\n\r\n", channel, query, addr); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// readAnswer reads one final long-poll answer from br.
+func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, pollAnswer) {
+	t.Helper()
+	resp := readFinal(t, br)
+	defer resp.Body.Close()
+	var a pollAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatalf("answer: %v", err)
+	}
+	return resp, a
+}
+
+// settledGoroutines waits until the goroutine count is at most want and
+// returns it, or the count after the deadline.
+func settledGoroutines(want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g := runtime.NumGoroutine()
+		if g <= want || time.Now().After(deadline) {
+			return g
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A long-poll that waits over HTTP/1.1 holds no goroutine (net/http's
+// connection goroutine is gone with the hijack, and conn.Ready watches
+// the socket); once answered, the same TCP connection serves the next
+// request.
+func TestPollParkedHoldsNoGoroutine(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("park", `0`)
+	br0 := bufio.NewReader(parkedGET(t, n.addr(), nil, "park", "wait=0"))
+	readAnswer(t, br0) // the server's own goroutines exist before the count
+	const total = 200
+	g0 := runtime.NumGoroutine()
+	conns := make([]net.Conn, total)
+	brs := make([]*bufio.Reader, total)
+	for i := range conns {
+		conns[i] = parkedGET(t, n.addr(), nil, "park", "wait=60s&after="+after)
+		brs[i] = bufio.NewReader(conns[i])
+		defer conns[i].Close()
+	}
+	n.waitingPolls(total)
+	// Constants: the channel's store waiter, conn.Ready's epoll drain.
+	const slack = 4
+	if g := settledGoroutines(g0 + slack); g > g0+slack {
+		t.Fatalf("%d goroutines with %d long-polls parked, %d before: %.2f per long-poll, want none", g, total, g0, float64(g-g0)/total)
+	}
+	id := n.publish("park", `"news"`)
+	for i, br := range brs {
+		resp, a := readAnswer(t, br)
+		if resp.StatusCode != 200 || len(a.Messages) != 1 || a.Messages[0].ID != id || resp.Close {
+			t.Fatalf("conn %d: status %d close %v answer %+v, want the message %s on a kept-alive connection", i, resp.StatusCode, resp.Close, a, id)
+		}
+		if resp.Header.Get("Vary") != "Origin" || resp.Header.Get("Content-Type") != "application/json" ||
+			resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Date") == "" || resp.ContentLength <= 0 {
+			t.Fatalf("conn %d: headers %v", i, resp.Header)
+		}
+	}
+	// The same connections serve the next poll, parked again.
+	for _, c := range conns {
+		parkedGET(t, n.addr(), c, "park", "wait=60s&after="+id)
+	}
+	n.waitingPolls(total)
+	id2 := n.publish("park", `"more"`)
+	for i, br := range brs {
+		if _, a := readAnswer(t, br); len(a.Messages) != 1 || a.Messages[0].ID != id2 {
+			t.Fatalf("conn %d: second answer %+v, want the message %s", i, a, id2)
+		}
+	}
+	if c := n.ends("poll", "completed"); c < 2*total {
+		t.Fatalf("%v long-polls ended completed, want %d", c, 2*total)
+	}
+}
+
+// A request pipelined behind a waiting long-poll is served after its
+// answer, on the same connection.
+func TestPollPipelinedAfterParked(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("pipe", `1`)
+	c, err := net.Dial("tcp", n.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	host := n.addr()
+	req := fmt.Sprintf("GET /v1/channels/pipe/messages?wait=30s&after=%s HTTP/1.1\r\nHost: %s\r\n\r\n", after, host) +
+		fmt.Sprintf("GET /v1/channels/pipe/messages?wait=0&after=0 HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	n.waitingPolls(1)
+	id := n.publish("pipe", `2`)
+	br := bufio.NewReader(c)
+	if _, a := readAnswer(t, br); len(a.Messages) != 1 || a.Messages[0].ID != id {
+		t.Fatalf("first answer %+v, want the message %s", a, id)
+	}
+	if _, a := readAnswer(t, br); len(a.Messages) != 2 || a.Next != id {
+		t.Fatalf("pipelined answer %+v, want both messages", a)
+	}
+	// And the connection still serves.
+	parkedGET(t, host, c, "pipe", "wait=0&after="+after)
+	if _, a := readAnswer(t, br); len(a.Messages) != 1 {
+		t.Fatalf("third answer %+v", a)
+	}
+}
+
+// A shutdown answers every parked long-poll with the keepalive and its
+// reconnect hint, and closes their connections.
+func TestShutdownAnswersParkedPolls(t *testing.T) {
+	n := startNode(t, func(c *tether.Config) { c.ShutdownSpread = time.Second })
+	after := n.publish("many", `1`)
+	const total = 1000
+	brs := make([]*bufio.Reader, total)
+	for i := range brs {
+		c := parkedGET(t, n.addr(), nil, "many", "wait=60s&after="+after)
+		defer c.Close()
+		brs[i] = bufio.NewReader(c)
+	}
+	n.waitingPolls(total)
+	start := time.Now()
+	n.stop()
+	if el := time.Since(start); el > 8*time.Second {
+		t.Fatalf("stop took %v", el)
+	}
+	for i, br := range brs {
+		resp := readFinal(t, br)
+		var a struct {
+			pollAnswer
+			ReconnectAfterMS *int64 `json:"reconnect_after_ms"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+			t.Fatalf("conn %d: %v", i, err)
+		}
+		if resp.StatusCode != 200 || len(a.Messages) != 0 || a.Next != after || a.ReconnectAfterMS == nil {
+			t.Fatalf("conn %d: status %d close %v answer %+v, want the keepalive with a hint", i, resp.StatusCode, resp.Close, a)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("conn %d: after the answer: %v, want EOF", i, err)
+		}
+	}
+}
+
+// tlsNode starts a node serving TLS with a fresh self-signed certificate
+// and returns it with the pool that trusts it.
+func tlsNode(t *testing.T) (*node, *x509.CertPool) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, func(c *tether.Config) { c.TLSCertFile, c.TLSKeyFile = certFile, keyFile })
+	n.base = "https://" + n.addr()
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return n, pool
+}
+
+// Over TLS (HTTP/1.1: the node's own TLS listener offers no h2), a
+// long-poll parks (the hijack works on a tls.Conn) and keeps its
+// connection, and SSE streams.
+func TestPollOverTLS(t *testing.T) {
+	n, pool := tlsNode(t)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	pub := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer pub.CloseIdleConnections()
+	checkWaitAndStream(t, n.base, hc, pub, "HTTP/1.1", n.waitingPolls)
+}
+
+// HTTP/2 cannot hijack: through Handler on a server of one's own that
+// speaks h2, a long-poll and an SSE stream wait on their handler's
+// goroutine, as before.
+func TestPollOverHTTP2(t *testing.T) {
+	n := startNode(t, nil)
+	ts := httptest.NewUnstartedServer(n.srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.Config.ConnContext = tether.ConnContext
+	ts.StartTLS()
+	defer ts.Close()
+	hc := ts.Client()
+	checkWaitAndStream(t, ts.URL, hc, hc, "HTTP/2.0", n.waitingPolls)
+}
+
+// checkWaitAndStream: two long-polls that wait, answered by a publish, on
+// one connection, and an SSE event, all over proto.
+func checkWaitAndStream(t *testing.T, base string, hc, pub *http.Client, proto string, waiting func(int)) {
+	t.Helper()
+	publish := func(body string) string {
+		t.Helper()
+		resp, err := pub.Post(base+"/v1/channels/tls/messages", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a publishAnswer
+		decodeStatus(t, resp, http.StatusCreated, &a)
+		return a.ID
+	}
+	after := publish(`0`)
+	var reused []bool
+	for i := range 2 {
+		got := make(chan pollAnswer, 1)
+		go func() {
+			req, _ := http.NewRequest("GET", base+"/v1/channels/tls/messages?wait=20s&after="+after, nil)
+			req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+				GotConn: func(ci httptrace.GotConnInfo) { reused = append(reused, ci.Reused) },
+			}))
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Error(err)
+				close(got)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.Proto != proto {
+				t.Errorf("answered over %s, want %s", resp.Proto, proto)
+			}
+			var a pollAnswer
+			decodeStatus(t, resp, 200, &a)
+			got <- a
+		}()
+		waiting(1)
+		after = publish(fmt.Sprintf(`%d`, i+1))
+		if a, ok := <-got; !ok || len(a.Messages) != 1 || a.Messages[0].ID != after {
+			t.Fatalf("poll %d: %+v, want the message %s", i, a, after)
+		}
+	}
+	if len(reused) != 2 || !reused[1] {
+		t.Fatalf("connection reuse %v, want the second poll on the first's connection", reused)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/channels/tls/events", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Proto != proto || resp.StatusCode != 200 {
+		t.Fatalf("SSE over %s: %d", resp.Proto, resp.StatusCode)
+	}
+	id := publish(`"sse"`)
+	s := &sseReader{br: bufio.NewReader(resp.Body)}
+	if ev := s.next(t); ev.id != id {
+		t.Fatalf("SSE event %+v, want %s", ev, id)
+	}
+}
+
+// A connection whose parked long-poll was answered waits for its next
+// request outside net/http; a shutdown closes it all the same, as
+// http.Server.Shutdown closes its idle connections.
+func TestShutdownClosesAnsweredConnections(t *testing.T) {
+	n := startNode(t, nil)
+	after := n.publish("kept", `1`)
+	c := parkedGET(t, n.addr(), nil, "kept", "wait=30s&after="+after)
+	defer c.Close()
+	n.waitingPolls(1)
+	n.publish("kept", `2`)
+	br := bufio.NewReader(c)
+	if resp, a := readAnswer(t, br); resp.Close || len(a.Messages) != 1 {
+		t.Fatalf("answer %+v close %v, want a message on a kept-alive connection", a, resp.Close)
+	}
+	n.stop()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after shutdown: %v, want EOF", err)
 	}
 }

@@ -381,13 +381,18 @@ func (n *Node) Serve(ln net.Listener) error {
 
 // serveLocked starts an http.Server for Handler on ln. n.mu is held.
 func (n *Node) serveLocked(ln net.Listener) *httpServer {
+	// Long-polls that wait over HTTP/1.1 hand their connections back
+	// through hl once answered (httpapi.Listener).
+	hl := httpapi.NewListener(ln)
+	hl.IdleTimeout = idleTimeout
 	hs := &httpServer{
-		ln: &onceListener{Listener: ln},
+		ln: &onceListener{Listener: hl},
 		srv: &http.Server{
 			Handler:           n.handler,
+			BaseContext:       hl.BaseContext,
 			ConnContext:       ConnContext,
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			IdleTimeout:       idleTimeout,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 		},
@@ -406,6 +411,9 @@ func (n *Node) serveLocked(ln net.Listener) *httpServer {
 	}()
 	return hs
 }
+
+// idleTimeout is how long an HTTP connection waits for its next request.
+const idleTimeout = 2 * time.Minute
 
 // ServeTCP serves the framed protocol over plain TCP on ln until Shutdown
 // (docs/protocol.md). Use a listener from Listen, so that a silent peer is
@@ -491,5 +499,5 @@ func Listen(ctx context.Context, addr string, ka conn.KeepAlive) (net.Listener, 
 // socket of each request: without it, a long-poll or SSE client's
 // departure is reported only as net/http sees it (canceled).
 func ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return conn.ConnContext(ctx, c)
+	return conn.ConnContext(ctx, httpapi.Unreplayed(c))
 }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +210,112 @@ func TestSSEShutdownEventOnce(t *testing.T) {
 	if shutdowns != 1 || last != "event: shutdown" {
 		t.Fatalf("got %d shutdown events (last event %q), want exactly one, as the last", shutdowns, last)
 	}
+}
+
+// rawSSE opens an SSE stream of channel on a raw HTTP/1.1 connection and
+// returns it with its reader past the response head.
+func rawSSE(t *testing.T, n *node, channel string) (*net.TCPConn, *sseReader) {
+	t.Helper()
+	c := rawGET(t, n.addr(), "/v1/channels/"+channel+"/events")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" ||
+		resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Vary") != "Origin" ||
+		len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Fatalf("SSE head: %d %v %v", resp.StatusCode, resp.TransferEncoding, resp.Header)
+	}
+	return c, &sseReader{br: bufio.NewReader(resp.Body)}
+}
+
+// An SSE stream over HTTP/1.1 is written on its hijacked connection, in
+// chunks; its client's departure is seen on the socket: a reset or a
+// full close ends it with its reason, a half-closed client keeps reading.
+func TestSSEHijackedDepartures(t *testing.T) {
+	for _, tc := range []struct{ how, reason string }{{"reset", "reset"}, {"close", "closed"}} {
+		t.Run(tc.how, func(t *testing.T) {
+			n := startNode(t, nil)
+			c, s := rawSSE(t, n, "dep")
+			id := n.publish("dep", `1`)
+			if ev := s.next(t); ev.id != id {
+				t.Fatalf("event %+v, want %s", ev, id)
+			}
+			start := time.Now()
+			if tc.how == "reset" {
+				c.SetLinger(0)
+			}
+			c.Close()
+			eventually(t, 5*time.Second, "departure noticed", func() bool { return n.ends("events", tc.reason) == 1 })
+			if el := time.Since(start); el > 2*time.Second {
+				t.Fatalf("noticed after %v", el)
+			}
+		})
+	}
+	t.Run("half-close", func(t *testing.T) {
+		n := startNode(t, nil)
+		c, s := rawSSE(t, n, "half")
+		defer c.Close()
+		if err := c.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		// The probes (comment lines) come, then the events go on.
+		eventually(t, 5*time.Second, "probed", func() bool {
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			_, err := s.br.Peek(1)
+			return err == nil
+		})
+		c.SetReadDeadline(time.Time{})
+		id := n.publish("half", `"still reading"`)
+		if ev := s.next(t); ev.id != id {
+			t.Fatalf("event %+v, want %s", ev, id)
+		}
+		if s.comments == 0 {
+			t.Fatal("no probe before the event")
+		}
+		if got := n.ends("events", "closed") + n.ends("events", "reset"); got != 0 {
+			t.Fatalf("a half-closed client counted as gone (%v)", got)
+		}
+	})
+}
+
+// An idle SSE stream over HTTP/1.1 holds no goroutine: net/http's
+// connection goroutine and background read are gone with the hijack, its
+// subscription waits parked with the channel's, its writer runs only
+// while something is queued, conn.Ready watches its socket. A publish
+// reaches every stream, and they go back to idle.
+func TestSSEIdleGoroutines(t *testing.T) {
+	n := startNode(t, nil)
+	c0, s0 := rawSSE(t, n, "idle-sse") // the server's own goroutines exist before the count
+	n.publish("idle-sse", `0`)
+	s0.next(t)
+	const total = 100
+	g0 := runtime.NumGoroutine()
+	streams := make([]*sseReader, total)
+	for i := range streams {
+		c, s := rawSSE(t, n, "idle-sse")
+		defer c.Close()
+		streams[i] = s
+	}
+	eventually(t, 5*time.Second, "streams waiting", func() bool {
+		return n.metric("tether_http_waiting_requests", map[string]string{"route": "events"}) == total+1
+	})
+	// Constants: the channel's store waiter, conn.Ready's epoll drain.
+	const slack = 4
+	check := func(when string) {
+		t.Helper()
+		if g := settledGoroutines(g0 + slack); g > g0+slack {
+			t.Fatalf("%s: %d goroutines with %d idle SSE streams, %d before: %.2f per stream, want none", when, g, total, g0, float64(g-g0)/total)
+		}
+	}
+	check("opened")
+	id := n.publish("idle-sse", `1`)
+	for i, s := range streams {
+		if ev := s.next(t); ev.id != id {
+			t.Fatalf("stream %d: %+v, want %s", i, ev, id)
+		}
+	}
+	check("after a publish")
+	c0.Close()
 }

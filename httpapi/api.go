@@ -156,8 +156,11 @@ func New(cfg Config, core *session.Core, js *jobs.Service, mr prometheus.Registe
 		return withSlot(conn.Watch(h, conn.WatchConfig{
 			ProbeWait: cfg.ProbeWait,
 			OnEnd: func(r *http.Request, e conn.End) {
+				if slot := slotFrom(r.Context()); slot != nil && slot.parked {
+					return // parkPoll records it once it has answered
+				}
 				endTracked(r, e)
-				a.ended(route, r, e)
+				a.endedAs(route, r.PathValue("channel"), r.RemoteAddr, r.Context(), e)
 			},
 		}))
 	}
@@ -239,21 +242,21 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path))
 }
 
-// ended logs and counts how a watched request ended. Departures are logged
+// endedAs logs and counts how a watched request ended. Departures are logged
 // at Info: they are what an operator asks about. Ordinary ends go to Debug.
-func (a *API) ended(route string, r *http.Request, e conn.End) {
+func (a *API) endedAs(route, channel, remote string, ctx context.Context, e conn.End) {
 	a.metrics.ended(route, e)
 	level := slog.LevelDebug
 	if e.Reason != conn.ReasonCompleted {
 		level = slog.LevelInfo
 	}
-	if !a.log.Enabled(r.Context(), level) {
+	if !a.log.Enabled(ctx, level) {
 		return
 	}
 	attrs := []slog.Attr{
 		slog.String("route", route),
-		slog.String("channel", r.PathValue("channel")),
-		slog.String("remote", r.RemoteAddr),
+		slog.String("channel", channel),
+		slog.String("remote", remote),
 		slog.String("reason", string(e.Reason)),
 		slog.Bool("half_closed", e.HalfClosed),
 	}
@@ -263,5 +266,5 @@ func (a *API) ended(route string, r *http.Request, e conn.End) {
 	if e.Err != nil {
 		attrs = append(attrs, slog.String("err", e.Err.Error()))
 	}
-	a.log.LogAttrs(context.WithoutCancel(r.Context()), level, "request ended", attrs...)
+	a.log.LogAttrs(context.WithoutCancel(ctx), level, "request ended", attrs...)
 }

@@ -29,9 +29,27 @@
 // the registry.Registry (Registry.Shutdown), never through the request's
 // context.
 //
-// Concurrency: an API is safe for concurrent use. A long-poll runs on the
-// goroutine net/http gave it and starts none. An SSE stream's handler
-// goroutine is the core's writer; the core adds its timer goroutine and
-// the subscription's, and waits for both before the handler returns.
-// conn.Watch owns the short-lived goroutines that classify departures.
+// Idle requests without goroutines (HTTP/1.1): served through a Listener
+// (the http.Server accepts on it and takes its BaseContext), a long-poll
+// that must wait and an SSE stream hijack their connection once every
+// check has passed. The long-poll parks in the session core
+// (session.PollWait) and answers on the raw connection with the bytes
+// net/http would have written, then hands the connection back to net/http
+// through the Listener once its next request arrives; the SSE stream
+// writes its head and then its events as HTTP/1.1 chunks from the
+// session's on-demand writer (Session.StreamStart). Meanwhile no
+// goroutine reads the connection: conn.Ready says when the client sent
+// something, and hijacked reads it as net/http would (a reset ends the
+// request, a FIN is probed as conn.Watch does, a pipelined request is
+// kept, bounded). HTTP/2 cannot hijack, nor can a request that did not
+// come through a Listener: they wait on their handler's goroutine, under
+// conn.Watch, as before.
+//
+// Concurrency: an API is safe for concurrent use. A long-poll that
+// answers at once, or waits over HTTP/2, runs on the goroutine net/http
+// gave it; a parked one has none until it answers (a goroutine of the
+// core's wakes it). An SSE stream over HTTP/2 runs its writer on its
+// handler's goroutine; over HTTP/1.1 the handler returns once the stream
+// runs. conn.Watch owns the short-lived goroutines that classify
+// departures of requests that were not hijacked.
 package httpapi

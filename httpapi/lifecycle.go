@@ -22,6 +22,9 @@ import (
 // before OnEnd reads it on the same goroutine.
 type trackSlot struct {
 	sess *session.Session
+	// parked: the handler hijacked the connection of a long-poll that
+	// waits (parkPoll), which records the end itself once it answers.
+	parked bool
 }
 
 type trackSlotKey struct{}
@@ -41,7 +44,7 @@ func withSlot(next http.Handler) http.Handler {
 
 // endTracked records the end of the request's session, if it has one.
 func endTracked(r *http.Request, e conn.End) {
-	if slot := slotFrom(r.Context()); slot != nil && slot.sess != nil {
+	if slot := slotFrom(r.Context()); slot != nil && slot.sess != nil && !slot.parked {
 		slot.sess.Finish(e)
 	}
 }

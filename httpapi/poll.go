@@ -39,11 +39,14 @@ type pollResponse struct {
 // The long-poll is a session of the core that answers once: its reads are
 // shared with every subscriber of the channel (and its answer encoded once
 // per page), the Registry lists it and may end it (an operator's close,
-// a shutdown: both answer the keepalive). The request's context is
-// conn.Watch's: it ends only when the client is really gone (closed or
-// reset, not half-closed). Reading never consumes, so a client that
-// vanished before this answer reached it gets the same messages again with
-// the same cursor.
+// a shutdown: both answer the keepalive). Over HTTP/1.1 through a
+// Listener a long-poll that must wait is parked on its hijacked
+// connection (parkPoll) and holds no goroutine; otherwise it waits on
+// the handler's goroutine, and the request's context is conn.Watch's: it
+// ends only when the client is really gone (closed or reset, not
+// half-closed). Reading never consumes, so a client that vanished before
+// this answer reached it gets the same messages again with the same
+// cursor.
 func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), "", a.limits)
 	if e != nil {
@@ -60,11 +63,22 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 	if !admitted(w, ctx, s, err) {
 		return
 	}
-	after := p.cursorArg()
-	ans, err := s.Poll(session.PollRequest{
-		Channel: p.channel, After: after, Limit: p.limit, Wait: p.wait,
+	ans, wait, err := s.PollNow(session.PollRequest{
+		Channel: p.channel, After: p.cursorArg(), Limit: p.limit, Wait: p.wait,
 		Format: pollPages{}, Waiting: a.metrics.waitingPoll,
 	})
+	if wait != nil {
+		if a.parkPoll(w, r, s, wait) {
+			return // answered on the hijacked connection, later
+		}
+		ans, err = wait.Wait(ctx)
+	}
+	a.answerPoll(w, s, ans, err, ctx.Err() != nil, func(err error) { a.writeStoreError(w, r, err) })
+}
+
+// answerPoll answers a long-poll's outcome on w; gone says its client
+// left (nothing is answered then); storeErr answers a store's error.
+func (a *API) answerPoll(w http.ResponseWriter, s *session.Session, ans session.PollAnswer, err error, gone bool, storeErr func(error)) {
 	end, serverEnded := s.ServerEnded()
 	switch {
 	case ans.Body != nil:
@@ -76,7 +90,7 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 		if end.Closed {
 			w.Header().Set("Connection", "close")
 		}
-		keep := pollAnswer(store.Cursor(ans.After), store.ReadResult{})
+		keep := pollAnswer(ans.After, store.ReadResult{})
 		if serverEnded && end.Reason == conn.ReasonShutdown {
 			hint := end.ReconnectAfter.Milliseconds()
 			keep.ReconnectAfterMS = &hint
@@ -86,10 +100,10 @@ func (a *API) poll(w http.ResponseWriter, r *http.Request) {
 		writeDenied(w, err)
 	case serverEnded:
 		writeError(w, errorf(http.StatusServiceUnavailable, CodeUnavailable, "the server is stopping"))
-	case ctx.Err() != nil:
-		// the client is gone; Watch logs why
+	case gone:
+		// the client is gone; Watch (or the parked poll's watch) logs why
 	default:
-		a.writeStoreError(w, r, err)
+		storeErr(err)
 	}
 }
 

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tether-run/tether/conn"
@@ -30,8 +32,11 @@ var sseFiller = []byte(":\n")
 // The stream is a session of the core: its subscription shares reads and
 // encodings with every other subscriber of the channel, and the core's
 // queue, lag limit (slow-consumer), stall guard, heartbeats and shutdown
-// notice apply. This handler only frames events (sseFormat) and reads
-// nothing from the client; the client's departure is conn.Watch's.
+// notice apply. This handler only frames events (sseFormat). Over
+// HTTP/1.1 through a Listener the stream is hijacked once it begins and
+// holds no goroutine while idle (hijacked watches the client's
+// departure); otherwise the handler's goroutine writes it and the
+// client's departure is conn.Watch's.
 func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	p, e := decodeRead(r.PathValue("channel"), r.URL.Query(), r.Header.Get("Last-Event-ID"), a.limits)
 	if e != nil {
@@ -44,18 +49,41 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	t := &sseTransport{w: w, rc: http.NewResponseController(w), nc: conn.NetConn(ctx)}
+	if l := listenerFrom(ctx); l != nil && r.ProtoMajor == 1 && r.ProtoMinor >= 1 {
+		t.hijack = r // HTTP/1.1: the stream is written on the raw connection
+	}
 	oi := registry.OpenInfo{Transport: registry.TransportSSE, Remote: r.RemoteAddr, Conn: t.nc}
 	s, err := a.core.OpenStream(ctx, t, pr, oi)
 	if !admitted(w, ctx, s, err) {
 		return
 	}
-	after := p.cursorArg()
-	err = s.Stream(p.channel, after, session.StreamOptions{
+	t.s = s
+	opt := session.StreamOptions{
 		Heartbeat: a.sseHeartbeat,
 		Waiting:   a.metrics.waitingEvents,
 		Begin:     func() (int, error) { return t.begin(a.sseRetry) },
 		Presence:  r.URL.Query().Get("presence") == "1",
-	})
+	}
+	if t.hijack != nil {
+		// HTTP/1.1: the handler returns once the stream runs on its
+		// hijacked connection; done finishes it.
+		channel, remote := p.channel, r.RemoteAddr
+		ended := make(chan struct{})
+		err = s.StreamStart(p.channel, p.cursorArg(), opt, func() {
+			if raw := t.raw.Load(); raw != nil {
+				t.finish(a, raw, channel, remote)
+			}
+			close(ended)
+		})
+		if err == nil && t.raw.Load() == nil {
+			<-ended // not hijacked after all: the stream went out on w
+		}
+	} else {
+		err = s.Stream(p.channel, p.cursorArg(), opt)
+	}
+	if t.raw.Load() != nil {
+		return // the stream goes on without this goroutine, or has ended
+	}
 	var ef *wire.ErrorFrame
 	if _, ended := s.ServerEnded(); denied(err) {
 		writeDenied(w, err)
@@ -79,11 +107,32 @@ type sseTransport struct {
 	rc  *http.ResponseController
 	nc  net.Conn // nil when the request did not come through conn.ConnContext
 	buf framebuf.Batch
+	s   *session.Session
+
+	// hijack is the request when the stream is to be written on the raw
+	// connection (HTTP/1.1 through a Listener); begin clears it.
+	hijack *http.Request
+	// raw is the hijacked connection, once begin has hijacked it: events
+	// go out in HTTP/1.1 chunks, and the client's departure is watched
+	// without a goroutine (hijacked).
+	// Set by the writer (begin); read by the wind-up too.
+	raw      atomic.Pointer[hijacked]
+	graceful atomic.Bool // CloseGracefully was called
 }
+
+// sseProbe is a chunk holding a comment line: a probe after the client's
+// FIN that EventSource ignores.
+var sseProbe = []byte("2\r\n:\n\r\n")
 
 // begin commits the response: headers, and the reconnection delay for
 // EventSource.
 func (t *sseTransport) begin(retry time.Duration) (int, error) {
+	if r := t.hijack; r != nil {
+		t.hijack = nil
+		if n, err, ok := t.beginRaw(r, retry); ok {
+			return n, err
+		}
+	}
 	h := t.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -109,17 +158,108 @@ func (t *sseTransport) flush() error {
 	if t.buf.Len() == 0 {
 		return nil
 	}
+	if raw := t.raw.Load(); raw != nil {
+		return t.buf.Flush(chunkWriter{raw})
+	}
 	if err := t.buf.Flush(t.w); err != nil {
 		return err
 	}
 	return t.rc.Flush()
 }
 
-// CloseGracefully: the response ends when the handler returns.
-func (t *sseTransport) CloseGracefully(conn.Reason) error { return nil }
-func (t *sseTransport) Close() error                      { return nil }
-func (t *sseTransport) NetConn() net.Conn                 { return t.nc }
-func (t *sseTransport) Reason(err error) conn.Reason      { return session.ReasonOf(err) }
+// CloseGracefully: the response ends when the handler returns. A
+// hijacked stream's last chunk is written by the handler too (end), once
+// the Registry has the session's end, as net/http's response ends only
+// after the handler returned.
+func (t *sseTransport) CloseGracefully(conn.Reason) error {
+	t.graceful.Store(true)
+	return nil
+}
+
+// Close closes a hijacked stream's connection, unless it is to end
+// gracefully (end does it).
+func (t *sseTransport) Close() error {
+	raw := t.raw.Load()
+	if raw == nil || t.graceful.Load() {
+		return nil
+	}
+	raw.stop()
+	return raw.c.Close()
+}
+
+// finish records a hijacked stream's end once the session has wound up
+// (Watch saw nothing of the client after the hijack; the raw
+// connection's watch did), then ends its response: the last chunk and a
+// graceful close, or a plain close. The Registry has the end before the
+// client sees the stream end, as when net/http ends it after the
+// handler.
+func (t *sseTransport) finish(a *API, raw *hijacked, channel, remote string) {
+	e := raw.end()
+	t.s.Finish(e)
+	a.endedAs("events", channel, remote, context.Background(), e)
+	raw.stop()
+	if t.graceful.Load() && raw.write([]byte("0\r\n\r\n")) == nil {
+		conn.CloseConn(raw.c, conn.CloseGraceful)
+		return
+	}
+	raw.c.Close()
+}
+
+func (t *sseTransport) NetConn() net.Conn            { return t.nc }
+func (t *sseTransport) Reason(err error) conn.Reason { return session.ReasonOf(err) }
+
+// beginRaw hijacks the connection of r, writes the response's head and
+// first chunk on it, and watches it for the client's departure. ok is
+// false, with nothing done, when the connection cannot be hijacked.
+func (t *sseTransport) beginRaw(r *http.Request, retry time.Duration) (n int, err error, ok bool) {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	h := t.w.Header().Clone() // the middlewares' (CORS, Vary)
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // tell nginx-style proxies not to buffer the stream
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Transfer-Encoding", "chunked")
+	h.Write(&head)
+	head.WriteString("\r\n")
+	c, _, err := t.rc.Hijack()
+	if err != nil {
+		return 0, nil, false
+	}
+	if slot := slotFrom(r.Context()); slot != nil {
+		slot.parked = true // finish records the end (Watch sees nothing now)
+	}
+	t.s.Unwatch() // the request's context ends with the handler, not the stream
+	t.w, t.rc = nil, nil
+	// What the client sent (it should send nothing) is discarded.
+	raw := &hijacked{c: c, probe: sseProbe, left: func(reason conn.Reason, _ time.Duration) { t.s.End(reason) }}
+	first := "retry: " + strconv.Itoa(int(retry/time.Millisecond)) + "\n\n"
+	head.WriteString(strconv.FormatInt(int64(len(first)), 16) + "\r\n" + first + "\r\n")
+	werr := raw.write(head.Bytes())
+	if err := raw.watch(nil); err != nil {
+		t.s.Logger().Debug("sse: no readiness", "err", err)
+	}
+	t.raw.Store(raw)
+	return len(first), werr, true
+}
+
+// chunkWriter writes each Write as one HTTP/1.1 chunk (RFC 9112 §7.1), in
+// one write(2).
+type chunkWriter struct{ h *hijacked }
+
+func (w chunkWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var size [18]byte
+	hdr := append(strconv.AppendInt(size[:0], int64(len(p)), 16), '\r', '\n')
+	if err := w.h.writeBuffers(net.Buffers{hdr, p, crlf}); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+var crlf = []byte("\r\n")
 
 // sseFormat writes the core's events as SSE. Messages are events whose id
 // is the cursor; a gap and the shutdown notice are named events without an

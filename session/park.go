@@ -32,14 +32,18 @@ type parkKey struct {
 	after   store.Cursor
 }
 
-// parkGroup is the subscriptions of a channel parked at one cursor, and
-// the goroutine waiting for a message after it.
+// parkGroup is the subscriptions and long-polls of a channel parked at
+// one cursor, and the goroutine waiting for a message after it.
 type parkGroup struct {
 	key    parkKey
-	subs   map[*sub]func() bool // guarded by parking.mu; each sub's cancellation watch (its stop)
-	ctx    context.Context      // ends when the group has emptied
+	subs   map[*sub]func() bool   // guarded by parking.mu; each sub's cancellation watch (its stop)
+	polls  map[*PollWait]struct{} // guarded by parking.mu; nil until a long-poll parks here
+	ctx    context.Context        // ends when the group has emptied
 	cancel context.CancelFunc
 }
+
+// empty reports whether nothing is parked in g. parking.mu is held.
+func (g *parkGroup) empty() bool { return len(g.subs) == 0 && len(g.polls) == 0 }
 
 // park parks sb at cursor. It reports false when sb is ending: the caller
 // finishes it.
@@ -53,17 +57,7 @@ func (p *parking) parkLocked(st store.Store, sb *sub, cursor store.Cursor) bool 
 	if sb.ctx.Err() != nil {
 		return false
 	}
-	if p.groups == nil {
-		p.groups = map[parkKey]*parkGroup{}
-	}
-	k := parkKey{sb.channel, cursor}
-	g := p.groups[k]
-	if g == nil {
-		g = &parkGroup{key: k, subs: map[*sub]func() bool{}}
-		g.ctx, g.cancel = context.WithCancel(context.Background())
-		p.groups[k] = g
-		go p.wait(st, g) // owned by the group: it returns once the group woke or emptied
-	}
+	g := p.groupLocked(st, parkKey{sb.channel, cursor})
 	sb.parkedIn = g
 	if sb.waiting != nil {
 		sb.waiting.Inc()
@@ -76,6 +70,34 @@ func (p *parking) parkLocked(st store.Store, sb *sub, cursor store.Cursor) bool 
 		}
 	})
 	return true
+}
+
+// groupLocked returns the group parked at k, made (and its wait started)
+// if there is none. p.mu is held.
+func (p *parking) groupLocked(st store.Store, k parkKey) *parkGroup {
+	if p.groups == nil {
+		p.groups = map[parkKey]*parkGroup{}
+	}
+	g := p.groups[k]
+	if g == nil {
+		g = &parkGroup{key: k, subs: map[*sub]func() bool{}}
+		g.ctx, g.cancel = context.WithCancel(context.Background())
+		p.groups[k] = g
+		go p.wait(st, g) // owned by the group: it returns once the group woke or emptied
+	}
+	return g
+}
+
+// leftLocked forgets g once nothing is parked in it, which ends its
+// wait. p.mu is held.
+func (p *parking) leftLocked(g *parkGroup) {
+	if !g.empty() {
+		return
+	}
+	if p.groups[g.key] == g {
+		delete(p.groups, g.key)
+	}
+	g.cancel()
 }
 
 // remove takes sb out of its group, if it is parked; the caller then owns
@@ -92,18 +114,14 @@ func (p *parking) remove(sb *sub) bool {
 	if sb.waiting != nil {
 		sb.waiting.Dec()
 	}
-	if len(g.subs) == 0 {
-		if p.groups[g.key] == g {
-			delete(p.groups, g.key)
-		}
-		g.cancel()
-	}
+	p.leftLocked(g)
 	return true
 }
 
 // wait is a group's goroutine: it waits for a message after the group's
 // cursor, then resumes every subscription still parked in it (or, when
-// the store failed, lets each report the failure).
+// the store failed, lets each report the failure) and wakes its
+// long-polls.
 func (p *parking) wait(st store.Store, g *parkGroup) {
 	err := st.Wait(g.ctx, g.key.channel, g.key.after)
 	p.mu.Lock()
@@ -120,8 +138,12 @@ func (p *parking) wait(st store.Store, g *parkGroup) {
 		subs = append(subs, sb)
 	}
 	clear(g.subs)
+	polls := p.takePollsLocked(g)
 	p.mu.Unlock()
 	g.cancel()
+	for _, pp := range polls {
+		go pp.wake(err) // a goroutine only while it reads and answers
+	}
 	if err == nil && len(subs) > 0 {
 		subs = p.deliver(st, g.key, subs)
 	}

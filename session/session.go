@@ -80,6 +80,9 @@ type Session struct {
 	// the session has wound up (Core.Start).
 	rd   *reader
 	done func()
+	// streamArrived counts StreamStart's start and windUp's end: the
+	// second finishes the stream (stream.go).
+	streamArrived atomic.Int32
 
 	mu        sync.Mutex
 	subs      map[string]*sub         // guarded by mu
@@ -220,8 +223,11 @@ func (s *Session) releaseLease() {
 func (s *Session) windUp() {
 	s.windDown()
 	close(s.wound)
-	if s.kind == framed {
+	switch s.kind {
+	case framed:
 		s.finishFramed()
+	case stream:
+		s.arriveStream() // stream.go
 	}
 }
 

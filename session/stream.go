@@ -76,14 +76,56 @@ func (s *Session) open(ctx context.Context, p *auth.Principal, oi registry.OpenI
 var ErrEnded = errors.New("tether: session ended")
 
 // Stream subscribes to channel after the cursor (nil: after the latest
-// message) and writes its events until the session ends. It runs the
-// writer on the caller's goroutine, and the subscription's goroutine; the
-// timer is a runtime timer. All have stopped when it returns. An error means the
-// subscription could not start and nothing was written (the transport
-// answers it its own way): a denial (*auth.Error, *limits.Error), a
-// *wire.ErrorFrame (bad_channel, too_many_subscriptions), a store error,
-// or ErrEnded.
+// message) and writes its events until the session ends: the blocking
+// form of StreamStart, for a transport that keeps its goroutine (SSE over
+// HTTP/2). All the session's goroutines have stopped when it returns. An
+// error means the subscription could not start and nothing was written
+// (the transport answers it its own way): a denial (*auth.Error,
+// *limits.Error), a *wire.ErrorFrame (bad_channel,
+// too_many_subscriptions), a store error, or ErrEnded.
 func (s *Session) Stream(channel string, after *string, opt StreamOptions) error {
+	if err := s.beginStream(channel, after, opt); err != nil {
+		return err
+	}
+	s.writeLoop()
+	close(s.writerDone)
+	<-s.wound
+	return nil
+}
+
+// StreamStart is Stream without keeping the caller's goroutine: it
+// returns once the stream runs (or with Stream's error, nothing written
+// and done never called). The stream then holds no goroutine while idle:
+// its subscription waits parked, its writer runs only while something is
+// queued, its timer is a runtime timer. done is called once, on a
+// goroutine of the session's, once the session has wound up and its
+// writer stopped; the caller then calls Finish.
+func (s *Session) StreamStart(channel string, after *string, opt StreamOptions, done func()) error {
+	if err := s.beginStream(channel, after, opt); err != nil {
+		return err
+	}
+	s.done = done
+	s.startWriter()
+	s.arriveStream()
+	return nil
+}
+
+// arriveStream is called by StreamStart once the writer runs and by
+// windUp once it has finished; the second finishes the stream: it waits
+// for the writer and calls done. A blocking Stream never arrives, and
+// finishes on its own goroutine.
+func (s *Session) arriveStream() {
+	if s.streamArrived.Add(1) != 2 {
+		return
+	}
+	s.waitWriter()
+	close(s.writerDone)
+	s.done()
+}
+
+// beginStream starts the stream's subscription, commits the response
+// (opt.Begin) and starts the timer.
+func (s *Session) beginStream(channel string, after *string, opt StreamOptions) error {
 	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
 	sb, err := s.addSub(channel)
 	if err != nil {
@@ -106,10 +148,17 @@ func (s *Session) Stream(channel string, after *string, opt StreamOptions) error
 	if !s.goWork(func() { sb.run(start, first, false) }) {
 		sb.finish()
 	}
-	s.writeLoop()
-	close(s.writerDone)
-	<-s.wound
 	return nil
+}
+
+// Unwatch stops ending the session when the request's context ends: the
+// transport watches its client itself from now on (a hijacked
+// connection, whose handler returns while the stream goes on) and ends
+// the session through End.
+func (s *Session) Unwatch() {
+	if s.gone != nil {
+		s.gone()
+	}
 }
 
 // notStreamed ends a stream that could not begin, and returns err.
