@@ -42,12 +42,21 @@ func (r *runner) fanoutCases() []benchCase {
 type subscriber struct {
 	check seqCheck
 	lat   latencies
+	done  bool // had the last message, or was ended by the server
 }
 
 // fanout subscribes subs clients over transport tr, publishes msgs
 // messages (one every interval, or back to back when interval is 0) and
-// waits until every subscriber has the last one, for at most a minute
-// after the last publish.
+// waits until every subscriber has the last one (or was ended by the
+// server), for at most a minute after the last publish.
+//
+// The measured window runs from the first publish to that moment: over
+// it, the server's CPU (its whole process tree, from /proc/<pid>/stat)
+// and the harness's own (getrusage: its clients and the publisher), each
+// per million deliveries and as cores kept busy; and the connections the
+// server ended while their clients were reading, by the reason the server
+// gives (tether's tether_connection_ends_total, socket.io's disconnect
+// log) or, for the others, by the close frame or error the client saw.
 func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs int, interval time.Duration) (measure, error) {
 	const ch = "fanout"
 	cctx, cancel := context.WithCancel(ctx)
@@ -61,6 +70,16 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	var complete atomic.Int64
 	allDone := make(chan struct{})
 	var lastRx atomic.Int64 // UnixNano of the latest delivery
+	var ended endTally      // subscribers the server ended, by what the client saw
+	finish := func(rec *subscriber) {
+		if rec.done {
+			return
+		}
+		rec.done = true
+		if complete.Add(1) == int64(subs) {
+			close(allDone)
+		}
+	}
 	// read receives one subscriber's messages until its feed ends.
 	read := func(f feed, rec *subscriber) {
 		stop := context.AfterFunc(cctx, f.close)
@@ -68,6 +87,10 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		for {
 			m, err := f.next()
 			if err != nil {
+				if cctx.Err() == nil { // not the harness closing it: the server ended it
+					ended.add(clientEnd(err))
+					finish(rec)
+				}
 				return
 			}
 			rx := time.Now()
@@ -77,8 +100,8 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 			}
 			rec.lat = append(rec.lat, rx.Sub(sent))
 			lastRx.Store(rx.UnixNano())
-			if seq == int64(msgs) && complete.Add(1) == int64(subs) {
-				close(allDone)
+			if seq == int64(msgs) {
+				finish(rec)
 			}
 		}
 	}
@@ -116,6 +139,11 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 
 	pc := httpClient(&dialer{}, 1)
 	defer pc.CloseIdleConnections()
+	endsBefore, hasEnds, err := in.serverEnds(ctx)
+	if err != nil {
+		return measure{}, err
+	}
+	cpu0, self0 := in.cpuNow(), selfCPU()
 	start := time.Now()
 	var tick *time.Ticker
 	if interval > 0 {
@@ -138,6 +166,14 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	case <-ctx.Done():
 		return measure{}, ctx.Err()
 	}
+	cpu1, self1 := in.cpuNow(), selfCPU()
+	var endsAfter map[string]int
+	if hasEnds {
+		if endsAfter, _, err = in.serverEnds(ctx); err != nil {
+			return measure{}, err
+		}
+	}
+	clientEnds := ended.counts() // before cancel: what follows is the harness's own closing
 	cancel()
 	wg.Wait()
 
@@ -151,15 +187,54 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		all = append(all, rec.lat...)
 	}
 	span := time.Unix(0, lastRx.Load()).Sub(start)
+	window := cpu1.at.Sub(cpu0.at).Seconds()
+	serverCPU, clientCPU := cpu1.since(cpu0).Seconds(), (self1 - self0).Seconds()
+	perM := func(cpu float64) float64 {
+		if got == 0 {
+			return -1
+		}
+		return cpu / float64(got) * 1e6
+	}
 	m := measure{m: map[string]float64{
-		"delivered_per_s": float64(got) / span.Seconds(),
-		"published_per_s": float64(msgs) / pubTime.Seconds(),
-		"p50_ms":          ms(all.quantile(0.50)),
-		"p99_ms":          ms(all.quantile(0.99)),
-		"max_ms":          ms(all.quantile(1)),
-		"missed":          float64(missed),
-		"repeated":        float64(repeated),
-	}}
-	r.logf("fanout %s %s: %.0f delivered/s, p99 %.1f ms, missed %d, repeated %d", tr, in.sys, m.m["delivered_per_s"], m.m["p99_ms"], missed, repeated)
+		"delivered_per_s":    float64(got) / span.Seconds(),
+		"published_per_s":    float64(msgs) / pubTime.Seconds(),
+		"p50_ms":             ms(all.quantile(0.50)),
+		"p99_ms":             ms(all.quantile(0.99)),
+		"max_ms":             ms(all.quantile(1)),
+		"missed":             float64(missed),
+		"repeated":           float64(repeated),
+		"deliveries":         float64(got),
+		"window_s":           window,
+		"server_cpu_s":       serverCPU,
+		"server_cpu_s_per_m": perM(serverCPU),
+		"server_cpu_cores":   serverCPU / window,
+		"client_cpu_s":       clientCPU,
+		"client_cpu_s_per_m": perM(clientCPU),
+		"client_cpu_cores":   clientCPU / window,
+		"ended_by_server":    float64(sum(clientEnds)),
+	}, text: map[string]string{}}
+	if s := formatEnds(clientEnds); s != "" {
+		m.text["ended_by_server"] = s
+	}
+	// Ended by heartbeat: by the server's own reason where it gives one,
+	// else by the close code the client read (Centrifugo's 3012).
+	ends := clientEnds
+	if hasEnds {
+		ends = diffEnds(endsBefore, endsAfter)
+		delete(ends, "completed") // requests answered (the publishes), not connections ended
+		m.m["ended_by_server_says"] = float64(sum(ends))
+		if s := formatEnds(ends); s != "" {
+			m.text["ended_by_server_says"] = s
+		}
+	}
+	if hb := heartbeatReason(in.sys); hb != "" {
+		m.m["ended_heartbeat"] = float64(ends[hb])
+	} else {
+		m.m["ended_heartbeat"] = 0
+		m.text["ended_heartbeat"] = "no heartbeat"
+	}
+	r.logf("fanout %s %s: %.0f delivered/s, p99 %.1f ms, server CPU %.3g s per million deliveries (%.2f cores), harness %.2f cores, missed %d, repeated %d, ended by the server %d (%s)",
+		tr, in.sys, m.m["delivered_per_s"], m.m["p99_ms"], m.m["server_cpu_s_per_m"], m.m["server_cpu_cores"], m.m["client_cpu_cores"],
+		missed, repeated, sum(clientEnds), formatEnds(ends))
 	return m, nil
 }
