@@ -81,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	fanoutRate := fs.Int("fanout-rate", 0, "fan-out paced phase: deliveries/s offered, the publish rate being this over the subscribers (0: the preset's)")
 	fanoutDur := fs.Duration("fanout-duration", 0, "fan-out paced phase: how long it publishes (0: the preset's)")
 	fanoutFlat := fs.Int("fanout-flat", 0, "fan-out flat-out phase: deliveries in all, published back to back as this over the subscribers messages (0: the preset's)")
+	fanoutPubs := fs.Int("fanout-publishers", 0, "fan-out: concurrent publishers, each waiting for its acknowledgement before its next (0: the preset's, one)")
 	detect := fs.String("detect-modes", "", "comma-separated departures of the detection scenario: rst, fin, silent (default: all)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	engine := fs.String("tether-engine", "pebble", "tether's store: pebble (embedded) or nats (JetStream: a fresh single-node nats-server per case, built from the pinned module unless --nats-bin)")
@@ -141,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	}
 	if *fanoutFlat > 0 {
 		cfg.FanoutFlat = *fanoutFlat
+	}
+	if *fanoutPubs > 0 {
+		cfg.FanoutPublishers = *fanoutPubs
 	}
 	if *publishers != "" {
 		if cfg.PublishConcurrency, err = positiveInts(*publishers); err != nil {

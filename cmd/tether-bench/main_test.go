@@ -57,8 +57,8 @@ func TestFlags(t *testing.T) {
 		t.Errorf("--tether-before: systems %v, binary %q, %v; want %v and /bin/true", cfg.Systems, cfg.TetherBeforeBin, err, want)
 	}
 	cfg, _, err = parseFlags([]string{"--scale", "tiny", "--fanout-subs", "1000, 10000", "--fanout-rate", "100000",
-		"--fanout-duration", "5s", "--fanout-flat", "500000"}, &stderr)
-	if err != nil || !slices.Equal(cfg.FanoutSubs, []int{1000, 10000}) || cfg.FanoutRate != 100000 ||
+		"--fanout-duration", "5s", "--fanout-flat", "500000", "--fanout-publishers", "32"}, &stderr)
+	if err != nil || !slices.Equal(cfg.FanoutSubs, []int{1000, 10000}) || cfg.FanoutRate != 100000 || cfg.FanoutPublishers != 32 ||
 		cfg.FanoutDuration != 5*time.Second || cfg.FanoutFlat != 500000 {
 		t.Errorf("fan-out flags: subs %v, rate %d, duration %v, flat %d, %v; want [1000 10000], 100000, 5s, 500000",
 			cfg.FanoutSubs, cfg.FanoutRate, cfg.FanoutDuration, cfg.FanoutFlat, err)

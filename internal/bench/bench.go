@@ -70,6 +70,13 @@ type Config struct {
 	// FanoutFlat is the flat-out phase's deliveries in total; it publishes
 	// FanoutFlat/S messages back to back.
 	FanoutFlat int
+	// FanoutPublishers publish concurrently in both phases, each waiting
+	// for its publish's acknowledgement before its next (each its own
+	// sequence, so that every subscriber can check each one's order). 0
+	// or 1: one publisher, the harness's original fan-out. With one, a
+	// server that is slow to acknowledge while it fans out is given less
+	// to deliver: published_per_s shows it.
+	FanoutPublishers int `json:"fanout_publishers,omitempty"`
 
 	// PublishConcurrency are the publisher counts of the publish cases.
 	PublishConcurrency []int

@@ -170,6 +170,28 @@ func TestScenariosPeers(t *testing.T) {
 	}
 }
 
+// TestFanoutPublishers: with several concurrent publishers each
+// subscriber checks each publisher's order, and still has every message
+// once.
+func TestFanoutPublishers(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t, []System{Tether}, "fanout")
+	cfg.FanoutTransports, cfg.FanoutPublishers = []string{"websocket"}, 4
+	results := runTiny(t, cfg)
+	checkScenarios(t, cfg, results)
+	if len(results) != 2 {
+		t.Fatalf("%d results, want 2", len(results))
+	}
+	for _, re := range results {
+		if !strings.HasSuffix(re.Case, " P=4") {
+			t.Errorf("case %q does not say P=4", re.Case)
+		}
+		if want := float64(cfg.FanoutSubs[0]) * float64(cfg.FanoutFlat/cfg.FanoutSubs[0]); strings.Contains(re.Case, "flat-out") && re.Metrics["deliveries"] != want {
+			t.Errorf("%s: %v deliveries, want %v", re.Case, re.Metrics["deliveries"], want)
+		}
+	}
+}
+
 // TestBeforeAfter runs a second tether binary as the system tether-before
 // in the same run (here the same binary: the harness is what is tested),
 // on every transport of the idle and fan-out scenarios: each case has a

@@ -18,19 +18,24 @@ func (r *runner) fanoutCases() []benchCase {
 			rate := max(1, r.cfg.FanoutRate/s)
 			fixed := max(1, int(float64(rate)*r.cfg.FanoutDuration.Seconds()))
 			flat := max(1, r.cfg.FanoutFlat/s)
+			pubs := max(1, r.cfg.FanoutPublishers)
+			suffix := ""
+			if pubs > 1 {
+				suffix = fmt.Sprintf(" P=%d", pubs)
+			}
 			cs = append(cs,
-				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d rate=%d/s x%d", tr, s, rate, fixed),
+				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d rate=%d/s x%d%s", tr, s, rate, fixed, suffix),
 					systems: transportSystems(tr),
 					run: func(ctx context.Context, sys System) (measure, error) {
 						return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
-							return r.fanout(ctx, in, tr, s, fixed, time.Second/time.Duration(rate))
+							return r.fanout(ctx, in, tr, s, fixed, pubs, time.Second/time.Duration(rate))
 						})
 					}},
-				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d flat-out x%d", tr, s, flat),
+				benchCase{scenario: "fanout", name: fmt.Sprintf("%s S=%d flat-out x%d%s", tr, s, flat, suffix),
 					systems: transportSystems(tr),
 					run: func(ctx context.Context, sys System) (measure, error) {
 						return r.withInstance(ctx, sys, func(in *instance) (measure, error) {
-							return r.fanout(ctx, in, tr, s, flat, 0)
+							return r.fanout(ctx, in, tr, s, flat, pubs, 0)
 						})
 					}})
 		}
@@ -40,14 +45,34 @@ func (r *runner) fanoutCases() []benchCase {
 
 // subscriber is one fan-out subscriber's record.
 type subscriber struct {
-	check seqCheck
-	lat   latencies
-	done  bool // had the last message, or was ended by the server
+	checks []seqCheck // one per publisher
+	left   int        // publishers whose last message it has not had yet
+	lat    latencies
+	done   bool // had every publisher's last message, or was ended by the server
+}
+
+// pubSeqs splits the sequence numbers 1..msgs among pubs publishers:
+// publisher p (from 0) sends p+1, p+1+pubs, p+1+2*pubs, ..., its k-th
+// (from 1) being (k-1)*pubs+p+1; each publisher's own come in its order.
+type pubSeqs struct{ msgs, pubs int64 }
+
+// of returns which publisher sent seq, and its rank k among that one's.
+func (ps pubSeqs) of(seq int64) (p int, k int64) {
+	return int((seq - 1) % ps.pubs), (seq-1)/ps.pubs + 1
+}
+
+// count is how many messages publisher p sends.
+func (ps pubSeqs) count(p int) int64 {
+	if int64(p) >= ps.msgs {
+		return 0
+	}
+	return (ps.msgs-1-int64(p))/ps.pubs + 1
 }
 
 // fanout subscribes subs clients over transport tr, publishes msgs
-// messages (one every interval, or back to back when interval is 0) and
-// waits until every subscriber has the last one (or was ended by the
+// messages from pubs concurrent publishers (one message every interval in
+// all, or each publisher back to back when interval is 0) and waits until
+// every subscriber has every publisher's last one (or was ended by the
 // server), for at most a minute after the last publish.
 //
 // The measured window runs from the first publish to that moment: over
@@ -57,7 +82,7 @@ type subscriber struct {
 // server ended while their clients were reading, by the reason the server
 // gives (tether's tether_connection_ends_total, socket.io's disconnect
 // log) or, for the others, by the close frame or error the client saw.
-func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs int, interval time.Duration) (measure, error) {
+func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs, pubs int, interval time.Duration) (measure, error) {
 	const ch = "fanout"
 	cctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -66,6 +91,8 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: subs, DisableCompression: true}}
 	defer hc.CloseIdleConnections()
 
+	pubs = max(1, min(pubs, msgs))
+	seqs := pubSeqs{msgs: int64(msgs), pubs: int64(pubs)}
 	recs := make([]*subscriber, subs)
 	var complete atomic.Int64
 	allDone := make(chan struct{})
@@ -95,13 +122,19 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 			}
 			rx := time.Now()
 			seq, sent, ok := parsePayload(m)
-			if !ok || !rec.check.see(seq) {
+			if !ok || seq < 1 || seq > int64(msgs) {
+				continue
+			}
+			p, k := seqs.of(seq)
+			if !rec.checks[p].see(k) {
 				continue
 			}
 			rec.lat = append(rec.lat, rx.Sub(sent))
 			lastRx.Store(rx.UnixNano())
-			if seq == int64(msgs) {
-				finish(rec)
+			if k == seqs.count(p) {
+				if rec.left--; rec.left == 0 {
+					finish(rec)
+				}
 			}
 		}
 	}
@@ -110,7 +143,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	sem := make(chan struct{}, 100)
 	var owg sync.WaitGroup
 	for i := range subs {
-		recs[i] = &subscriber{lat: make(latencies, 0, msgs)}
+		recs[i] = &subscriber{checks: make([]seqCheck, pubs), left: pubs, lat: make(latencies, 0, msgs)}
 		sem <- struct{}{}
 		owg.Add(1)
 		go func() {
@@ -135,9 +168,9 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	if _, err := in.waitConnections(ctx, subs, false, 30*time.Second); err != nil {
 		return measure{}, err
 	}
-	r.logf("fanout %s %s: %d subscribers in; publishing %d messages", tr, in.sys, subs, msgs)
+	r.logf("fanout %s %s: %d subscribers in; publishing %d messages from %d publishers", tr, in.sys, subs, msgs, pubs)
 
-	pc := httpClient(&dialer{}, 1)
+	pc := httpClient(&dialer{}, pubs)
 	defer pc.CloseIdleConnections()
 	endsBefore, hasEnds, err := in.serverEnds(ctx)
 	if err != nil {
@@ -145,18 +178,8 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	}
 	cpu0, self0 := in.cpuNow(), selfCPU()
 	start := time.Now()
-	var tick *time.Ticker
-	if interval > 0 {
-		tick = time.NewTicker(interval)
-		defer tick.Stop()
-	}
-	for seq := int64(1); seq <= int64(msgs); seq++ {
-		if err := publish(ctx, pc, in.sys, in.addr, ch, payload(seq, time.Now())); err != nil {
-			return measure{}, err
-		}
-		if tick != nil && seq < int64(msgs) {
-			<-tick.C
-		}
+	if err := publishAll(ctx, pc, in, ch, seqs, interval); err != nil {
+		return measure{}, err
 	}
 	pubTime := time.Since(start)
 	select {
@@ -180,10 +203,13 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	var all latencies
 	var missed, repeated, got int64
 	for _, rec := range recs {
-		rec.check.finish(int64(msgs))
-		missed += rec.check.missed
-		repeated += rec.check.repeated
-		got += rec.check.got
+		for p := range rec.checks {
+			c := &rec.checks[p]
+			c.finish(seqs.count(p))
+			missed += c.missed
+			repeated += c.repeated
+			got += c.got
+		}
 		all = append(all, rec.lat...)
 	}
 	span := time.Unix(0, lastRx.Load()).Sub(start)
@@ -237,4 +263,56 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		tr, in.sys, m.m["delivered_per_s"], m.m["p99_ms"], m.m["server_cpu_s_per_m"], m.m["server_cpu_cores"], m.m["client_cpu_cores"],
 		missed, repeated, sum(clientEnds), formatEnds(ends))
 	return m, nil
+}
+
+// publishAll runs seqs.pubs publishers, each sending its own sequence
+// numbers in order and waiting for each acknowledgement before the next:
+// back to back when interval is 0, else each on a ticker of interval
+// times the publishers, publisher p starting p intervals in, so that
+// together they offer one message every interval (a publisher that falls
+// behind skips ticks, as one ticker does, rather than bursting to catch
+// up). It returns when all are done, or at the first error.
+func publishAll(ctx context.Context, pc *http.Client, in *instance, ch string, seqs pubSeqs, interval time.Duration) error {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for p := range int(seqs.pubs) {
+		wg.Go(func() {
+			var tick <-chan time.Time
+			if interval > 0 {
+				if p > 0 {
+					t := time.NewTimer(time.Duration(p) * interval)
+					defer t.Stop()
+					select {
+					case <-t.C:
+					case <-pctx.Done():
+						return
+					}
+				}
+				tk := time.NewTicker(interval * time.Duration(seqs.pubs))
+				defer tk.Stop()
+				tick = tk.C
+			}
+			n := seqs.count(p)
+			for k := int64(1); k <= n; k++ {
+				seq := (k-1)*seqs.pubs + int64(p) + 1
+				if err := publish(pctx, pc, in.sys, in.addr, ch, payload(seq, time.Now())); err != nil {
+					cancel(err)
+					return
+				}
+				if tick != nil && k < n {
+					select {
+					case <-tick:
+					case <-pctx.Done():
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(pctx); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
 }

@@ -25,6 +25,7 @@ var scenarioMetrics = map[string][]metricDef{
 	},
 	"fanout": {
 		{"delivered_per_s", "delivered msgs/s", "higher"},
+		{"published_per_s", "published msgs/s (acknowledged)", ""},
 		{"p50_ms", "latency p50 (ms)", "lower"},
 		{"p99_ms", "latency p99 (ms)", "lower"},
 		{"server_cpu_s_per_m", "server CPU s per million deliveries", "lower"},
