@@ -94,6 +94,11 @@ type Config struct {
 	// SilentTimeout bounds the wait for a server to notice a silent peer.
 	SilentTimeout time.Duration
 
+	// fanoutStarted, when set (by tests), runs in each fan-out case once
+	// its subscribers are in and the server's ends are counted, just
+	// before the measured window opens.
+	fanoutStarted func(ctx context.Context, in *instance) error
+
 	// Out is the directory for results.json and the PNG plots; empty
 	// writes none.
 	Out string `json:"-"`

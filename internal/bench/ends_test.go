@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -158,5 +161,61 @@ func TestCentrifugoHeartbeatEnd(t *testing.T) {
 	}
 	if got, want := clientEnd(end), heartbeatReason(Centrifugo); got != want {
 		t.Errorf("the client saw %q (%v); want %q", got, end, want)
+	}
+}
+
+// Connections tether ends mid-case are counted by the clients and by
+// tether's reasons, and do not hold the case until its deadline: here two
+// subscribers of each case are kicked through tether's connections API
+// just before the first publish.
+func TestFanoutServerEnds(t *testing.T) {
+	t.Parallel()
+	cfg := tinyConfig(t, []System{Tether}, "fanout")
+	cfg.FanoutTransports = []string{"websocket"}
+	cfg.fanoutStarted = func(ctx context.Context, in *instance) error {
+		s, err := in.getText(ctx, "/v1/connections")
+		if err != nil {
+			return err
+		}
+		var list struct{ Connections []struct{ ID string } }
+		if err := json.Unmarshal([]byte(s), &list); err != nil {
+			return err
+		}
+		if len(list.Connections) < 2 {
+			return fmt.Errorf("%d connections listed, want at least 2", len(list.Connections))
+		}
+		for _, c := range list.Connections[:2] {
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+in.addr+"/v1/connections/"+c.ID+"/close", nil)
+			res, err := in.admin.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				return fmt.Errorf("close %s: %s", c.ID, res.Status)
+			}
+		}
+		// Both ends are the server's to count before the window opens.
+		_, err = in.waitConnections(ctx, len(list.Connections)-2, true, 20*time.Second)
+		return err
+	}
+	results := runTiny(t, cfg)
+	if len(results) != 2 {
+		t.Fatalf("%d results, want 2", len(results))
+	}
+	for _, re := range results {
+		m := re.Metrics
+		if m["ended_by_server"] != 2 || m["ended_by_server_says"] != 2 || !strings.Contains(re.Text["ended_by_server_says"], "kicked 2") ||
+			m["ended_heartbeat"] != 0 {
+			t.Errorf("%s: ended by the server %v (%q), by its reasons %v (%q), by heartbeat %v; want 2, 2 (kicked 2), 0",
+				re.Case, m["ended_by_server"], re.Text["ended_by_server"], m["ended_by_server_says"], re.Text["ended_by_server_says"], m["ended_heartbeat"])
+		}
+		if m["window_s"] > 30 {
+			t.Errorf("%s: the window lasted %v s: the ended subscribers held it", re.Case, m["window_s"])
+		}
+		if m["deliveries"] < 1 {
+			t.Errorf("%s: no deliveries to the subscribers left", re.Case)
+		}
 	}
 }

@@ -117,6 +117,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 				if cctx.Err() == nil { // not the harness closing it: the server ended it
 					ended.add(clientEnd(err))
 					finish(rec)
+					f.close() // its socket, at once (a close frame is not answered)
 				}
 				return
 			}
@@ -175,6 +176,11 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 	endsBefore, hasEnds, err := in.serverEnds(ctx)
 	if err != nil {
 		return measure{}, err
+	}
+	if r.cfg.fanoutStarted != nil {
+		if err := r.cfg.fanoutStarted(ctx, in); err != nil {
+			return measure{}, err
+		}
 	}
 	cpu0, self0 := in.cpuNow(), selfCPU()
 	start := time.Now()
