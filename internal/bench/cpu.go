@@ -88,3 +88,34 @@ func selfCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// machineCPU is the CPU time every core of the machine has spent busy so
+// far (user, nice, system, irq, softirq, steal: the first line of
+// /proc/stat, in USER_HZ), whoever used it: with the server's and the
+// harness's, it tells what the other processes on a shared machine took
+// meanwhile. ok is false when /proc/stat cannot be read.
+func machineCPU() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	return parseMachineCPU(b)
+}
+
+func parseMachineCPU(b []byte) (time.Duration, bool) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy uint64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		busy += v
+	}
+	return time.Duration(busy) * time.Second / userHZ, true
+}

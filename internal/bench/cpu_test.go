@@ -63,3 +63,28 @@ func TestCPUSampleSince(t *testing.T) {
 		t.Errorf("since = %v, want 800ms", got)
 	}
 }
+
+func TestParseMachineCPU(t *testing.T) {
+	// user 100, nice 10, system 50, idle 1000, iowait 20, irq 5, softirq 15,
+	// steal 20 ticks: 200 busy, 2 s.
+	text := "cpu  100 10 50 1000 20 5 15 20 0 0\ncpu0 50 5 25 500 10 2 8 10 0 0\n"
+	if d, ok := parseMachineCPU([]byte(text)); !ok || d != 2*time.Second {
+		t.Errorf("parseMachineCPU = %v, %v; want 2s, true", d, ok)
+	}
+	if _, ok := parseMachineCPU([]byte("cpu0 1 2 3 4 5 6 7 8\n")); ok {
+		t.Error("no aggregate cpu line: ok")
+	}
+	// The machine's busy time moves at least as much as this process's.
+	m0, ok := machineCPU()
+	s0 := selfCPU()
+	if !ok {
+		t.Fatal("no /proc/stat")
+	}
+	end, deadline := s0+200*time.Millisecond, time.Now().Add(30*time.Second)
+	for x := 0; selfCPU() < end && time.Now().Before(deadline); x++ {
+	}
+	m1, _ := machineCPU()
+	if dm, ds := m1-m0, selfCPU()-s0; dm+20*time.Millisecond < ds {
+		t.Errorf("the machine was busy %v while this process alone used %v", dm, ds)
+	}
+}

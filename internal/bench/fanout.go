@@ -183,6 +183,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		}
 	}
 	cpu0, self0 := in.cpuNow(), selfCPU()
+	mach0, machOK := machineCPU()
 	start := time.Now()
 	if err := publishAll(ctx, pc, in, ch, seqs, interval); err != nil {
 		return measure{}, err
@@ -196,6 +197,7 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		return measure{}, ctx.Err()
 	}
 	cpu1, self1 := in.cpuNow(), selfCPU()
+	mach1, machOK1 := machineCPU()
 	var endsAfter map[string]int
 	if hasEnds {
 		if endsAfter, _, err = in.serverEnds(ctx); err != nil {
@@ -245,6 +247,11 @@ func (r *runner) fanout(ctx context.Context, in *instance, tr string, subs, msgs
 		"client_cpu_cores":   clientCPU / window,
 		"ended_by_server":    float64(sum(clientEnds)),
 	}, text: map[string]string{}}
+	if machOK && machOK1 {
+		// Cores the rest of the machine kept busy meanwhile (other
+		// processes, and network work not charged to either process).
+		m.m["other_cpu_cores"] = max(0, (mach1-mach0).Seconds()-serverCPU-clientCPU) / window
+	}
 	if s := formatEnds(clientEnds); s != "" {
 		m.text["ended_by_server"] = s
 	}

@@ -31,6 +31,7 @@ var scenarioMetrics = map[string][]metricDef{
 		{"server_cpu_s_per_m", "server CPU s per million deliveries", "lower"},
 		{"server_cpu_cores", "server CPU (cores busy)", ""},
 		{"client_cpu_cores", "harness clients' CPU (cores busy)", ""},
+		{"other_cpu_cores", "rest of the machine's CPU (cores busy)", ""},
 		{"max_ms", "latency max (ms)", "lower"},
 		{"missed", "missed (must be 0)", ""},
 		{"repeated", "repeated (must be 0)", ""},
