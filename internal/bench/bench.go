@@ -482,6 +482,11 @@ func (r *runner) withInstance(ctx context.Context, sys System, f func(in *instan
 		return measure{}, err
 	}
 	m, err := f(in)
+	if err != nil && in.warnings != nil {
+		if w := in.warnings.String(); w != "" {
+			err = fmt.Errorf("%w (%s logged: %s)", err, sys, w)
+		}
+	}
 	return m, errors.Join(err, in.stop())
 }
 
