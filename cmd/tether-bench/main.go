@@ -7,6 +7,19 @@
 //	go run ./cmd/tether-bench --install-peers --scale full --repeat 3 --out docs/bench
 //	go run ./cmd/tether-bench --markdown docs/bench/results.json
 //
+// Fan-out as issue 14 measures it: 1,000 and 10,000 subscribers (the full
+// preset's), paced (100,000 deliveries/s offered for 10 s) and flat out
+// (2,000,000 deliveries), 32 concurrent publishers, beside Centrifugo and
+// Nchan; each case reports the server's CPU per million deliveries, the
+// harness's own CPU, and the connections the server ended (by heartbeat
+// among them):
+//
+//	go run ./cmd/tether-bench --scale full --systems tether,centrifugo,nchan --scenarios fanout \
+//	  --transports websocket --fanout-publishers 32 --repeat 3
+//
+// --fanout-subs, --fanout-rate, --fanout-duration and --fanout-flat
+// change those sizes.
+//
 // It is its own command so that the tether server binary links none of
 // the harness's plotting stack. The tether binary it measures is
 // --tether-bin, or else one built from --repo (go build ./cmd/tether) into
