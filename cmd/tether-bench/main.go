@@ -7,6 +7,19 @@
 //	go run ./cmd/tether-bench --install-peers --scale full --repeat 3 --out docs/bench
 //	go run ./cmd/tether-bench --markdown docs/bench/results.json
 //
+// Fan-out as issue 14 measures it: 1,000 and 10,000 subscribers (the full
+// preset's), paced (100,000 deliveries/s offered for 10 s) and flat out
+// (2,000,000 deliveries), 32 concurrent publishers, beside Centrifugo and
+// Nchan; each case reports the server's CPU per million deliveries, the
+// harness's own CPU, and the connections the server ended (by heartbeat
+// among them):
+//
+//	go run ./cmd/tether-bench --scale full --systems tether,centrifugo,nchan --scenarios fanout \
+//	  --transports websocket --fanout-publishers 32 --repeat 3
+//
+// --fanout-subs, --fanout-rate, --fanout-duration and --fanout-flat
+// change those sizes.
+//
 // It is its own command so that the tether server binary links none of
 // the harness's plotting stack. The tether binary it measures is
 // --tether-bin, or else one built from --repo (go build ./cmd/tether) into
@@ -77,6 +90,11 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	tflags := fs.String("tether-flags", "", "extra flags for tether serve, space-separated, for tether and tether-before alike (default: none, tether's defaults)")
 	transports := fs.String("transports", "", "comma-separated transports of the idle and fan-out scenarios: websocket, tcp, sse, long-poll (default: all)")
 	publishers := fs.String("publishers", "", "comma-separated publisher counts of the publish scenario (default: the preset's)")
+	fanoutSubs := fs.String("fanout-subs", "", "comma-separated subscriber counts of the fan-out cases, for example 1000,10000 (default: the preset's)")
+	fanoutRate := fs.Int("fanout-rate", 0, "fan-out paced phase: deliveries/s offered, the publish rate being this over the subscribers (0: the preset's)")
+	fanoutDur := fs.Duration("fanout-duration", 0, "fan-out paced phase: how long it publishes (0: the preset's)")
+	fanoutFlat := fs.Int("fanout-flat", 0, "fan-out flat-out phase: deliveries in all, published back to back as this over the subscribers messages (0: the preset's)")
+	fanoutPubs := fs.Int("fanout-publishers", 0, "fan-out: concurrent publishers, each waiting for its acknowledgement before its next (0: the preset's, one)")
 	detect := fs.String("detect-modes", "", "comma-separated departures of the detection scenario: rst, fin, silent (default: all)")
 	silent := fs.Duration("silent-timeout", 0, "longest wait for a server to notice a silent peer (0: the preset's)")
 	engine := fs.String("tether-engine", "pebble", "tether's store: pebble (embedded) or nats (JetStream: a fresh single-node nats-server per case, built from the pinned module unless --nats-bin)")
@@ -124,14 +142,26 @@ func parseFlags(args []string, stderr io.Writer) (tbench.Config, options, error)
 	if *detect != "" {
 		cfg.DetectModes = strings.Split(*detect, ",")
 	}
+	if *fanoutSubs != "" {
+		if cfg.FanoutSubs, err = positiveInts(*fanoutSubs); err != nil {
+			return cfg, o, fmt.Errorf("--fanout-subs: %w", err)
+		}
+	}
+	if *fanoutRate > 0 {
+		cfg.FanoutRate = *fanoutRate
+	}
+	if *fanoutDur > 0 {
+		cfg.FanoutDuration = *fanoutDur
+	}
+	if *fanoutFlat > 0 {
+		cfg.FanoutFlat = *fanoutFlat
+	}
+	if *fanoutPubs > 0 {
+		cfg.FanoutPublishers = *fanoutPubs
+	}
 	if *publishers != "" {
-		cfg.PublishConcurrency = nil
-		for _, p := range strings.Split(*publishers, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(p))
-			if err != nil || n < 1 {
-				return cfg, o, fmt.Errorf("--publishers %q: want positive integers", *publishers)
-			}
-			cfg.PublishConcurrency = append(cfg.PublishConcurrency, n)
+		if cfg.PublishConcurrency, err = positiveInts(*publishers); err != nil {
+			return cfg, o, fmt.Errorf("--publishers: %w", err)
 		}
 	}
 	cfg.TetherArgs = strings.Fields(*tflags)
@@ -243,4 +273,17 @@ func peerScript(s tbench.System) string {
 		return "socketio.sh"
 	}
 	return string(s) + ".sh"
+}
+
+// positiveInts parses a comma-separated list of positive integers.
+func positiveInts(list string) ([]int, error) {
+	var ns []int
+	for _, p := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers", list)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
 }

@@ -56,7 +56,20 @@ func TestFlags(t *testing.T) {
 		!slices.Equal(cfg.Systems, want) || cfg.TetherBeforeBin != "/bin/true" {
 		t.Errorf("--tether-before: systems %v, binary %q, %v; want %v and /bin/true", cfg.Systems, cfg.TetherBeforeBin, err, want)
 	}
-	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"--publishers", "0"}, {"extra"}, {"--tether-before", "/nonexistent"}} {
+	cfg, _, err = parseFlags([]string{"--scale", "tiny", "--fanout-subs", "1000, 10000", "--fanout-rate", "100000",
+		"--fanout-duration", "5s", "--fanout-flat", "500000", "--fanout-publishers", "32"}, &stderr)
+	if err != nil || !slices.Equal(cfg.FanoutSubs, []int{1000, 10000}) || cfg.FanoutRate != 100000 || cfg.FanoutPublishers != 32 ||
+		cfg.FanoutDuration != 5*time.Second || cfg.FanoutFlat != 500000 {
+		t.Errorf("fan-out flags: subs %v, rate %d, duration %v, flat %d, %v; want [1000 10000], 100000, 5s, 500000",
+			cfg.FanoutSubs, cfg.FanoutRate, cfg.FanoutDuration, cfg.FanoutFlat, err)
+	}
+	tiny, _ := tbench.Preset("tiny")
+	if cfg, _, err = parseFlags([]string{"--scale", "tiny"}, &stderr); err != nil || !slices.Equal(cfg.FanoutSubs, tiny.FanoutSubs) ||
+		cfg.FanoutRate != tiny.FanoutRate || cfg.FanoutDuration != tiny.FanoutDuration || cfg.FanoutFlat != tiny.FanoutFlat {
+		t.Errorf("no fan-out flags: %v %d %v %d, %v; want the tiny preset's", cfg.FanoutSubs, cfg.FanoutRate, cfg.FanoutDuration, cfg.FanoutFlat, err)
+	}
+	for _, bad := range [][]string{{"--scale", "huge"}, {"--tether-engine", "sqlite"}, {"--publishers", "0"}, {"--fanout-subs", "10,x"},
+		{"--fanout-subs", "-5"}, {"extra"}, {"--tether-before", "/nonexistent"}} {
 		if _, _, err := parseFlags(bad, &stderr); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
 		}

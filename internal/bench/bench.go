@@ -70,6 +70,13 @@ type Config struct {
 	// FanoutFlat is the flat-out phase's deliveries in total; it publishes
 	// FanoutFlat/S messages back to back.
 	FanoutFlat int
+	// FanoutPublishers publish concurrently in both phases, each waiting
+	// for its publish's acknowledgement before its next (each its own
+	// sequence, so that every subscriber can check each one's order). 0
+	// or 1: one publisher, the harness's original fan-out. With one, a
+	// server that is slow to acknowledge while it fans out is given less
+	// to deliver: published_per_s shows it.
+	FanoutPublishers int `json:"fanout_publishers,omitempty"`
 
 	// PublishConcurrency are the publisher counts of the publish cases.
 	PublishConcurrency []int
@@ -86,6 +93,11 @@ type Config struct {
 	DetectModes []string
 	// SilentTimeout bounds the wait for a server to notice a silent peer.
 	SilentTimeout time.Duration
+
+	// fanoutStarted, when set (by tests), runs in each fan-out case once
+	// its subscribers are in and the server's ends are counted, just
+	// before the measured window opens.
+	fanoutStarted func(ctx context.Context, in *instance) error
 
 	// Out is the directory for results.json and the PNG plots; empty
 	// writes none.
@@ -470,6 +482,11 @@ func (r *runner) withInstance(ctx context.Context, sys System, f func(in *instan
 		return measure{}, err
 	}
 	m, err := f(in)
+	if err != nil && in.warnings != nil {
+		if w := in.warnings.String(); w != "" {
+			err = fmt.Errorf("%w (%s logged: %s)", err, sys, w)
+		}
+	}
 	return m, errors.Join(err, in.stop())
 }
 

@@ -51,7 +51,12 @@ func startCentrifugo(ctx context.Context, cfg *Config, pl place, dir string) (*i
 	cmd := nsCommand(pl.serverNS(), script, "start", pl.host, strconv.Itoa(port))
 	cmd.Dir = dir
 	in := &instance{sys: Centrifugo, addr: net.JoinHostPort(pl.host, strconv.Itoa(port)), admin: adminClient(pl)}
-	stop, err := startProcess(cmd, false, func([]byte, time.Time) {})
+	in.warnings = &lineTail{}
+	stop, err := startProcess(cmd, false, func(line []byte, _ time.Time) {
+		if !bytes.Contains(line, []byte(`"level":"info"`)) && !bytes.Contains(line, []byte(`"level":"debug"`)) {
+			in.warnings.add(line)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}

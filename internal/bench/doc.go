@@ -11,7 +11,15 @@
 //   - fanout: one channel, S subscribers over each transport, one HTTP
 //     publisher at a fixed rate and flat out; delivered messages/s,
 //     publish-to-receive latency, and a check that no subscriber missed or
-//     repeated a message.
+//     repeated a message. Over the measured window (first publish to the
+//     last delivery): the server's user+system CPU (/proc/<pid>/stat of
+//     its whole process tree) per million deliveries and in cores, the
+//     harness's own CPU (its clients and publisher: is the load generator
+//     the bound?), and the connections the server ended while their
+//     clients were reading, by the server's reason where it gives one
+//     (tether's tether_connection_ends_total, socket.io's disconnect log),
+//     else by the close frame the client read (Centrifugo's 3012 "no
+//     pong"); "ended by heartbeat" picks each system's heartbeat reason.
 //   - publish: P concurrent HTTP publishers; acknowledged appends/s and ack
 //     latency.
 //   - churn: SSE clients that connect, read a little, leave and come back

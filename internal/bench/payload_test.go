@@ -84,3 +84,27 @@ func TestSumMetric(t *testing.T) {
 		t.Errorf("goroutines = %v, want 12", got)
 	}
 }
+
+// pubSeqs gives each of P publishers every P-th sequence number: every
+// number from 1 to msgs exactly once, each publisher's in its order.
+func TestPubSeqs(t *testing.T) {
+	for _, c := range []struct{ msgs, pubs int64 }{{1, 1}, {10, 1}, {10, 3}, {7, 7}, {100, 32}} {
+		ps := pubSeqs{msgs: c.msgs, pubs: c.pubs}
+		seen := map[int64]bool{}
+		var total int64
+		for p := range int(c.pubs) {
+			n := ps.count(p)
+			total += n
+			for k := int64(1); k <= n; k++ {
+				seq := (k-1)*c.pubs + int64(p) + 1
+				if gp, gk := ps.of(seq); gp != p || gk != k || seq > c.msgs || seen[seq] {
+					t.Errorf("%+v: publisher %d's #%d is %d: of gives %d #%d (repeat: %v)", c, p, k, seq, gp, gk, seen[seq])
+				}
+				seen[seq] = true
+			}
+		}
+		if total != c.msgs || int64(len(seen)) != c.msgs {
+			t.Errorf("%+v: %d messages in all, %d distinct; want %d", c, total, len(seen), c.msgs)
+		}
+	}
+}

@@ -22,6 +22,7 @@ var plots = []plotSpec{
 	{"idle-memory.png", "idle", "rss_per_conn_bytes", "Idle: server RSS per connection", "bytes per connection (lower is better)", false},
 	{"fanout-throughput.png", "fanout", "delivered_per_s", "Fan-out: delivered messages/s", "messages/s (higher is better)", false},
 	{"fanout-p99.png", "fanout", "p99_ms", "Fan-out: publish-to-receive latency p99", "ms (lower is better)", false},
+	{"fanout-cpu.png", "fanout", "server_cpu_s_per_m", "Fan-out: server CPU (user + system) per million deliveries", "CPU s per million deliveries (lower is better)", false},
 	{"publish-throughput.png", "publish", "appends_per_s", "Publish: acknowledged publishes/s (tether: fsynced)", "publishes/s (higher is better)", false},
 	{"churn.png", "churn", "connects_per_s", "Churn: connects/s with resume", "connects/s (higher is better)", false},
 	{"detection.png", "detection", "seconds", "Detection: time to notice a departure", "log scale (lower is better; no bar: not noticed)", true},
@@ -86,6 +87,9 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 		p.Legend.Add(string(s), bars)
 	}
 	p.NominalX(cases...)
+	if top == 0 {
+		top = 1 // no data above 0 (a CPU figure below its 10 ms grain): an empty axis
+	}
 	p.Y.Min, p.Y.Max = 0, top*1.3 // room for the legend
 	p.Y.Tick.Marker = niceTicks{}
 	if ps.logSeconds {

@@ -108,7 +108,7 @@ func TestProfile(t *testing.T) {
 	if err := pprof.StartCPUProfile(f2); err != nil {
 		t.Fatal(err)
 	}
-	m, err = r.fanout(ctx, in, "websocket", 1000, 200, 0)
+	m, err = r.fanout(ctx, in, "websocket", 1000, 200, 1, 0)
 	pprof.StopCPUProfile()
 	if err != nil {
 		t.Fatal(err)

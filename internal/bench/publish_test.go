@@ -96,7 +96,7 @@ func BenchmarkPublishPath(b *testing.B) {
 func runPublishers(b *testing.B, newPub func() func() error) {
 	b.SetParallelism(32)
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := selfCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		pub := newPub()
 		for pb.Next() {
@@ -107,7 +107,7 @@ func runPublishers(b *testing.B, newPub func() func() error) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/req")
+	b.ReportMetric(float64(selfCPU()-cpu0)/float64(b.N), "cpu-ns/req")
 }
 
 // TestRawPoster: answers framed by Content-Length, by chunks and by the

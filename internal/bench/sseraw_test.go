@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -201,7 +200,7 @@ func BenchmarkSSEClient(b *testing.B) {
 	run := func(b *testing.B, next func() ([]byte, error)) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(block) / 64))
-		cpu0 := processCPU()
+		cpu0 := selfCPU()
 		for b.Loop() {
 			d, err := next()
 			if err != nil {
@@ -214,7 +213,7 @@ func BenchmarkSSEClient(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		// CPU rather than wall time: the machine is shared. The server's
 		// writes are in it too, the same for both clients.
-		b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/event")
+		b.ReportMetric(float64(selfCPU()-cpu0)/float64(b.N), "cpu-ns/event")
 	}
 	b.Run("raw", func(b *testing.B) {
 		s, err := openSSE(context.Background(), &dialer{}, Tether, addr, "c", "", true)
@@ -237,13 +236,6 @@ func BenchmarkSSEClient(b *testing.B) {
 		br := bufio.NewReaderSize(res.Body, 4096)
 		run(b, func() ([]byte, error) { return nethttpSSENext(br) })
 	})
-}
-
-// processCPU is the user and system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // nethttpSSENext is the harness's SSE event reader before sseStream: a

@@ -68,6 +68,35 @@ type instance struct {
 	ends    *endLog      // departures it reported (tether, socket.io)
 	pid     int          // the process whose tree is measured
 	stop    func() error
+	// warnings, if set, are the last lines above info level the server
+	// logged, for the error of a case that failed on it (Centrifugo).
+	warnings *lineTail
+}
+
+// lineTail keeps the last few lines written to it; safe for concurrent use.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string // guarded by mu
+}
+
+func (t *lineTail) add(line []byte) {
+	const keep, width = 5, 300
+	l := strings.TrimSpace(string(line))
+	if len(l) > width {
+		l = l[:width]
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, l)
+	if len(t.lines) > keep {
+		t.lines = t.lines[len(t.lines)-keep:]
+	}
+}
+
+func (t *lineTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, " | ")
 }
 
 // startSystem starts a fresh instance of sys at pl, with its runtime files

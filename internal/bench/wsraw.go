@@ -74,7 +74,8 @@ func dialRawWS(ctx context.Context, d *dialer, addr, path string) (*rawWS, error
 }
 
 // read returns the next data message (valid until the next read),
-// answering pings on the way. A close frame reads as io.EOF.
+// answering pings on the way. A close frame reads as a *wsCloseError,
+// which is io.EOF to errors.Is.
 func (w *rawWS) read() ([]byte, error) {
 	w.buf = w.buf[:0]
 	for {
@@ -108,7 +109,7 @@ func (w *rawWS) read() ([]byte, error) {
 			}
 			switch op {
 			case 8:
-				return nil, io.EOF
+				return nil, parseClose(p)
 			case 9:
 				if err := w.write(10, p); err != nil {
 					return nil, err
