@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -170,4 +172,52 @@ func TestStopWaitsForConnections(t *testing.T) {
 		t.Fatalf("Stop once the connection ended: %v", err)
 	}
 	e.WantEnd(t, conn.ReasonClosed)
+}
+
+// TestNoLostWakeups: 40 connections each make 150 requests one after
+// another, some split across two writes, some behind a WebSocket ping, so
+// that the reader arms readiness and wakes thousands of times on each;
+// every request is answered (a lost wake-up would leave one unanswered
+// until the 10s read deadline).
+func TestNoLostWakeups(t *testing.T) {
+	e, _ := newCountingEnv(t, idleConfig)
+	const conns, reqs = 40, 150
+	var wg sync.WaitGroup
+	lat := make([]time.Duration, conns)
+	for c := range conns {
+		nc, br := rawDial(t, e.url)
+		wg.Go(func() {
+			var worst time.Duration
+			for i := range reqs {
+				id := fmt.Sprintf("c%d-%d", c, i)
+				f := clientFrame(0x81, `{"id":"`+id+`","type":"ping"}`)
+				start := time.Now()
+				switch i % 3 {
+				case 0:
+					nc.Write(f)
+				case 1:
+					nc.Write(f[:5])
+					nc.Write(f[5:])
+				case 2:
+					nc.Write(append(clientFrame(0x89, "x"), f...))
+				}
+				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for {
+					sf, err := readServerFrame(br)
+					if err != nil {
+						t.Errorf("request %s unanswered: %v", id, err)
+						return
+					}
+					if sf.op == 0x1 && strings.Contains(string(sf.payload), `"id":"`+id+`"`) {
+						break
+					}
+				}
+				worst = max(worst, time.Since(start))
+			}
+			lat[c] = worst
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	t.Logf("%d connections x %d requests answered; slowest answer per connection: median %v, max %v", conns, reqs, lat[conns/2], lat[conns-1])
 }

@@ -121,8 +121,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Stop refuses new connections and waits for the live ones to have wound
-// up (the core's done), which the Registry ends (Registry.Shutdown: notify, then close); it ends none
-// itself. It returns ctx.Err() if ctx ends first.
+// up (the core's done). The Registry ends them (Registry.Shutdown: notify,
+// then close); Stop ends none itself. It returns ctx.Err() if ctx ends
+// first.
 func (h *Handler) Stop(ctx context.Context) error {
 	h.mu.Lock()
 	h.stopped = true
