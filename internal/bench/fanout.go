@@ -309,8 +309,10 @@ func publishAll(ctx context.Context, pc *http.Client, in *instance, ch string, s
 			n := seqs.count(p)
 			for k := int64(1); k <= n; k++ {
 				seq := (k-1)*seqs.pubs + int64(p) + 1
-				if err := publish(pctx, pc, in.sys, in.addr, ch, payload(seq, time.Now())); err != nil {
-					cancel(err)
+				t0 := time.Now()
+				if err := publish(pctx, pc, in.sys, in.addr, ch, payload(seq, t0)); err != nil {
+					cancel(fmt.Errorf("%w (message %d of %d, publisher %d of %d, after %v in flight)",
+						err, seq, seqs.msgs, p+1, seqs.pubs, time.Since(t0).Round(time.Millisecond)))
 					return
 				}
 				if tick != nil && k < n {
