@@ -350,8 +350,9 @@ export class Worker extends Emitter<WorkerEvents> {
     if (this.hbTimer) clearInterval(this.hbTimer);
     this.hbTimer = null;
     this.clearRefresh();
-    if (info.reason !== 'shutdown') {
-      // Without a shutdown the server has already given our running attempts to others.
+    if (info.reason !== 'shutdown' && info.opened) {
+      // Without a shutdown the server has already given our running attempts to others. A
+      // connection that never opened (the server is still restarting) told the server nothing.
       for (const r of [...this.runs.values()]) if (r.running) this.fence(r, 'connection-lost');
     }
     if (info.opened) this.attempts = 0;

@@ -143,6 +143,9 @@ test('worker: a server restart (graceful) does not cost a running attempt: the w
   await w.waitMsg((m) => m.ev === 'started' && m.job === id);
   const port = s2.port;
   await s2.kill('SIGTERM');
+  // The worker tries again while no server listens (its reconnect hint is 200 ms at most): that
+  // failed try must not cost the attempt either.
+  await waitFor(() => w.msgs.some((m) => m.ev === 'state' && m.reason === 'transport-error'), { what: 'a reconnect to the stopped server to fail' });
   s2 = await startTether({ data: tmp2.dir, port, args });
   // Connected again (the second time), with the attempt still running.
   await waitFor(() => w.msgs.filter((m) => m.ev === 'state' && m.state === 'connected').length >= 2, { what: 'the worker to reconnect' });
