@@ -67,7 +67,7 @@ func barPlot(path string, ps plotSpec, rs []Result) error {
 	for i, s := range systems {
 		vals := make(plotter.Values, len(cases))
 		for j, c := range cases {
-			if re := by[c][s]; re != nil && re.Metrics != nil && re.Metrics[ps.metric] > 0 {
+			if re := by[c][s]; re != nil && re.Err == "" && re.Metrics != nil && re.Metrics[ps.metric] > 0 {
 				vals[j] = re.Metrics[ps.metric]
 				if ps.logSeconds {
 					// Bars grow from 1 µs: height is log10 of microseconds.

@@ -175,7 +175,9 @@ func cell(re *Result, key string) string {
 // ratio is tether's figure over the peer's, marked "better" or "worse" by
 // the metric's direction.
 func ratio(t, p *Result, md metricDef) string {
-	if t == nil || p == nil || md.better == "" || t.Metrics == nil || p.Metrics == nil {
+	// A system that failed a run shows "error": no ratio from its other
+	// runs' figures either.
+	if t == nil || p == nil || md.better == "" || t.Metrics == nil || p.Metrics == nil || t.Err != "" || p.Err != "" {
 		return "-"
 	}
 	a, ok1 := t.Metrics[md.key]

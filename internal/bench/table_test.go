@@ -20,3 +20,17 @@ func TestTableRatioNamesItsBase(t *testing.T) {
 		t.Errorf("want centrifugo/tether = 20x (worse):\n%s", md)
 	}
 }
+
+// A system whose case failed in one of its runs shows "error", and no
+// ratio is taken from the figures of its other runs.
+func TestTableNoRatioFromAFailedCase(t *testing.T) {
+	rs := []Result{
+		{Scenario: "fanout", Case: "c", System: Tether, Metrics: map[string]float64{"delivered_per_s": 1000}},
+		{Scenario: "fanout", Case: "c", System: Centrifugo, Metrics: map[string]float64{"delivered_per_s": 100}, Err: "publish: EOF"},
+		{Scenario: "fanout", Case: "c", System: Nchan, Metrics: map[string]float64{"delivered_per_s": 500}},
+	}
+	md := MarkdownTable("fanout", rs)
+	if want := "| c | delivered msgs/s | 1,000 | error | - | 500 | 2x (better) |"; !strings.Contains(md, want) {
+		t.Errorf("want %q in:\n%s", want, md)
+	}
+}
