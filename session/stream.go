@@ -155,9 +155,15 @@ func (s *Session) beginStream(channel string, after *string, opt StreamOptions) 
 // transport watches its client itself from now on (a hijacked
 // connection, whose handler returns while the stream goes on) and ends
 // the session through End.
+//
+// It also lets go of the request's context (the watch's closure holds
+// it), and with it what net/http and conn.Watch hang on it: an idle
+// hijacked stream keeps none of its request. Call it on the goroutine
+// that runs Stream or StreamStart, before the stream can end.
 func (s *Session) Unwatch() {
 	if s.gone != nil {
 		s.gone()
+		s.gone = nil
 	}
 }
 
