@@ -35,14 +35,14 @@ type reader struct {
 	ready *conn.Ready    // nil without readiness
 
 	mu      sync.Mutex
-	running bool          // guarded by mu; a reader goroutine runs
-	stopped bool          // guarded by mu; no reader starts any more
-	done    chan struct{} // closed once stopped and no reader runs
+	running bool  // guarded by mu; a reader goroutine runs
+	stopped bool  // guarded by mu; no reader starts any more
+	done    latch // guarded by mu; fires once stopped and no reader runs
 }
 
 // newReader prepares the reader of s; launchReader starts it.
 func (s *Session) newReader(t FramedTransport) {
-	r := &reader{t: t, done: make(chan struct{})}
+	r := &reader{t: t}
 	if b, ok := t.(BufferedReader); ok && t.NetConn() != nil {
 		// The callback takes r, not s.rd: the poller's goroutine that
 		// starts it has synchronised with NewReady only.
@@ -144,7 +144,7 @@ func (s *Session) rearm() {
 	r.mu.Lock()
 	if r.stopped {
 		r.running = false
-		close(r.done)
+		r.done.fire()
 		r.mu.Unlock()
 		return
 	}
@@ -169,7 +169,7 @@ func (s *Session) readerExit() {
 	defer r.mu.Unlock()
 	r.running = false
 	if r.stopped {
-		close(r.done)
+		r.done.fire()
 	}
 }
 
@@ -181,13 +181,14 @@ func (s *Session) stopReader() {
 	r.mu.Lock()
 	r.stopped = true
 	if !r.running {
-		close(r.done)
+		r.done.fire()
 	}
+	done := r.done.wait()
 	r.mu.Unlock()
 	if r.ready != nil {
 		r.ready.Stop()
 	}
-	<-r.done
+	<-done
 }
 
 // readFailed decides the end after a read failed (or readiness could not
@@ -230,7 +231,7 @@ func (s *Session) startWriter() {
 
 // waitWriter waits until nothing more will be written: the queue is closed
 // (by the wind-up, or a failed write) and drained, and no writer runs.
-func (s *Session) waitWriter() { <-s.q.stopped }
+func (s *Session) waitWriter() { <-s.q.stoppedC() }
 
 // writeLoop runs the writer until the queue is closed and drained: the
 // blocking form, for Stream.
@@ -300,8 +301,8 @@ func (s *Session) wroteFrame(it item) {
 	}
 	if it.cursor != "" {
 		s.mu.Lock()
-		if _, ok := s.delivered[it.channel]; ok {
-			s.delivered[it.channel] = it.cursor
+		if sb := s.subs[it.channel]; sb != nil && sb.began {
+			sb.delivered = it.cursor
 		}
 		s.mu.Unlock()
 	}
@@ -391,14 +392,13 @@ func (s *Session) request(typ, id string, work func(release func())) {
 		s.ReplyError(id, wire.CodeBadRequest, typ+" needs an id of 1 to 128 bytes")
 		return
 	}
-	select {
-	case s.slots <- struct{}{}:
-	default:
+	if s.inFlight.Add(1) > int32(s.cfg.MaxInFlight) {
+		s.inFlight.Add(-1)
 		s.ReplyError(id, wire.CodeTooManyRequests, "too many requests in flight")
 		return
 	}
 	s.lastApp.Store(s.now().UnixNano())
-	release := func() { <-s.slots }
+	release := func() { s.inFlight.Add(-1) }
 	if !s.goWork(func() { work(release) }) {
 		release() // ending: no one to answer
 	}
@@ -494,7 +494,7 @@ func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 	s.mu.Lock()
 	live := s.subs[sb.channel] == sb // not unsubscribed meanwhile
 	if live {
-		s.delivered[sb.channel] = start
+		sb.began, sb.delivered = true, start
 	}
 	s.mu.Unlock()
 	s.setChannels()
@@ -509,15 +509,14 @@ func (s *Session) unsubscribe(f wire.ClientFrame) {
 	sb := s.subs[f.Channel]
 	if sb != nil {
 		delete(s.subs, f.Channel)
-		delete(s.delivered, f.Channel)
 	}
 	s.mu.Unlock()
 	if sb == nil {
 		s.ReplyError(f.ID, wire.CodeNotSubscribed, "not subscribed to "+quote(f.Channel))
 		return
 	}
-	sb.cancel()
-	<-sb.done
+	sb.end()
+	sb.wait()
 	sb.stopFollow(false)
 	s.unsubscribed(f.Channel)
 	// The reply is queued after the drop, so no message of the channel
@@ -567,7 +566,6 @@ func (s *Session) removeSub(sb *sub) {
 	removed := s.subs[sb.channel] == sb
 	if removed {
 		delete(s.subs, sb.channel)
-		delete(s.delivered, sb.channel)
 	}
 	s.mu.Unlock()
 	if removed {

@@ -54,14 +54,13 @@ func (s *Session) endSub(channel string, denial error) {
 	sb := s.subs[channel]
 	if sb != nil {
 		delete(s.subs, channel)
-		delete(s.delivered, channel)
 	}
 	s.mu.Unlock()
 	if sb == nil {
 		return
 	}
-	sb.cancel()
-	<-sb.done
+	sb.end()
+	sb.wait()
 	sb.stopFollow(false)
 	s.unsubscribed(channel)
 	s.q.dropMessages(channel)

@@ -11,7 +11,6 @@ import (
 	"github.com/tether-run/tether/conn"
 	"github.com/tether-run/tether/limits"
 	"github.com/tether-run/tether/registry"
-	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
 
@@ -45,7 +44,8 @@ type Session struct {
 
 	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
 	cancel context.CancelCauseFunc
-	slots  chan struct{} // one per request in flight
+	// inFlight counts the requests in flight (at most Config.MaxInFlight).
+	inFlight atomic.Int32
 
 	workMu   sync.Mutex
 	work     sync.WaitGroup // request handlers and subscriptions; Add under workMu
@@ -69,12 +69,13 @@ type Session struct {
 	// long-poll, which has none.
 	tm *sessionTimer
 
-	endMu      sync.Mutex
-	ending     *ending       // guarded by endMu; set once
-	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
-	ended      chan struct{} // closed when ending is set; nil for a long-poll, which nothing waits on
-	writerDone chan struct{} // Stream's: closed by Stream once its writer has stopped
-	wound      chan struct{} // closed when windUp has finished
+	endMu   sync.Mutex
+	ending  *ending // guarded by endMu; set once
+	running bool    // guarded by endMu; start ran: the end winds up on its own goroutine
+	wound   latch   // guarded by endMu; fires when windUp has finished (woundC)
+	// ended is set once ending is (after the socket was acted on): the
+	// end is decided. Read without endMu by who must not queue past it.
+	ended atomic.Bool
 
 	// Framed sessions only: the reader (framed.go), and done, called once
 	// the session has wound up (Core.Start).
@@ -84,9 +85,8 @@ type Session struct {
 	// second finishes the stream (stream.go).
 	streamArrived atomic.Int32
 
-	mu        sync.Mutex
-	subs      map[string]*sub         // guarded by mu
-	delivered map[string]store.Cursor // guarded by mu; per subscribed channel, the last cursor written
+	mu   sync.Mutex
+	subs map[string]*sub // guarded by mu
 }
 
 type kind uint8
@@ -127,16 +127,8 @@ func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
 	// connection of all).
 	if k != poll {
 		s.q = newQueue(c.cfg.QueueBytes)
-		s.wound = make(chan struct{})
-		s.subs, s.delivered = map[string]*sub{}, map[string]store.Cursor{}
+		s.subs = map[string]*sub{}
 		s.tm = &sessionTimer{}
-		s.ended = make(chan struct{})
-	}
-	if k == framed {
-		s.slots = make(chan struct{}, c.cfg.MaxInFlight)
-	}
-	if k == stream {
-		s.writerDone = make(chan struct{})
 	}
 	if k == poll {
 		// A waiting long-poll has nothing to wind up when its client
@@ -222,7 +214,9 @@ func (s *Session) releaseLease() {
 // goroutine (finishFramed).
 func (s *Session) windUp() {
 	s.windDown()
-	close(s.wound)
+	s.endMu.Lock()
+	s.wound.fire()
+	s.endMu.Unlock()
 	switch s.kind {
 	case framed:
 		s.finishFramed()
@@ -248,7 +242,7 @@ func (s *Session) windDown() {
 		}
 	}
 	if e.mode == conn.CloseGraceful {
-		s.closeGracefully(e, s.q.stopped)
+		s.closeGracefully(e, s.q.stoppedC())
 	} else {
 		s.q.close(true)
 	}
@@ -323,14 +317,39 @@ func (s *Session) decide(e ending) bool {
 			s.c.log.Debug("close", "mode", e.mode, "err", err)
 		}
 	}
-	if s.ended != nil {
-		close(s.ended)
-	}
+	s.ended.Store(true)
 	s.cancel(&conn.GoneError{Reason: e.reason})
+	s.endSubs()
 	if running {
 		go s.windUp() // it blocks (flush, requests); the decider must not
 	}
 	return true
+}
+
+// endSubs ends every subscription once the session's end is decided (the
+// subscriptions' contexts are not the session's children: sub.enter).
+// They stay listed for the wind-up (presence, followers, the
+// slow-consumer's cursors).
+func (s *Session) endSubs() {
+	if s.subs == nil {
+		return // a long-poll
+	}
+	s.mu.Lock()
+	subs := make([]*sub, 0, len(s.subs))
+	for _, sb := range s.subs {
+		subs = append(subs, sb)
+	}
+	s.mu.Unlock()
+	for _, sb := range subs {
+		sb.end()
+	}
+}
+
+// woundC returns a channel closed once the wind-up has finished.
+func (s *Session) woundC() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.wound.wait()
 }
 
 func (s *Session) end() *ending {
@@ -361,10 +380,11 @@ func (s *Session) escalate(mode conn.CloseMode, reason conn.Reason) {
 	if mode == conn.CloseGraceful && reason != conn.ReasonKicked {
 		return
 	}
-	select {
-	case <-s.wound:
+	s.endMu.Lock()
+	wound := s.wound.fired
+	s.endMu.Unlock()
+	if wound {
 		return
-	default:
 	}
 	if mode != conn.CloseDiscard {
 		mode = conn.CloseReset

@@ -88,8 +88,7 @@ func (s *Session) Stream(channel string, after *string, opt StreamOptions) error
 		return err
 	}
 	s.writeLoop()
-	close(s.writerDone)
-	<-s.wound
+	<-s.woundC()
 	return nil
 }
 
@@ -119,7 +118,6 @@ func (s *Session) arriveStream() {
 		return
 	}
 	s.waitWriter()
-	close(s.writerDone)
 	s.done()
 }
 
@@ -170,8 +168,7 @@ func (s *Session) Unwatch() {
 // notStreamed ends a stream that could not begin, and returns err.
 func (s *Session) notStreamed(err error) error {
 	s.decide(ending{reason: conn.ReasonCompleted}) // Finish takes Watch's verdict
-	close(s.writerDone)
-	<-s.wound
+	<-s.woundC()
 	return err
 }
 

@@ -91,10 +91,8 @@ func (s *Session) onTimer() {
 	s.tm.dueMu.Lock()
 	s.tm.due = time.Time{} // firing: a wake while tick runs arms the timer
 	s.tm.dueMu.Unlock()
-	select {
-	case <-s.ended:
+	if s.ended.Load() {
 		return
-	default:
 	}
 	if next, ok := s.tick(&s.tm.tl); ok {
 		if soon := s.now().Add(time.Millisecond); next.Before(soon) {
@@ -295,9 +293,11 @@ func earliest(a, b time.Time) time.Time {
 // client, so that it resumes there.
 func (s *Session) slowEvent() wire.ErrorFrame {
 	s.mu.Lock()
-	cursors := make(map[string]string, len(s.delivered))
-	for ch, c := range s.delivered {
-		cursors[ch] = string(c)
+	cursors := make(map[string]string, len(s.subs))
+	for ch, sb := range s.subs {
+		if sb.began {
+			cursors[ch] = string(sb.delivered)
+		}
 	}
 	s.mu.Unlock()
 	return wire.ErrorFrame{
