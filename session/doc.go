@@ -129,6 +129,6 @@
 // lock before dueMu (a push that starts a lag clock wakes the timer); no
 // other lock is held while taking another. Signals that fire once at a
 // connection's end, with usually nobody waiting (the wind-up's, the
-// writer's last word, the reader's stop), are latches (latch.go) under
+// writer's last word, the reader's stop), are latches (internal/latch) under
 // their owner's lock: their channel is made only for a waiter.
 package session

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
@@ -35,9 +36,9 @@ type reader struct {
 	ready *conn.Ready    // nil without readiness
 
 	mu      sync.Mutex
-	running bool  // guarded by mu; a reader goroutine runs
-	stopped bool  // guarded by mu; no reader starts any more
-	done    latch // guarded by mu; fires once stopped and no reader runs
+	running bool        // guarded by mu; a reader goroutine runs
+	stopped bool        // guarded by mu; no reader starts any more
+	done    latch.Latch // guarded by mu; fires once stopped and no reader runs
 }
 
 // newReader prepares the reader of s; launchReader starts it.
@@ -144,7 +145,7 @@ func (s *Session) rearm() {
 	r.mu.Lock()
 	if r.stopped {
 		r.running = false
-		r.done.fire()
+		r.done.Fire()
 		r.mu.Unlock()
 		return
 	}
@@ -169,7 +170,7 @@ func (s *Session) readerExit() {
 	defer r.mu.Unlock()
 	r.running = false
 	if r.stopped {
-		r.done.fire()
+		r.done.Fire()
 	}
 }
 
@@ -181,9 +182,9 @@ func (s *Session) stopReader() {
 	r.mu.Lock()
 	r.stopped = true
 	if !r.running {
-		r.done.fire()
+		r.done.Fire()
 	}
-	done := r.done.wait()
+	done := r.done.Wait()
 	r.mu.Unlock()
 	if r.ready != nil {
 		r.ready.Stop()

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/store"
 )
 
@@ -76,7 +77,7 @@ type queue struct {
 	writer bool // guarded by mu; a writer runs or was started
 	// stopped fires once the queue is closed and empty and no writer
 	// runs: nothing more will be written (stoppedC). Guarded by mu.
-	stopped latch
+	stopped latch.Latch
 }
 
 func newQueue(limit int) *queue {
@@ -88,7 +89,7 @@ func newQueue(limit int) *queue {
 func (q *queue) stoppedC() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.stopped.wait()
+	return q.stopped.Wait()
 }
 
 // enable lets pushes start the writer with run (which must start a
@@ -104,7 +105,7 @@ func (q *queue) enable(run func()) {
 // wakeLocked starts a writer if there is work for one and none runs:
 // frames to write, or a closed queue to report stopped. q.mu is held.
 func (q *queue) wakeLocked() {
-	if q.run == nil || q.writer || q.stopped.fired {
+	if q.run == nil || q.writer || q.stopped.Fired() {
 		return
 	}
 	if len(q.ctrl.items)+len(q.msgs.items) == 0 && !q.closed {
@@ -126,7 +127,7 @@ func (q *queue) roomLocked() {
 // writer runs. q.mu is held.
 func (q *queue) stopLocked() {
 	if q.closed && !q.writer && len(q.ctrl.items)+len(q.msgs.items) == 0 {
-		q.stopped.fire()
+		q.stopped.Fire()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/limits"
 	"github.com/tether-run/tether/registry"
 	"github.com/tether-run/tether/wire"
@@ -70,9 +71,9 @@ type Session struct {
 	tm *sessionTimer
 
 	endMu   sync.Mutex
-	ending  *ending // guarded by endMu; set once
-	running bool    // guarded by endMu; start ran: the end winds up on its own goroutine
-	wound   latch   // guarded by endMu; fires when windUp has finished (woundC)
+	ending  *ending     // guarded by endMu; set once
+	running bool        // guarded by endMu; start ran: the end winds up on its own goroutine
+	wound   latch.Latch // guarded by endMu; fires when windUp has finished (woundC)
 	// ended is set once ending is (after the socket was acted on): the
 	// end is decided. Read without endMu by who must not queue past it.
 	ended atomic.Bool
@@ -215,7 +216,7 @@ func (s *Session) releaseLease() {
 func (s *Session) windUp() {
 	s.windDown()
 	s.endMu.Lock()
-	s.wound.fire()
+	s.wound.Fire()
 	s.endMu.Unlock()
 	switch s.kind {
 	case framed:
@@ -349,7 +350,7 @@ func (s *Session) endSubs() {
 func (s *Session) woundC() <-chan struct{} {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()
-	return s.wound.wait()
+	return s.wound.Wait()
 }
 
 func (s *Session) end() *ending {
@@ -381,7 +382,7 @@ func (s *Session) escalate(mode conn.CloseMode, reason conn.Reason) {
 		return
 	}
 	s.endMu.Lock()
-	wound := s.wound.fired
+	wound := s.wound.Fired()
 	s.endMu.Unlock()
 	if wound {
 		return
