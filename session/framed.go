@@ -302,7 +302,7 @@ func (s *Session) wroteFrame(it item) {
 	}
 	if it.cursor != "" {
 		s.mu.Lock()
-		if sb := s.subs[it.channel]; sb != nil && sb.began {
+		if sb := s.subs.get(it.channel); sb != nil && sb.began {
 			sb.delivered = it.cursor
 		}
 		s.mu.Unlock()
@@ -453,7 +453,7 @@ func (s *Session) addSub(channel string) (*sub, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.subs[channel]; dup {
+	if s.subs.get(channel) != nil {
 		return nil, &wire.ErrorFrame{Code: wire.CodeAlreadySubscribed, Message: "already subscribed to " + channel}
 	}
 	// The limits count (and refuse, with a metric) first; the session's
@@ -463,14 +463,14 @@ func (s *Session) addSub(channel string) (*sub, error) {
 			return nil, err
 		}
 	}
-	if len(s.subs) >= s.cfg.MaxSubscriptions {
+	if s.subs.len() >= s.cfg.MaxSubscriptions {
 		if s.lease != nil {
 			s.lease.Unsubscribe()
 		}
 		return nil, &wire.ErrorFrame{Code: wire.CodeTooManySubscriptions, Message: "too many subscriptions"}
 	}
 	sb := newSub(s, channel)
-	s.subs[channel] = sb
+	s.subs.put(sb)
 	return sb, nil
 }
 
@@ -493,7 +493,7 @@ func (s *Session) replyErr(id string, err error) {
 // the channel's presence (watch: the subscription wants presence events).
 func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 	s.mu.Lock()
-	live := s.subs[sb.channel] == sb // not unsubscribed meanwhile
+	live := s.subs.get(sb.channel) == sb // not unsubscribed meanwhile
 	if live {
 		sb.began, sb.delivered = true, start
 	}
@@ -507,9 +507,9 @@ func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 
 func (s *Session) unsubscribe(f wire.ClientFrame) {
 	s.mu.Lock()
-	sb := s.subs[f.Channel]
+	sb := s.subs.get(f.Channel)
 	if sb != nil {
-		delete(s.subs, f.Channel)
+		s.subs.del(f.Channel)
 	}
 	s.mu.Unlock()
 	if sb == nil {
@@ -564,9 +564,9 @@ func (s *Session) publish(f wire.ClientFrame) {
 // removeSub forgets sb if it is still the channel's subscription.
 func (s *Session) removeSub(sb *sub) {
 	s.mu.Lock()
-	removed := s.subs[sb.channel] == sb
+	removed := s.subs.get(sb.channel) == sb
 	if removed {
-		delete(s.subs, sb.channel)
+		s.subs.del(sb.channel)
 	}
 	s.mu.Unlock()
 	if removed {
@@ -586,9 +586,9 @@ func (s *Session) unsubscribed(channel string) {
 
 func (s *Session) setChannels() {
 	s.mu.Lock()
-	chs := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		chs = append(chs, ch)
+	chs := make([]string, 0, s.subs.len())
+	for sb := range s.subs.all() {
+		chs = append(chs, sb.channel)
 	}
 	s.mu.Unlock()
 	s.h.SetChannels(chs)
@@ -615,8 +615,8 @@ func (s *Session) follow(sb *sub) {
 // ended for reason.
 func (s *Session) unfollowAll(reason conn.Reason) {
 	s.mu.Lock()
-	subs := make([]*sub, 0, len(s.subs))
-	for _, sb := range s.subs {
+	subs := make([]*sub, 0, s.subs.len())
+	for sb := range s.subs.all() {
 		subs = append(subs, sb)
 	}
 	s.mu.Unlock()

@@ -87,7 +87,7 @@ type Session struct {
 	streamArrived atomic.Int32
 
 	mu   sync.Mutex
-	subs map[string]*sub // guarded by mu
+	subs subSet // guarded by mu
 }
 
 type kind uint8
@@ -128,7 +128,6 @@ func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
 	// connection of all).
 	if k != poll {
 		s.q = newQueue(c.cfg.QueueBytes)
-		s.subs = map[string]*sub{}
 		s.tm = &sessionTimer{}
 	}
 	if k == poll {
@@ -332,12 +331,12 @@ func (s *Session) decide(e ending) bool {
 // They stay listed for the wind-up (presence, followers, the
 // slow-consumer's cursors).
 func (s *Session) endSubs() {
-	if s.subs == nil {
-		return // a long-poll
+	if s.kind == poll {
+		return // a long-poll has none
 	}
 	s.mu.Lock()
-	subs := make([]*sub, 0, len(s.subs))
-	for _, sb := range s.subs {
+	subs := make([]*sub, 0, s.subs.len())
+	for sb := range s.subs.all() {
 		subs = append(subs, sb)
 	}
 	s.mu.Unlock()

@@ -293,10 +293,10 @@ func earliest(a, b time.Time) time.Time {
 // client, so that it resumes there.
 func (s *Session) slowEvent() wire.ErrorFrame {
 	s.mu.Lock()
-	cursors := make(map[string]string, len(s.subs))
-	for ch, sb := range s.subs {
+	cursors := make(map[string]string, s.subs.len())
+	for sb := range s.subs.all() {
 		if sb.began {
-			cursors[ch] = string(sb.delivered)
+			cursors[sb.channel] = string(sb.delivered)
 		}
 	}
 	s.mu.Unlock()
