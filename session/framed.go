@@ -198,7 +198,7 @@ func (s *Session) stopReader() {
 func (s *Session) readFailed(t FramedTransport, err error) {
 	switch {
 	case errors.Is(err, ErrFrameTooLarge):
-		msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
+		msg := "frame over " + strconv.Itoa(s.c.cfg.MaxFrameSize) + " bytes"
 		s.protocolError(wire.CodeFrameTooLarge, msg)
 		return
 	case errors.Is(err, wire.ErrInvalidUTF8):
@@ -393,7 +393,7 @@ func (s *Session) request(typ, id string, work func(release func())) {
 		s.ReplyError(id, wire.CodeBadRequest, typ+" needs an id of 1 to 128 bytes")
 		return
 	}
-	if s.inFlight.Add(1) > int32(s.cfg.MaxInFlight) {
+	if s.inFlight.Add(1) > int32(s.c.cfg.MaxInFlight) {
 		s.inFlight.Add(-1)
 		s.ReplyError(id, wire.CodeTooManyRequests, "too many requests in flight")
 		return
@@ -463,7 +463,7 @@ func (s *Session) addSub(channel string) (*sub, error) {
 			return nil, err
 		}
 	}
-	if s.subs.len() >= s.cfg.MaxSubscriptions {
+	if s.subs.len() >= s.c.cfg.MaxSubscriptions {
 		if s.lease != nil {
 			s.lease.Unsubscribe()
 		}

@@ -156,7 +156,7 @@ func (p *parking) wait(st store.Store, g *parkGroup) {
 // (the page has a gap, is full, or their queue is short of room; or the
 // read failed), whose own goroutines then do it the long way.
 func (p *parking) deliver(st store.Store, k parkKey, subs []*sub) (rest []*sub) {
-	c, batch := subs[0].s.c, subs[0].s.cfg.ReadBatch
+	c, batch := subs[0].s.c, subs[0].s.c.cfg.ReadBatch
 	pg, err := c.reads.read(context.Background(), st, k.channel, k.after, batch, time.Time{})
 	if err != nil || pg.res.Gap || len(pg.res.Messages) == 0 || len(pg.res.Messages) >= batch {
 		return subs

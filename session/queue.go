@@ -65,16 +65,16 @@ type queue struct {
 	kick func(since time.Time)
 
 	mu      sync.Mutex
+	closed  bool               // guarded by mu
+	writer  bool               // guarded by mu; a writer runs or was started (next to mu, so that they pack)
 	ctrl    lane               // guarded by mu
 	msgs    lane               // guarded by mu
 	space   chan struct{}      // guarded by mu; made by a push that waits for room, closed when room is made
 	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock; nil until one is
 	writing time.Time          // guarded by mu; lag clock of the message frame being written
-	closed  bool               // guarded by mu
 	// run starts a writer; nil until enable. Called with mu held: it
 	// must not block (it starts a goroutine). Guarded by mu.
-	run    func()
-	writer bool // guarded by mu; a writer runs or was started
+	run func()
 	// stopped fires once the queue is closed and empty and no writer
 	// runs: nothing more will be written (stoppedC). Guarded by mu.
 	stopped latch.Latch

@@ -20,74 +20,75 @@ import (
 // any goroutine at any time. Extensions see it through its exported
 // methods (ext.go).
 type Session struct {
-	c   *Core
-	cfg *Config
-	t   Transport // nil for a long-poll
-	f   Format
-	nc  net.Conn // the raw connection, if known
-	h   *registry.Handle
-	q   *queue
+	c  *Core
+	t  Transport // nil for a long-poll
+	f  Format
+	nc net.Conn // the raw connection, if known
+	h  *registry.Handle
+	q  *queue
 	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
 	// but not reading; nil when the transport's socket has none. Set by
 	// start; used under tmu only.
 	guard *conn.StallGuard
-	// kind says what the transport does: reads frames (framed), only
-	// writes (stream), or answers once (poll).
-	kind kind
-	beat time.Duration // stream: heartbeat comment interval
 
 	// p is who the session acts for; replaced by a refresh (same sub).
 	p atomic.Pointer[auth.Principal]
 	// lease holds the session's place in the limits; nil without limits.
-	// Set before the session is opened; released once, when it ends.
-	lease        *limits.Lease
-	leaseRelease sync.Once
+	// Set before the session is opened; released once, when it ends
+	// (leaseGone).
+	lease *limits.Lease
 
 	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
 	cancel context.CancelCauseFunc
-	// inFlight counts the requests in flight (at most Config.MaxInFlight).
-	inFlight atomic.Int32
 
+	// Fields are ordered so that the small ones pack: an idle connection
+	// is mostly its Session.
 	workMu   sync.Mutex
-	work     sync.WaitGroup // request handlers and subscriptions; Add under workMu
-	stopping bool           // guarded by workMu; no more work starts
+	stopping bool // guarded by workMu; no more work starts
+	// kind says what the transport does: reads frames (framed), only
+	// writes (stream), or answers once (poll).
+	kind      kind
+	leaseGone atomic.Bool    // the lease was released
+	inFlight  atomic.Int32   // requests in flight (at most Config.MaxInFlight)
+	work      sync.WaitGroup // request handlers and subscriptions; Add under workMu
 
 	lastRecv  atomic.Int64 // unix nanos: any frame arrived
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool // a frame was written since the timer last looked at the socket
 	// unread is the lag clock (unix nanos) of the oldest message written
 	// into the socket since the stall guard last saw the peer's window
 	// open; 0 if none.
 	unread   atomic.Int64
-	notified atomic.Bool  // NotifyShutdown was called
 	hint     atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	wrote    atomic.Bool  // a frame was written since the timer last looked at the socket
+	notified atomic.Bool  // NotifyShutdown was called
 	usedExt  atomic.Bool  // an Extension served a request
-	gone     func() bool  // HTTP sessions: stops watching the request's context
+	// ended is set once ending is (after the socket was acted on): the
+	// end is decided. Read without endMu by who must not queue past it.
+	ended atomic.Bool
+	gone  func() bool // HTTP sessions: stops watching the request's context
 
 	// The timer (timer.go): a runtime timer, no goroutine. Nil for a
 	// long-poll, which has none.
 	tm *sessionTimer
 
 	endMu   sync.Mutex
-	ending  *ending     // guarded by endMu; set once
 	running bool        // guarded by endMu; start ran: the end winds up on its own goroutine
+	ending  *ending     // guarded by endMu; set once
 	wound   latch.Latch // guarded by endMu; fires when windUp has finished (woundC)
-	// ended is set once ending is (after the socket was acted on): the
-	// end is decided. Read without endMu by who must not queue past it.
-	ended atomic.Bool
 
 	// Framed sessions only: the reader (framed.go), and done, called once
 	// the session has wound up (Core.Start).
 	rd   *reader
 	done func()
-	// streamArrived counts StreamStart's start and windUp's end: the
-	// second finishes the stream (stream.go).
-	streamArrived atomic.Int32
 
-	mu   sync.Mutex
-	subs subSet // guarded by mu
+	mu sync.Mutex
+	// streamArrived counts StreamStart's start and windUp's end: the
+	// second finishes the stream (stream.go). Atomic, not under mu: it
+	// sits here so that it packs.
+	streamArrived atomic.Int32
+	subs          subSet // guarded by mu
 }
 
 type kind uint8
@@ -121,7 +122,7 @@ const abortFlush = 250 * time.Millisecond
 // session derives its own from (the request's: it ends when the client is
 // gone); the others' ignore it.
 func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
-	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k}
+	s := &Session{c: c, t: t, kind: k}
 	// A long-poll answers once from a shared page: it queues nothing,
 	// handles no requests, has no subscription and no writer, so it takes
 	// none of their state (a waiting long-poll is the most numerous
@@ -202,8 +203,8 @@ func (s *Session) finishFramed() {
 
 // releaseLease gives the session's place in the limits back, once.
 func (s *Session) releaseLease() {
-	if s.lease != nil {
-		s.leaseRelease.Do(s.lease.Release)
+	if s.lease != nil && s.leaseGone.CompareAndSwap(false, true) {
+		s.lease.Release()
 	}
 }
 
@@ -270,7 +271,7 @@ func (s *Session) closeGracefully(e *ending, writerDone <-chan struct{}) {
 		s.q.forceCtrl(item{frame: final})
 	}
 	s.q.close(false)
-	wait := s.cfg.FlushTimeout
+	wait := s.c.cfg.FlushTimeout
 	if e.abort {
 		wait = min(wait, abortFlush)
 	}

@@ -124,7 +124,7 @@ func (s *Session) arriveStream() {
 // beginStream starts the stream's subscription, commits the response
 // (opt.Begin) and starts the timer.
 func (s *Session) beginStream(channel string, after *string, opt StreamOptions) error {
-	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
+	s.tm.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
 	sb, err := s.addSub(channel)
 	if err != nil {
 		return s.notStreamed(err)

@@ -24,28 +24,29 @@ import (
 type sub struct {
 	s       *Session
 	channel string
-	started time.Time // the lag clock of history starts here
-	waiting Gauge     // counts the subscription while it waits; may be nil
+	started int64 // unix nanos: the lag clock of history starts here
+	waiting Gauge // counts the subscription while it waits; may be nil
 
 	// unfollow ends the follows of the subscription (nil if none). Set by
 	// the subscription's goroutine before done is closed; called once, by
 	// stopFollow.
-	unfollow   func(departed bool)
-	unfollowed sync.Once
+	unfollow func(departed bool)
 
 	parkedIn *parkGroup // guarded by Core.parking.mu; nil unless parked
 
-	// began and delivered: the subscription has begun (Session.began),
-	// and the last cursor written to the client (its start until a
-	// message is). Guarded by Session.mu.
-	began     bool
+	// delivered is the last cursor written to the client (its start
+	// until a message is), once began. Guarded by Session.mu.
 	delivered store.Cursor
 
-	mu       sync.Mutex
-	stopped  bool               // guarded by mu; the subscription is ending: it runs and parks no more
-	cancel   context.CancelFunc // guarded by mu; ends the running goroutine's context; nil while none runs
-	finished bool               // guarded by mu; no goroutine runs it and it is not parked, for good
-	done     chan struct{}      // guarded by mu; made by wait, closed by finish
+	cancel context.CancelFunc // guarded by mu; ends the running goroutine's context; nil while none runs
+	done   chan struct{}      // guarded by mu; made by wait, closed by finish
+
+	// Small fields last, so that they pack.
+	unfollowed sync.Once
+	mu         sync.Mutex
+	stopped    bool // guarded by mu; the subscription is ending: it runs and parks no more
+	finished   bool // guarded by mu; no goroutine runs it and it is not parked, for good
+	began      bool // guarded by Session.mu; the subscription has begun (Session.began)
 }
 
 // enter gives a goroutine that runs the subscription its context, which
@@ -184,7 +185,7 @@ func (sb *sub) stopFollow(departed bool) {
 }
 
 func newSub(s *Session, channel string) *sub {
-	return &sub{s: s, channel: channel, started: s.now()}
+	return &sub{s: s, channel: channel, started: s.now().UnixNano()}
 }
 
 // open finds where the subscription starts: after the given cursor, which
@@ -197,7 +198,7 @@ func (sb *sub) open(after *string) (store.Cursor, *page, error) {
 		b, err := st.Bounds(sb.s.ctx, sb.channel)
 		return b.Latest, nil, err
 	}
-	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.cfg.ReadBatch, time.Time{})
+	p, err := sb.s.c.reads.read(sb.s.ctx, st, sb.channel, store.Cursor(*after), sb.s.c.cfg.ReadBatch, time.Time{})
 	return store.Cursor(*after), p, err
 }
 
@@ -207,7 +208,7 @@ func (sb *sub) open(after *string) (store.Cursor, *page, error) {
 // message arrives). first is a page already read, if any; ctx is the
 // run's (enter).
 func (sb *sub) stream(ctx context.Context, cursor store.Cursor, first *page, caughtUp bool) (parked bool) {
-	st, batch := sb.s.c.store, sb.s.cfg.ReadBatch
+	st, batch := sb.s.c.store, sb.s.c.cfg.ReadBatch
 	p := first
 	for {
 		if p == nil {
@@ -259,8 +260,8 @@ func (sb *sub) queue(ctx context.Context, after store.Cursor, p *page) error {
 // lagClock is when m's lag clock starts: when it was appended, or when
 // the subscription started for history older than that.
 func (sb *sub) lagClock(m store.Message) time.Time {
-	if m.Time.Before(sb.started) {
-		return sb.started
+	if m.Time.UnixNano() < sb.started {
+		return time.Unix(0, sb.started)
 	}
 	return m.Time
 }

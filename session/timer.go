@@ -29,6 +29,7 @@ type sessionTimer struct {
 	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
 	// timerOff: stopped for good. Guarded by dueMu.
 	timerOff bool
+	beat     time.Duration // stream: heartbeat comment interval; set before the timer starts
 }
 
 // timerState is the timer's own; guarded by sessionTimer.tmu.
@@ -59,8 +60,8 @@ func (s *Session) startTimer() {
 // lagStarted is the queue's kick: a lag clock started at since, so a lag
 // check is due at since+MaxLag.
 func (s *Session) lagStarted(since time.Time) {
-	if s.cfg.MaxLag > 0 {
-		s.wake(since.Add(s.cfg.MaxLag))
+	if s.c.cfg.MaxLag > 0 {
+		s.wake(since.Add(s.c.cfg.MaxLag))
 	}
 }
 
@@ -118,15 +119,15 @@ func (s *Session) stopTimer() {
 
 func (s *Session) pingInterval() time.Duration {
 	if s.kind == stream {
-		return s.beat
+		return s.tm.beat
 	}
-	return s.cfg.PingInterval
+	return s.c.cfg.PingInterval
 }
 
 // tick runs one pass of the limits and returns when to look again; ok is
 // false when it decided the end. s.tm.tmu is held.
 func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
-	cfg := s.cfg
+	cfg := &s.c.cfg
 	now := s.now()
 	s.lookAtSocket(tl, now)
 	if !now.Before(tl.nextPing) {
@@ -135,7 +136,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 	}
 	if s.kind == stream {
 		// A stream's heartbeat only fills silence.
-		if at := time.Unix(0, s.lastWrite.Load()).Add(s.beat); at.After(now) {
+		if at := time.Unix(0, s.lastWrite.Load()).Add(s.tm.beat); at.After(now) {
 			tl.nextPing = at
 		}
 	}
@@ -197,7 +198,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 // Config.BusyPeerTimeout), but never later than BusyPeerTimeout after
 // beatAt's start. s.tmu is held.
 func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
-	cfg := s.cfg
+	cfg := &s.c.cfg
 	if cfg.BusyPeerTimeout < 0 || s.fromProxy() {
 		return beatAt
 	}
@@ -216,7 +217,7 @@ func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
 // fromProxy reports whether the connection's peer is one of
 // Config.Proxies.
 func (s *Session) fromProxy() bool {
-	if len(s.cfg.Proxies) == 0 || s.nc == nil {
+	if len(s.c.cfg.Proxies) == 0 || s.nc == nil {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(s.nc.RemoteAddr().String())
@@ -224,7 +225,7 @@ func (s *Session) fromProxy() bool {
 		return false
 	}
 	a := ap.Addr().Unmap()
-	for _, p := range s.cfg.Proxies {
+	for _, p := range s.c.cfg.Proxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -236,7 +237,7 @@ func (s *Session) fromProxy() bool {
 // written for its interval.
 func (s *Session) ping(now time.Time) {
 	if s.kind == stream {
-		if now.Sub(time.Unix(0, s.lastWrite.Load())) >= s.beat {
+		if now.Sub(time.Unix(0, s.lastWrite.Load())) >= s.tm.beat {
 			s.q.forceCtrl(item{frame: s.f.Encode(wire.Ping{Type: wire.TypePing})})
 		}
 		return
@@ -302,6 +303,6 @@ func (s *Session) slowEvent() wire.ErrorFrame {
 	s.mu.Unlock()
 	return wire.ErrorFrame{
 		Type: wire.TypeError, Code: wire.CodeSlowConsumer, Cursors: cursors,
-		Message: "fell behind by more than " + s.cfg.MaxLag.String() + "; resume each channel after its cursor",
+		Message: "fell behind by more than " + s.c.cfg.MaxLag.String() + "; resume each channel after its cursor",
 	}
 }
