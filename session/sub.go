@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
@@ -27,9 +28,8 @@ type sub struct {
 	started int64 // unix nanos: the lag clock of history starts here
 	waiting Gauge // counts the subscription while it waits; may be nil
 
-	// unfollow ends the follows of the subscription (nil if none). Set by
-	// the subscription's goroutine before done is closed; called once, by
-	// stopFollow.
+	// unfollow ends the follows of the subscription (nil if none). Set
+	// when it begins; called once, by stopFollow.
 	unfollow func(departed bool)
 
 	parkedIn *parkGroup // guarded by Core.parking.mu; nil unless parked
@@ -39,13 +39,14 @@ type sub struct {
 	delivered store.Cursor
 
 	cancel context.CancelFunc // guarded by mu; ends the running goroutine's context; nil while none runs
-	done   chan struct{}      // guarded by mu; made by wait, closed by finish
+	// done fires once no goroutine runs the subscription and it is not
+	// parked, for good (finish). Guarded by mu.
+	done latch.Latch
 
 	// Small fields last, so that they pack.
 	unfollowed sync.Once
 	mu         sync.Mutex
 	stopped    bool // guarded by mu; the subscription is ending: it runs and parks no more
-	finished   bool // guarded by mu; no goroutine runs it and it is not parked, for good
 	began      bool // guarded by Session.mu; the subscription has begun (Session.began)
 }
 
@@ -108,16 +109,10 @@ func (sb *sub) end() {
 // parked.
 func (sb *sub) finish() {
 	sb.mu.Lock()
-	if sb.finished {
-		sb.mu.Unlock()
-		return
-	}
-	sb.finished, sb.stopped = true, true
+	sb.stopped = true
 	cancel := sb.cancel
 	sb.cancel = nil
-	if sb.done != nil {
-		close(sb.done)
-	}
+	sb.done.Fire()
 	sb.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -127,14 +122,7 @@ func (sb *sub) finish() {
 // wait returns once the subscription has finished.
 func (sb *sub) wait() {
 	sb.mu.Lock()
-	if sb.finished {
-		sb.mu.Unlock()
-		return
-	}
-	if sb.done == nil {
-		sb.done = make(chan struct{})
-	}
-	done := sb.done
+	done := sb.done.Wait()
 	sb.mu.Unlock()
 	<-done
 }
@@ -175,7 +163,8 @@ type Gauge interface {
 func (sb *sub) setUnfollow(f func(departed bool)) { sb.unfollow = f }
 
 // stopFollow ends the subscription's follows, if any; departed says the
-// connection really went away. Call it after done is closed.
+// connection really went away. Call it once the subscription has
+// finished (wait).
 func (sb *sub) stopFollow(departed bool) {
 	sb.unfollowed.Do(func() {
 		if sb.unfollow != nil {
