@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,15 +69,18 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 		// HTTP/1.1: the handler returns once the stream runs on its
 		// hijacked connection; done finishes it.
 		channel, remote := p.channel, r.RemoteAddr
-		ended := make(chan struct{})
+		// A WaitGroup, not a channel: done's closure keeps it for the
+		// stream's life, and it is waited on only when the hijack failed.
+		var ended sync.WaitGroup
+		ended.Add(1)
 		err = s.StreamStart(p.channel, p.cursorArg(), opt, func() {
 			if raw := t.raw.Load(); raw != nil {
 				t.finish(a, raw, channel, remote)
 			}
-			close(ended)
+			ended.Done()
 		})
 		if err == nil && t.raw.Load() == nil {
-			<-ended // not hijacked after all: the stream went out on w
+			ended.Wait() // not hijacked after all: the stream went out on w
 		}
 	} else {
 		err = s.Stream(p.channel, p.cursorArg(), opt)

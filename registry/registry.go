@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 )
 
 // Errors of the Registry.
@@ -125,13 +126,11 @@ func New(cfg Config) (*Registry, error) {
 // Handle is a transport's grip on its admitted connection. Its methods are
 // safe for concurrent use.
 type Handle struct {
-	r         *Registry
-	id        string
-	oi        OpenInfo
-	peer      Peer
-	started   time.Time
-	connected chan struct{} // closed when OnConnect has returned
-	done      chan struct{} // closed when conn.End has completed
+	r       *Registry
+	id      string
+	oi      OpenInfo
+	peer    Peer
+	started time.Time
 
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
@@ -140,6 +139,11 @@ type Handle struct {
 	mu       sync.Mutex
 	state    State    // guarded by mu
 	channels []string // guarded by mu
+	// connected fires when OnConnect has returned, done when End has
+	// completed; each makes its channel only for a waiter (most
+	// connections end with nobody waiting on either). Guarded by mu.
+	connected latch.Latch
+	done      latch.Latch
 }
 
 // Open admits a connection. With a session key it first waits (bounded by
@@ -155,16 +159,13 @@ func (r *Registry) Open(ctx context.Context, oi OpenInfo, p Peer) (*Handle, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h := &Handle{
-		r: r, id: newID(), oi: oi, peer: p, state: StateOpen,
-		connected: make(chan struct{}), done: make(chan struct{}),
-	}
+	h := &Handle{r: r, id: newID(), oi: oi, peer: p, state: StateOpen}
 	if err := r.admit(ctx, h); err != nil {
 		return nil, err
 	}
 	r.metrics.open.WithLabelValues(string(oi.Transport)).Inc()
 	func() {
-		defer close(h.connected) // even if OnConnect panics, conn.End must not hang
+		defer h.fire(&h.connected) // even if OnConnect panics, conn.End must not hang
 		if r.cfg.OnConnect != nil {
 			r.cfg.OnConnect(h.Info())
 		}
@@ -187,7 +188,7 @@ func (r *Registry) admit(ctx context.Context, h *Handle) error {
 			defer timer.Stop()
 		}
 		select {
-		case <-prev.done: // its key is released; try again
+		case <-prev.Done(): // its key is released; try again
 		case <-timer.C:
 			return ErrAdmitTimeout
 		case <-r.closing:
@@ -264,7 +265,18 @@ func (h *Handle) SetChannels(channels []string) {
 
 // Done returns a channel closed when End has completed: OnDisconnect
 // returned and the connection left the Registry.
-func (h *Handle) Done() <-chan struct{} { return h.done }
+func (h *Handle) Done() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.done.Wait()
+}
+
+// fire fires l, one of h's latches.
+func (h *Handle) fire(l *latch.Latch) {
+	h.mu.Lock()
+	l.Fire()
+	h.mu.Unlock()
+}
 
 // Info describes the connection now.
 func (h *Handle) Info() Info {
@@ -300,7 +312,10 @@ func (h *Handle) End(reason conn.Reason, noticed time.Duration) {
 	h.state = StateClosing
 	h.mu.Unlock()
 
-	<-h.connected
+	h.mu.Lock()
+	connected := h.connected.Wait()
+	h.mu.Unlock()
+	<-connected
 	info := h.Info()
 	// The rest runs even if OnDisconnect panics, so that the Registry stays
 	// consistent for a caller that recovers.
@@ -333,8 +348,8 @@ func (h *Handle) release(info Info, reason conn.Reason, noticed time.Duration) {
 	r.mu.Unlock()
 	h.mu.Lock()
 	h.state = StateClosed
+	h.done.Fire()
 	h.mu.Unlock()
-	close(h.done)
 }
 
 // Get describes connection id, if it is live (open or closing).

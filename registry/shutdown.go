@@ -107,7 +107,7 @@ func waitEnded(ctx context.Context, hs []*Handle, by time.Time) []*Handle {
 	}
 	for i, h := range hs {
 		select {
-		case <-h.done:
+		case <-h.Done():
 			continue
 		case <-expired:
 		case <-ctx.Done():
@@ -124,10 +124,7 @@ func waitEnded(ctx context.Context, hs []*Handle, by time.Time) []*Handle {
 }
 
 func ended(h *Handle) bool {
-	select {
-	case <-h.done:
-		return true
-	default:
-		return false
-	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.done.Fired()
 }

@@ -93,7 +93,11 @@
 //     the store and queueing. A caught-up subscription has no goroutine:
 //     it is parked (park.go), and the subscriptions of a channel parked
 //     at one cursor share one goroutine waiting on the store, owned by the
-//     Core, which exits once it woke them or they all left.
+//     Core, which exits once it woke them or they all left. A
+//     subscription has a context only while a goroutine runs it; the
+//     session's end reaches every subscription through Session.endSubs
+//     (called by the end's decision), not through context propagation,
+//     so a parked one holds no context and no watch.
 //
 // Start's caller keeps no goroutine: Start returns once the session runs,
 // and done is called once it has wound up. An SSE stream has the
@@ -110,14 +114,21 @@
 // time; they never block on the network.
 //
 // Locks: Core.presence.mu guards who is subscribed where (a leaf: events
-// are queued after it is released); Core.parking.mu guards the parked subscriptions (a leaf but for
-// the Gauge it counts them in); Session.mu guards the subscriptions, Session.workMu the request
-// work group, Session.endMu the decided end, Session.tmu the timer's state
-// and the stall guard, Session.dueMu (a leaf) when the timer fires next;
-// the queue has its own (it starts the writer with it held: a go
-// statement, nothing that blocks); the reader's (framed.go) is held
-// across conn.Ready's Arm, whose own lock is a leaf. Order: tmu before endMu, mu and the queue's lock
-// (a timer firing reads the queue and the subscriptions, and may decide
-// the end); the queue's lock before dueMu (a push that starts a lag clock
-// wakes the timer); no other lock is held while taking another.
+// are queued after it is released); Core.parking.mu guards the parked
+// subscriptions (a leaf but for the Gauge it counts them in and a
+// subscription's own mu); sub.mu (a leaf) a subscription's run and end;
+// Session.mu guards the subscriptions, Session.workMu the request work
+// group, Session.endMu the decided end and the wind-up's latch,
+// Session.tmu the timer's state and the stall guard, Session.dueMu (a
+// leaf) when the timer fires next; the queue has its own (it starts the
+// writer with it held: a go statement, nothing that blocks); the reader's
+// (framed.go) is held across conn.Ready's Arm, whose own lock is a leaf.
+// Order: tmu before endMu, mu, parking.mu and the queue's lock (a timer
+// firing reads the queue and the subscriptions, and may decide the end,
+// which ends the subscriptions); parking.mu before sub.mu; the queue's
+// lock before dueMu (a push that starts a lag clock wakes the timer); no
+// other lock is held while taking another. Signals that fire once at a
+// connection's end, with usually nobody waiting (the wind-up's, the
+// writer's last word, the reader's stop), are latches (internal/latch) under
+// their owner's lock: their channel is made only for a waiter.
 package session

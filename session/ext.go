@@ -46,10 +46,8 @@ func (s *Session) StoreError(id string, err error) {
 // waits on a slow client; the caller bounds how many it pushes. It
 // reports false once the session is ending.
 func (s *Session) Push(ev any) bool {
-	select {
-	case <-s.ended:
+	if s.ended.Load() {
 		return false
-	default:
 	}
 	return s.q.forceCtrl(item{frame: s.f.Encode(ev), app: true})
 }

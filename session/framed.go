@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
@@ -35,14 +36,14 @@ type reader struct {
 	ready *conn.Ready    // nil without readiness
 
 	mu      sync.Mutex
-	running bool          // guarded by mu; a reader goroutine runs
-	stopped bool          // guarded by mu; no reader starts any more
-	done    chan struct{} // closed once stopped and no reader runs
+	running bool        // guarded by mu; a reader goroutine runs
+	stopped bool        // guarded by mu; no reader starts any more
+	done    latch.Latch // guarded by mu; fires once stopped and no reader runs
 }
 
 // newReader prepares the reader of s; launchReader starts it.
 func (s *Session) newReader(t FramedTransport) {
-	r := &reader{t: t, done: make(chan struct{})}
+	r := &reader{t: t}
 	if b, ok := t.(BufferedReader); ok && t.NetConn() != nil {
 		// The callback takes r, not s.rd: the poller's goroutine that
 		// starts it has synchronised with NewReady only.
@@ -144,7 +145,7 @@ func (s *Session) rearm() {
 	r.mu.Lock()
 	if r.stopped {
 		r.running = false
-		close(r.done)
+		r.done.Fire()
 		r.mu.Unlock()
 		return
 	}
@@ -169,7 +170,7 @@ func (s *Session) readerExit() {
 	defer r.mu.Unlock()
 	r.running = false
 	if r.stopped {
-		close(r.done)
+		r.done.Fire()
 	}
 }
 
@@ -181,13 +182,14 @@ func (s *Session) stopReader() {
 	r.mu.Lock()
 	r.stopped = true
 	if !r.running {
-		close(r.done)
+		r.done.Fire()
 	}
+	done := r.done.Wait()
 	r.mu.Unlock()
 	if r.ready != nil {
 		r.ready.Stop()
 	}
-	<-r.done
+	<-done
 }
 
 // readFailed decides the end after a read failed (or readiness could not
@@ -196,7 +198,7 @@ func (s *Session) stopReader() {
 func (s *Session) readFailed(t FramedTransport, err error) {
 	switch {
 	case errors.Is(err, ErrFrameTooLarge):
-		msg := "frame over " + strconv.Itoa(s.cfg.MaxFrameSize) + " bytes"
+		msg := "frame over " + strconv.Itoa(s.c.cfg.MaxFrameSize) + " bytes"
 		s.protocolError(wire.CodeFrameTooLarge, msg)
 		return
 	case errors.Is(err, wire.ErrInvalidUTF8):
@@ -230,7 +232,7 @@ func (s *Session) startWriter() {
 
 // waitWriter waits until nothing more will be written: the queue is closed
 // (by the wind-up, or a failed write) and drained, and no writer runs.
-func (s *Session) waitWriter() { <-s.q.stopped }
+func (s *Session) waitWriter() { <-s.q.stoppedC() }
 
 // writeLoop runs the writer until the queue is closed and drained: the
 // blocking form, for Stream.
@@ -300,8 +302,8 @@ func (s *Session) wroteFrame(it item) {
 	}
 	if it.cursor != "" {
 		s.mu.Lock()
-		if _, ok := s.delivered[it.channel]; ok {
-			s.delivered[it.channel] = it.cursor
+		if sb := s.subs.get(it.channel); sb != nil && sb.began {
+			sb.delivered = it.cursor
 		}
 		s.mu.Unlock()
 	}
@@ -391,14 +393,13 @@ func (s *Session) request(typ, id string, work func(release func())) {
 		s.ReplyError(id, wire.CodeBadRequest, typ+" needs an id of 1 to 128 bytes")
 		return
 	}
-	select {
-	case s.slots <- struct{}{}:
-	default:
+	if s.inFlight.Add(1) > int32(s.c.cfg.MaxInFlight) {
+		s.inFlight.Add(-1)
 		s.ReplyError(id, wire.CodeTooManyRequests, "too many requests in flight")
 		return
 	}
 	s.lastApp.Store(s.now().UnixNano())
-	release := func() { <-s.slots }
+	release := func() { s.inFlight.Add(-1) }
 	if !s.goWork(func() { work(release) }) {
 		release() // ending: no one to answer
 	}
@@ -452,7 +453,7 @@ func (s *Session) addSub(channel string) (*sub, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, dup := s.subs[channel]; dup {
+	if s.subs.get(channel) != nil {
 		return nil, &wire.ErrorFrame{Code: wire.CodeAlreadySubscribed, Message: "already subscribed to " + channel}
 	}
 	// The limits count (and refuse, with a metric) first; the session's
@@ -462,14 +463,14 @@ func (s *Session) addSub(channel string) (*sub, error) {
 			return nil, err
 		}
 	}
-	if len(s.subs) >= s.cfg.MaxSubscriptions {
+	if s.subs.len() >= s.c.cfg.MaxSubscriptions {
 		if s.lease != nil {
 			s.lease.Unsubscribe()
 		}
 		return nil, &wire.ErrorFrame{Code: wire.CodeTooManySubscriptions, Message: "too many subscriptions"}
 	}
 	sb := newSub(s, channel)
-	s.subs[channel] = sb
+	s.subs.put(sb)
 	return sb, nil
 }
 
@@ -492,9 +493,9 @@ func (s *Session) replyErr(id string, err error) {
 // the channel's presence (watch: the subscription wants presence events).
 func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 	s.mu.Lock()
-	live := s.subs[sb.channel] == sb // not unsubscribed meanwhile
+	live := s.subs.get(sb.channel) == sb // not unsubscribed meanwhile
 	if live {
-		s.delivered[sb.channel] = start
+		sb.began, sb.delivered = true, start
 	}
 	s.mu.Unlock()
 	s.setChannels()
@@ -506,18 +507,17 @@ func (s *Session) began(sb *sub, start store.Cursor, watch bool) {
 
 func (s *Session) unsubscribe(f wire.ClientFrame) {
 	s.mu.Lock()
-	sb := s.subs[f.Channel]
+	sb := s.subs.get(f.Channel)
 	if sb != nil {
-		delete(s.subs, f.Channel)
-		delete(s.delivered, f.Channel)
+		s.subs.del(f.Channel)
 	}
 	s.mu.Unlock()
 	if sb == nil {
 		s.ReplyError(f.ID, wire.CodeNotSubscribed, "not subscribed to "+quote(f.Channel))
 		return
 	}
-	sb.cancel()
-	<-sb.done
+	sb.end()
+	sb.wait()
 	sb.stopFollow(false)
 	s.unsubscribed(f.Channel)
 	// The reply is queued after the drop, so no message of the channel
@@ -564,10 +564,9 @@ func (s *Session) publish(f wire.ClientFrame) {
 // removeSub forgets sb if it is still the channel's subscription.
 func (s *Session) removeSub(sb *sub) {
 	s.mu.Lock()
-	removed := s.subs[sb.channel] == sb
+	removed := s.subs.get(sb.channel) == sb
 	if removed {
-		delete(s.subs, sb.channel)
-		delete(s.delivered, sb.channel)
+		s.subs.del(sb.channel)
 	}
 	s.mu.Unlock()
 	if removed {
@@ -587,9 +586,9 @@ func (s *Session) unsubscribed(channel string) {
 
 func (s *Session) setChannels() {
 	s.mu.Lock()
-	chs := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		chs = append(chs, ch)
+	chs := make([]string, 0, s.subs.len())
+	for sb := range s.subs.all() {
+		chs = append(chs, sb.channel)
 	}
 	s.mu.Unlock()
 	s.h.SetChannels(chs)
@@ -616,8 +615,8 @@ func (s *Session) follow(sb *sub) {
 // ended for reason.
 func (s *Session) unfollowAll(reason conn.Reason) {
 	s.mu.Lock()
-	subs := make([]*sub, 0, len(s.subs))
-	for _, sb := range s.subs {
+	subs := make([]*sub, 0, s.subs.len())
+	for sb := range s.subs.all() {
 		subs = append(subs, sb)
 	}
 	s.mu.Unlock()

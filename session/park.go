@@ -36,7 +36,7 @@ type parkKey struct {
 // one cursor, and the goroutine waiting for a message after it.
 type parkGroup struct {
 	key    parkKey
-	subs   map[*sub]func() bool   // guarded by parking.mu; each sub's cancellation watch (its stop)
+	subs   map[*sub]struct{}      // guarded by parking.mu
 	polls  map[*PollWait]struct{} // guarded by parking.mu; nil until a long-poll parks here
 	ctx    context.Context        // ends when the group has emptied
 	cancel context.CancelFunc
@@ -54,7 +54,10 @@ func (p *parking) park(st store.Store, sb *sub, cursor store.Cursor) bool {
 }
 
 func (p *parking) parkLocked(st store.Store, sb *sub, cursor store.Cursor) bool {
-	if sb.ctx.Err() != nil {
+	// A subscription's end (sub.stop, then sub.end's remove) sets stopped
+	// before it takes mu: either it is seen here, or the end finds sb
+	// parked and finishes it.
+	if sb.isStopped() || sb.s.ctx.Err() != nil {
 		return false
 	}
 	g := p.groupLocked(st, parkKey{sb.channel, cursor})
@@ -62,13 +65,7 @@ func (p *parking) parkLocked(st store.Store, sb *sub, cursor store.Cursor) bool 
 	if sb.waiting != nil {
 		sb.waiting.Inc()
 	}
-	// If sb's context is done already, the watch runs at once and waits
-	// for mu: it then finds sb parked and finishes it.
-	g.subs[sb] = context.AfterFunc(sb.ctx, func() {
-		if p.remove(sb) {
-			sb.finish()
-		}
-	})
+	g.subs[sb] = struct{}{}
 	return true
 }
 
@@ -80,7 +77,7 @@ func (p *parking) groupLocked(st store.Store, k parkKey) *parkGroup {
 	}
 	g := p.groups[k]
 	if g == nil {
-		g = &parkGroup{key: k, subs: map[*sub]func() bool{}}
+		g = &parkGroup{key: k, subs: map[*sub]struct{}{}}
 		g.ctx, g.cancel = context.WithCancel(context.Background())
 		p.groups[k] = g
 		go p.wait(st, g) // owned by the group: it returns once the group woke or emptied
@@ -129,8 +126,7 @@ func (p *parking) wait(st store.Store, g *parkGroup) {
 		delete(p.groups, g.key)
 	}
 	subs := make([]*sub, 0, len(g.subs))
-	for sb, stop := range g.subs {
-		stop()
+	for sb := range g.subs {
 		sb.parkedIn = nil
 		if sb.waiting != nil {
 			sb.waiting.Dec()
@@ -160,7 +156,7 @@ func (p *parking) wait(st store.Store, g *parkGroup) {
 // (the page has a gap, is full, or their queue is short of room; or the
 // read failed), whose own goroutines then do it the long way.
 func (p *parking) deliver(st store.Store, k parkKey, subs []*sub) (rest []*sub) {
-	c, batch := subs[0].s.c, subs[0].s.cfg.ReadBatch
+	c, batch := subs[0].s.c, subs[0].s.c.cfg.ReadBatch
 	pg, err := c.reads.read(context.Background(), st, k.channel, k.after, batch, time.Time{})
 	if err != nil || pg.res.Gap || len(pg.res.Messages) == 0 || len(pg.res.Messages) >= batch {
 		return subs
@@ -168,7 +164,7 @@ func (p *parking) deliver(st store.Store, k parkKey, subs []*sub) (rest []*sub) 
 	var again []*sub
 	rest = subs[:0]
 	for _, sb := range subs { // rest reuses subs: it never gets ahead of the loop
-		if sb.ctx.Err() == nil && sb.queueNow(pg) {
+		if !sb.isStopped() && sb.queueNow(pg) {
 			again = append(again, sb)
 		} else {
 			rest = append(rest, sb)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/store"
 )
 
@@ -62,26 +63,33 @@ type queue struct {
 	// lag clock starts at since, so that the session's timer looks again
 	// in time.
 	kick func(since time.Time)
-	// stopped is closed once the queue is closed and empty and no writer
-	// runs: nothing more will be written.
-	stopped chan struct{}
 
 	mu      sync.Mutex
+	closed  bool               // guarded by mu
+	writer  bool               // guarded by mu; a writer runs or was started (next to mu, so that they pack)
 	ctrl    lane               // guarded by mu
 	msgs    lane               // guarded by mu
 	space   chan struct{}      // guarded by mu; made by a push that waits for room, closed when room is made
 	waiting map[*sub]time.Time // guarded by mu; subscriptions blocked on room, by lag clock; nil until one is
 	writing time.Time          // guarded by mu; lag clock of the message frame being written
-	closed  bool               // guarded by mu
 	// run starts a writer; nil until enable. Called with mu held: it
 	// must not block (it starts a goroutine). Guarded by mu.
-	run     func()
-	writer  bool // guarded by mu; a writer runs or was started
-	stopSet bool // guarded by mu; stopped is closed
+	run func()
+	// stopped fires once the queue is closed and empty and no writer
+	// runs: nothing more will be written (stoppedC). Guarded by mu.
+	stopped latch.Latch
 }
 
 func newQueue(limit int) *queue {
-	return &queue{limit: limit, stopped: make(chan struct{})}
+	return &queue{limit: limit}
+}
+
+// stoppedC returns a channel closed once nothing more will be written:
+// the queue is closed and drained and no writer runs.
+func (q *queue) stoppedC() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stopped.Wait()
 }
 
 // enable lets pushes start the writer with run (which must start a
@@ -97,7 +105,7 @@ func (q *queue) enable(run func()) {
 // wakeLocked starts a writer if there is work for one and none runs:
 // frames to write, or a closed queue to report stopped. q.mu is held.
 func (q *queue) wakeLocked() {
-	if q.run == nil || q.writer || q.stopSet {
+	if q.run == nil || q.writer || q.stopped.Fired() {
 		return
 	}
 	if len(q.ctrl.items)+len(q.msgs.items) == 0 && !q.closed {
@@ -115,12 +123,11 @@ func (q *queue) roomLocked() {
 	}
 }
 
-// stopLocked closes stopped if the queue is closed and empty and no
+// stopLocked fires stopped if the queue is closed and empty and no
 // writer runs. q.mu is held.
 func (q *queue) stopLocked() {
-	if q.closed && !q.writer && !q.stopSet && len(q.ctrl.items)+len(q.msgs.items) == 0 {
-		q.stopSet = true
-		close(q.stopped)
+	if q.closed && !q.writer && len(q.ctrl.items)+len(q.msgs.items) == 0 {
+		q.stopped.Fire()
 	}
 }
 

@@ -53,7 +53,7 @@ func TestQueueBoundAndPriority(t *testing.T) {
 		t.Fatalf("next on a closed, empty queue = %v, want popClosed", st)
 	}
 	select {
-	case <-q.stopped:
+	case <-q.stoppedC():
 	default:
 		t.Fatal("a closed, drained queue with no writer does not say stopped")
 	}
@@ -120,7 +120,7 @@ func TestQueueWriterOnDemand(t *testing.T) {
 	}
 	q.close(false)
 	select {
-	case <-q.stopped:
+	case <-q.stoppedC():
 		t.Fatal("stopped with a frame still queued")
 	default:
 	}
@@ -131,7 +131,7 @@ func TestQueueWriterOnDemand(t *testing.T) {
 		t.Fatalf("next on a closed, drained queue = %v, want popClosed", st)
 	}
 	select {
-	case <-q.stopped:
+	case <-q.stoppedC():
 	default:
 		t.Fatal("a closed, drained queue whose writer exited does not say stopped")
 	}

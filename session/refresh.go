@@ -40,9 +40,9 @@ func (s *Session) refresh(f wire.ClientFrame) {
 func (s *Session) channels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	chs := make([]string, 0, len(s.subs))
-	for ch := range s.subs {
-		chs = append(chs, ch)
+	chs := make([]string, 0, s.subs.len())
+	for sb := range s.subs.all() {
+		chs = append(chs, sb.channel)
 	}
 	return chs
 }
@@ -51,17 +51,16 @@ func (s *Session) channels() []string {
 // the client with an error frame naming the channel.
 func (s *Session) endSub(channel string, denial error) {
 	s.mu.Lock()
-	sb := s.subs[channel]
+	sb := s.subs.get(channel)
 	if sb != nil {
-		delete(s.subs, channel)
-		delete(s.delivered, channel)
+		s.subs.del(channel)
 	}
 	s.mu.Unlock()
 	if sb == nil {
 		return
 	}
-	sb.cancel()
-	<-sb.done
+	sb.end()
+	sb.wait()
 	sb.stopFollow(false)
 	s.unsubscribed(channel)
 	s.q.dropMessages(channel)

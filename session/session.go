@@ -9,9 +9,9 @@ import (
 
 	"github.com/tether-run/tether/auth"
 	"github.com/tether-run/tether/conn"
+	"github.com/tether-run/tether/internal/latch"
 	"github.com/tether-run/tether/limits"
 	"github.com/tether-run/tether/registry"
-	"github.com/tether-run/tether/store"
 	"github.com/tether-run/tether/wire"
 )
 
@@ -20,73 +20,75 @@ import (
 // any goroutine at any time. Extensions see it through its exported
 // methods (ext.go).
 type Session struct {
-	c   *Core
-	cfg *Config
-	t   Transport // nil for a long-poll
-	f   Format
-	nc  net.Conn // the raw connection, if known
-	h   *registry.Handle
-	q   *queue
+	c  *Core
+	t  Transport // nil for a long-poll
+	f  Format
+	nc net.Conn // the raw connection, if known
+	h  *registry.Handle
+	q  *queue
 	// guard keeps the kernel's TCP_USER_TIMEOUT off a peer that is alive
 	// but not reading; nil when the transport's socket has none. Set by
 	// start; used under tmu only.
 	guard *conn.StallGuard
-	// kind says what the transport does: reads frames (framed), only
-	// writes (stream), or answers once (poll).
-	kind kind
-	beat time.Duration // stream: heartbeat comment interval
 
 	// p is who the session acts for; replaced by a refresh (same sub).
 	p atomic.Pointer[auth.Principal]
 	// lease holds the session's place in the limits; nil without limits.
-	// Set before the session is opened; released once, when it ends.
-	lease        *limits.Lease
-	leaseRelease sync.Once
+	// Set before the session is opened; released once, when it ends
+	// (leaseGone).
+	lease *limits.Lease
 
 	ctx    context.Context // requests and subscriptions; cancelled once the end is decided
 	cancel context.CancelCauseFunc
-	slots  chan struct{} // one per request in flight
 
+	// Fields are ordered so that the small ones pack: an idle connection
+	// is mostly its Session.
 	workMu   sync.Mutex
-	work     sync.WaitGroup // request handlers and subscriptions; Add under workMu
-	stopping bool           // guarded by workMu; no more work starts
+	stopping bool // guarded by workMu; no more work starts
+	// kind says what the transport does: reads frames (framed), only
+	// writes (stream), or answers once (poll).
+	kind      kind
+	leaseGone atomic.Bool    // the lease was released
+	inFlight  atomic.Int32   // requests in flight (at most Config.MaxInFlight)
+	work      sync.WaitGroup // request handlers and subscriptions; Add under workMu
 
 	lastRecv  atomic.Int64 // unix nanos: any frame arrived
 	lastApp   atomic.Int64 // unix nanos: application data went either way
 	lastWrite atomic.Int64 // unix nanos: anything was written
 	pings     atomic.Uint64
-	wrote     atomic.Bool // a frame was written since the timer last looked at the socket
 	// unread is the lag clock (unix nanos) of the oldest message written
 	// into the socket since the stall guard last saw the peer's window
 	// open; 0 if none.
 	unread   atomic.Int64
-	notified atomic.Bool  // NotifyShutdown was called
 	hint     atomic.Int64 // the shutdown notice's reconnect hint, in ms
+	wrote    atomic.Bool  // a frame was written since the timer last looked at the socket
+	notified atomic.Bool  // NotifyShutdown was called
 	usedExt  atomic.Bool  // an Extension served a request
-	gone     func() bool  // HTTP sessions: stops watching the request's context
+	// ended is set once ending is (after the socket was acted on): the
+	// end is decided. Read without endMu by who must not queue past it.
+	ended atomic.Bool
+	gone  func() bool // HTTP sessions: stops watching the request's context
 
 	// The timer (timer.go): a runtime timer, no goroutine. Nil for a
 	// long-poll, which has none.
 	tm *sessionTimer
 
-	endMu      sync.Mutex
-	ending     *ending       // guarded by endMu; set once
-	running    bool          // guarded by endMu; start ran: the end winds up on its own goroutine
-	ended      chan struct{} // closed when ending is set; nil for a long-poll, which nothing waits on
-	writerDone chan struct{} // Stream's: closed by Stream once its writer has stopped
-	wound      chan struct{} // closed when windUp has finished
+	endMu   sync.Mutex
+	running bool        // guarded by endMu; start ran: the end winds up on its own goroutine
+	ending  *ending     // guarded by endMu; set once
+	wound   latch.Latch // guarded by endMu; fires when windUp has finished (woundC)
 
 	// Framed sessions only: the reader (framed.go), and done, called once
 	// the session has wound up (Core.Start).
 	rd   *reader
 	done func()
-	// streamArrived counts StreamStart's start and windUp's end: the
-	// second finishes the stream (stream.go).
-	streamArrived atomic.Int32
 
-	mu        sync.Mutex
-	subs      map[string]*sub         // guarded by mu
-	delivered map[string]store.Cursor // guarded by mu; per subscribed channel, the last cursor written
+	mu sync.Mutex
+	// streamArrived counts StreamStart's start and windUp's end: the
+	// second finishes the stream (stream.go). Atomic, not under mu: it
+	// sits here so that it packs.
+	streamArrived atomic.Int32
+	subs          subSet // guarded by mu
 }
 
 type kind uint8
@@ -120,23 +122,14 @@ const abortFlush = 250 * time.Millisecond
 // session derives its own from (the request's: it ends when the client is
 // gone); the others' ignore it.
 func newSession(parent context.Context, c *Core, t Transport, k kind) *Session {
-	s := &Session{c: c, cfg: &c.cfg, t: t, kind: k}
+	s := &Session{c: c, t: t, kind: k}
 	// A long-poll answers once from a shared page: it queues nothing,
 	// handles no requests, has no subscription and no writer, so it takes
 	// none of their state (a waiting long-poll is the most numerous
 	// connection of all).
 	if k != poll {
 		s.q = newQueue(c.cfg.QueueBytes)
-		s.wound = make(chan struct{})
-		s.subs, s.delivered = map[string]*sub{}, map[string]store.Cursor{}
 		s.tm = &sessionTimer{}
-		s.ended = make(chan struct{})
-	}
-	if k == framed {
-		s.slots = make(chan struct{}, c.cfg.MaxInFlight)
-	}
-	if k == stream {
-		s.writerDone = make(chan struct{})
 	}
 	if k == poll {
 		// A waiting long-poll has nothing to wind up when its client
@@ -210,8 +203,8 @@ func (s *Session) finishFramed() {
 
 // releaseLease gives the session's place in the limits back, once.
 func (s *Session) releaseLease() {
-	if s.lease != nil {
-		s.leaseRelease.Do(s.lease.Release)
+	if s.lease != nil && s.leaseGone.CompareAndSwap(false, true) {
+		s.lease.Release()
 	}
 }
 
@@ -222,7 +215,9 @@ func (s *Session) releaseLease() {
 // goroutine (finishFramed).
 func (s *Session) windUp() {
 	s.windDown()
-	close(s.wound)
+	s.endMu.Lock()
+	s.wound.Fire()
+	s.endMu.Unlock()
 	switch s.kind {
 	case framed:
 		s.finishFramed()
@@ -248,7 +243,7 @@ func (s *Session) windDown() {
 		}
 	}
 	if e.mode == conn.CloseGraceful {
-		s.closeGracefully(e, s.q.stopped)
+		s.closeGracefully(e, s.q.stoppedC())
 	} else {
 		s.q.close(true)
 	}
@@ -276,7 +271,7 @@ func (s *Session) closeGracefully(e *ending, writerDone <-chan struct{}) {
 		s.q.forceCtrl(item{frame: final})
 	}
 	s.q.close(false)
-	wait := s.cfg.FlushTimeout
+	wait := s.c.cfg.FlushTimeout
 	if e.abort {
 		wait = min(wait, abortFlush)
 	}
@@ -323,14 +318,39 @@ func (s *Session) decide(e ending) bool {
 			s.c.log.Debug("close", "mode", e.mode, "err", err)
 		}
 	}
-	if s.ended != nil {
-		close(s.ended)
-	}
+	s.ended.Store(true)
 	s.cancel(&conn.GoneError{Reason: e.reason})
+	s.endSubs()
 	if running {
 		go s.windUp() // it blocks (flush, requests); the decider must not
 	}
 	return true
+}
+
+// endSubs ends every subscription once the session's end is decided (the
+// subscriptions' contexts are not the session's children: sub.enter).
+// They stay listed for the wind-up (presence, followers, the
+// slow-consumer's cursors).
+func (s *Session) endSubs() {
+	if s.kind == poll {
+		return // a long-poll has none
+	}
+	s.mu.Lock()
+	subs := make([]*sub, 0, s.subs.len())
+	for sb := range s.subs.all() {
+		subs = append(subs, sb)
+	}
+	s.mu.Unlock()
+	for _, sb := range subs {
+		sb.end()
+	}
+}
+
+// woundC returns a channel closed once the wind-up has finished.
+func (s *Session) woundC() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.wound.Wait()
 }
 
 func (s *Session) end() *ending {
@@ -361,10 +381,11 @@ func (s *Session) escalate(mode conn.CloseMode, reason conn.Reason) {
 	if mode == conn.CloseGraceful && reason != conn.ReasonKicked {
 		return
 	}
-	select {
-	case <-s.wound:
+	s.endMu.Lock()
+	wound := s.wound.Fired()
+	s.endMu.Unlock()
+	if wound {
 		return
-	default:
 	}
 	if mode != conn.CloseDiscard {
 		mode = conn.CloseReset

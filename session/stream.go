@@ -88,8 +88,7 @@ func (s *Session) Stream(channel string, after *string, opt StreamOptions) error
 		return err
 	}
 	s.writeLoop()
-	close(s.writerDone)
-	<-s.wound
+	<-s.woundC()
 	return nil
 }
 
@@ -119,14 +118,13 @@ func (s *Session) arriveStream() {
 		return
 	}
 	s.waitWriter()
-	close(s.writerDone)
 	s.done()
 }
 
 // beginStream starts the stream's subscription, commits the response
 // (opt.Begin) and starts the timer.
 func (s *Session) beginStream(channel string, after *string, opt StreamOptions) error {
-	s.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
+	s.tm.beat = or(opt.Heartbeat, DefaultStreamHeartbeat)
 	sb, err := s.addSub(channel)
 	if err != nil {
 		return s.notStreamed(err)
@@ -155,17 +153,22 @@ func (s *Session) beginStream(channel string, after *string, opt StreamOptions) 
 // transport watches its client itself from now on (a hijacked
 // connection, whose handler returns while the stream goes on) and ends
 // the session through End.
+//
+// It also lets go of the request's context (the watch's closure holds
+// it), and with it what net/http and conn.Watch hang on it: an idle
+// hijacked stream keeps none of its request. Call it on the goroutine
+// that runs Stream or StreamStart, before the stream can end.
 func (s *Session) Unwatch() {
 	if s.gone != nil {
 		s.gone()
+		s.gone = nil
 	}
 }
 
 // notStreamed ends a stream that could not begin, and returns err.
 func (s *Session) notStreamed(err error) error {
 	s.decide(ending{reason: conn.ReasonCompleted}) // Finish takes Watch's verdict
-	close(s.writerDone)
-	<-s.wound
+	<-s.woundC()
 	return err
 }
 

@@ -29,6 +29,7 @@ type sessionTimer struct {
 	due   time.Time   // guarded by dueMu; when the timer fires; zero while firing
 	// timerOff: stopped for good. Guarded by dueMu.
 	timerOff bool
+	beat     time.Duration // stream: heartbeat comment interval; set before the timer starts
 }
 
 // timerState is the timer's own; guarded by sessionTimer.tmu.
@@ -59,8 +60,8 @@ func (s *Session) startTimer() {
 // lagStarted is the queue's kick: a lag clock started at since, so a lag
 // check is due at since+MaxLag.
 func (s *Session) lagStarted(since time.Time) {
-	if s.cfg.MaxLag > 0 {
-		s.wake(since.Add(s.cfg.MaxLag))
+	if s.c.cfg.MaxLag > 0 {
+		s.wake(since.Add(s.c.cfg.MaxLag))
 	}
 }
 
@@ -91,10 +92,8 @@ func (s *Session) onTimer() {
 	s.tm.dueMu.Lock()
 	s.tm.due = time.Time{} // firing: a wake while tick runs arms the timer
 	s.tm.dueMu.Unlock()
-	select {
-	case <-s.ended:
+	if s.ended.Load() {
 		return
-	default:
 	}
 	if next, ok := s.tick(&s.tm.tl); ok {
 		if soon := s.now().Add(time.Millisecond); next.Before(soon) {
@@ -120,15 +119,15 @@ func (s *Session) stopTimer() {
 
 func (s *Session) pingInterval() time.Duration {
 	if s.kind == stream {
-		return s.beat
+		return s.tm.beat
 	}
-	return s.cfg.PingInterval
+	return s.c.cfg.PingInterval
 }
 
 // tick runs one pass of the limits and returns when to look again; ok is
 // false when it decided the end. s.tm.tmu is held.
 func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
-	cfg := s.cfg
+	cfg := &s.c.cfg
 	now := s.now()
 	s.lookAtSocket(tl, now)
 	if !now.Before(tl.nextPing) {
@@ -137,7 +136,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 	}
 	if s.kind == stream {
 		// A stream's heartbeat only fills silence.
-		if at := time.Unix(0, s.lastWrite.Load()).Add(s.beat); at.After(now) {
+		if at := time.Unix(0, s.lastWrite.Load()).Add(s.tm.beat); at.After(now) {
 			tl.nextPing = at
 		}
 	}
@@ -199,7 +198,7 @@ func (s *Session) tick(tl *timerState) (next time.Time, ok bool) {
 // Config.BusyPeerTimeout), but never later than BusyPeerTimeout after
 // beatAt's start. s.tmu is held.
 func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
-	cfg := s.cfg
+	cfg := &s.c.cfg
 	if cfg.BusyPeerTimeout < 0 || s.fromProxy() {
 		return beatAt
 	}
@@ -218,7 +217,7 @@ func (s *Session) kernelHeard(now, beatAt time.Time) time.Time {
 // fromProxy reports whether the connection's peer is one of
 // Config.Proxies.
 func (s *Session) fromProxy() bool {
-	if len(s.cfg.Proxies) == 0 || s.nc == nil {
+	if len(s.c.cfg.Proxies) == 0 || s.nc == nil {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(s.nc.RemoteAddr().String())
@@ -226,7 +225,7 @@ func (s *Session) fromProxy() bool {
 		return false
 	}
 	a := ap.Addr().Unmap()
-	for _, p := range s.cfg.Proxies {
+	for _, p := range s.c.cfg.Proxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -238,7 +237,7 @@ func (s *Session) fromProxy() bool {
 // written for its interval.
 func (s *Session) ping(now time.Time) {
 	if s.kind == stream {
-		if now.Sub(time.Unix(0, s.lastWrite.Load())) >= s.beat {
+		if now.Sub(time.Unix(0, s.lastWrite.Load())) >= s.tm.beat {
 			s.q.forceCtrl(item{frame: s.f.Encode(wire.Ping{Type: wire.TypePing})})
 		}
 		return
@@ -295,13 +294,15 @@ func earliest(a, b time.Time) time.Time {
 // client, so that it resumes there.
 func (s *Session) slowEvent() wire.ErrorFrame {
 	s.mu.Lock()
-	cursors := make(map[string]string, len(s.delivered))
-	for ch, c := range s.delivered {
-		cursors[ch] = string(c)
+	cursors := make(map[string]string, s.subs.len())
+	for sb := range s.subs.all() {
+		if sb.began {
+			cursors[sb.channel] = string(sb.delivered)
+		}
 	}
 	s.mu.Unlock()
 	return wire.ErrorFrame{
 		Type: wire.TypeError, Code: wire.CodeSlowConsumer, Cursors: cursors,
-		Message: "fell behind by more than " + s.cfg.MaxLag.String() + "; resume each channel after its cursor",
+		Message: "fell behind by more than " + s.c.cfg.MaxLag.String() + "; resume each channel after its cursor",
 	}
 }
