@@ -181,13 +181,14 @@ func (pp *parkedPoll) keepAlive() {
 	}
 }
 
-// handBack gives the connection back to net/http for its next request;
-// pp.h.rmu is held.
-func (pp *parkedPoll) handBack() {
+// leaveIdle takes the connection out of its wait for the next request:
+// its idle timer, the listener's idle set, the watch. It reports false if
+// another path (hand-back, idle close) took it first.
+func (pp *parkedPoll) leaveIdle() bool {
 	pp.mu.Lock()
 	if pp.done {
 		pp.mu.Unlock()
-		return
+		return false
 	}
 	pp.done = true
 	if pp.idleT != nil {
@@ -196,6 +197,15 @@ func (pp *parkedPoll) handBack() {
 	pp.mu.Unlock()
 	pp.l.removeIdle(pp)
 	pp.h.stop()
+	return true
+}
+
+// handBack gives the connection back to net/http for its next request;
+// pp.h.rmu is held.
+func (pp *parkedPoll) handBack() {
+	if !pp.leaveIdle() {
+		return
+	}
 	c := pp.h.c
 	c.SetDeadline(time.Time{})
 	if !pp.l.handBack(c, pp.h.take()) {
@@ -206,19 +216,9 @@ func (pp *parkedPoll) handBack() {
 // closeIdle closes a connection whose next request did not come in time,
 // or whose listener closed.
 func (pp *parkedPoll) closeIdle() {
-	pp.mu.Lock()
-	if pp.done {
-		pp.mu.Unlock()
-		return
+	if pp.leaveIdle() {
+		pp.h.c.Close()
 	}
-	pp.done = true
-	if pp.idleT != nil {
-		pp.idleT.Stop()
-	}
-	pp.mu.Unlock()
-	pp.l.removeIdle(pp)
-	pp.h.stop()
-	pp.h.c.Close()
 }
 
 // close closes the connection: gracefully after an answer (the client
