@@ -9,19 +9,25 @@
 //
 //	core, err := session.New(session.Config{}, st, reg, logger, session.Access{Verifier: v, Limits: lim}, workerproto.New(jobsSvc))
 //	...
-//	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Serve
-//	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Serve
-//	api, _ := httpapi.New(httpapi.Config{}, core, jobsSvc, promReg) // SSE: Core.OpenStream + Session.Stream
+//	wsh, _ := ws.New(ws.Config{}, core)           // framed: Core.Start
+//	tcps, _ := tcp.New(tcp.Config{Addr: a}, core) // framed: Core.Start
+//	api, _ := httpapi.New(httpapi.Config{}, core, jobsSvc, promReg) // SSE: Core.OpenStream + Session.StreamStart; long-poll: Core.OpenPoll + Session.PollNow
 //
 // # Transports
 //
-// A framed transport (WebSocket, TCP) implements FramedTransport and calls
-// Core.Serve, which admits the connection in the registry.Registry and
-// serves the request/reply protocol of docs/protocol.md. A write-only
-// transport (SSE) implements Transport, opens its session with
-// Core.OpenStream and runs Session.Stream; its client's departure is
-// conn.Watch's (the request's context), and Session.Finish records the
-// end. Extensions add request types to the framed protocol (the jobs'
+// A framed transport (WebSocket, TCP) implements FramedTransport (and
+// BufferedReader, so that it is read only on readiness) and calls
+// Core.Start, which admits the connection in the registry.Registry,
+// serves the request/reply protocol of docs/protocol.md without keeping
+// the caller's goroutine, and calls done when the connection has wound up
+// (Core.Serve is Start, then wait). A write-only transport (SSE)
+// implements Transport, opens its session with Core.OpenStream and runs
+// Session.StreamStart (or Session.Stream, its blocking form, over
+// HTTP/2); over HTTP/1.1 httpapi hijacks the connection and tells the
+// session of its client's departure itself, else it is conn.Watch's (the
+// request's context); Session.Finish records the end. A long-poll opens
+// with Core.OpenPoll, answers at once (Session.PollNow) or parks its wait
+// (PollWait.Park, no goroutine) or waits on its handler (PollWait.Wait). Extensions add request types to the framed protocol (the jobs'
 // worker frames, package jobs/workerproto) without the core importing
 // them; a Follower is told of every subscription on every transport.
 //
