@@ -3,14 +3,8 @@ package tcp_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"net"
 	"runtime"
 	"strings"
@@ -20,25 +14,6 @@ import (
 	"github.com/tether-run/tether/internal/prototest"
 	"github.com/tether-run/tether/tcp"
 )
-
-// selfSigned makes a certificate for 127.0.0.1.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tether test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestTLSRecordsHeldByTheConn: over TLS, frames the tls.Conn holds
 // (decrypted, or read from the socket and not yet decrypted) when the
@@ -57,7 +32,7 @@ func TestTLSRecordsHeldByTheConn(t *testing.T) {
 	}
 	served := make(chan error, 1)
 	go func() {
-		served <- srv.Serve(tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}))
+		served <- srv.Serve(tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{prototest.SelfSigned(t)}}))
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -3,15 +3,9 @@ package ws_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -21,22 +15,6 @@ import (
 	"github.com/tether-run/tether/session"
 	"github.com/tether-run/tether/ws"
 )
-
-// selfSigned is a certificate for 127.0.0.1, made for the test.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 // TestTLSFramesInOneRecord: frames that come in one TLS record are all
 // served: once the first is read, the rest sit decrypted in the TLS
@@ -55,7 +33,7 @@ func TestTLSFramesInOneRecord(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/ws", h)
 	srv := &http.Server{Handler: mux, ConnContext: conn.ConnContext, ErrorLog: log.New(io.Discard, "", 0),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}, NextProtos: []string{"http/1.1"}}}
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{prototest.SelfSigned(t)}, NextProtos: []string{"http/1.1"}}}
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
